@@ -1,0 +1,73 @@
+/**
+ * Creates a WebGPU device in Node through Dawn (the `webgpu` npm package). The backend comes from
+ * FLASHMEM_WEBGPU_BACKEND (e.g. 'vulkan', 'opengles'); by default every backend is tried in turn
+ * and the first that yields an adapter wins (here, Mesa llvmpipe answers only on OpenGL ES).
+ */
+import { FlashmemError } from '../errors.js';
+
+const DEFAULT_BACKENDS = ['vulkan', 'opengles'];
+
+let keepAliveTimer: NodeJS.Timeout | undefined;
+let keepAliveUsers = 0;
+
+/**
+ * Dawn-node's promises hold no event-loop handle: while one is pending Node may exit or stall.
+ * Hold a timer for as long as any awaited GPU promise is pending.
+ */
+export async function keepAlive<T>(promise: Promise<T>): Promise<T> {
+  if (keepAliveUsers++ === 0) keepAliveTimer = setInterval(() => {}, 1 << 30);
+  try {
+    return await promise;
+  } finally {
+    if (--keepAliveUsers === 0) clearInterval(keepAliveTimer);
+  }
+}
+
+export interface NodeGpu {
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  backend: string;
+}
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+
+export async function createNodeDevice(options: { backend?: string; limits?: Record<string, number> } = {}): Promise<NodeGpu> {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  const dawn = (await import('webgpu')) as unknown as DawnModule;
+  Object.assign(globalThis, dawn.globals);
+  const requested = options.backend ?? process.env.FLASHMEM_WEBGPU_BACKEND;
+  const backends = requested ? [requested] : DEFAULT_BACKENDS;
+  const failures: string[] = [];
+  for (const backend of backends) {
+    const gpu = dawn.create([`backend=${backend}`]);
+    const adapter =
+      (await keepAlive(gpu.requestAdapter())) ??
+      (await keepAlive(gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)));
+    if (!adapter) {
+      failures.push(backend);
+      continue;
+    }
+    const requiredLimits: Record<string, number> = {};
+    for (const [key, value] of Object.entries(options.limits ?? adapterMaxima(adapter))) {
+      const max = (adapter.limits as unknown as Record<string, number>)[key];
+      if (max === undefined || value > max) {
+        throw new FlashmemError('FM_WEBGPU', `adapter (${backend}) limit ${key} is ${max}, the bundle needs ${value}`);
+      }
+      requiredLimits[key] = value;
+    }
+    const device = await keepAlive(adapter.requestDevice({ requiredLimits }));
+    return { device, adapter, backend };
+  }
+  throw new FlashmemError('FM_WEBGPU', `no WebGPU adapter on backend(s) ${failures.join(', ')}; set FLASHMEM_WEBGPU_BACKEND`);
+}
+
+const LIMITS_TO_RAISE = [
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension',
+] as const;
+
+export function adapterMaxima(adapter: GPUAdapter): Record<string, number> {
+  const limits = adapter.limits as unknown as Record<string, number>;
+  return Object.fromEntries(LIMITS_TO_RAISE.map((k) => [k, limits[k]!]));
+}

@@ -1,0 +1,42 @@
+/**
+ * Every failure the compiler or runtime reports on purpose is a FlashmemError with a stable
+ * code. Codes are part of the public contract (README lists them); messages may change.
+ */
+export const ERROR_CODES = {
+  FM_ONNX_PARSE: 'the file is not a valid ONNX ModelProto (truncated, wrong magic, corrupt protobuf)',
+  FM_ONNX_INVALID: 'the model is structurally invalid (missing graph, dangling or duplicate names, cycles)',
+  FM_UNSUPPORTED_OP: 'an operator, domain, opset or attribute value flashmemc has no kernel for',
+  FM_UNKNOWN_DIM: 'an input dimension is symbolic or unknown; fix it with --input-shape',
+  FM_SHAPE: 'shapes are inconsistent or impossible (negative, overflowing, not broadcastable)',
+  FM_DTYPE: 'a tensor element type is not supported in this position',
+  FM_EXTERNAL_DATA: 'external tensor data is missing, escapes the model folder, or has the wrong length',
+  FM_LIMIT: 'a tensor or kernel exceeds the target WebGPU limits',
+  FM_BAD_ARGUMENT: 'a command-line or API argument is invalid',
+  FM_BUNDLE_INVALID: 'a bundle file is missing, malformed, or fails schema or bounds validation',
+  FM_BUNDLE_VERSION: 'the bundle format version is not supported by this runtime',
+  FM_BUNDLE_HASH: 'a bundle file does not match its sha256 in the manifest (tampered or truncated)',
+  FM_WEBGPU: 'no WebGPU adapter/device, or the device lacks a required limit or feature',
+  FM_INPUT: 'run() inputs are missing, of the wrong dtype, or of the wrong size',
+  FM_IO: 'reading or writing a file failed',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class FlashmemError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'FlashmemError';
+    this.code = code;
+  }
+}
+
+export function fail(code: ErrorCode, message: string, cause?: unknown): never {
+  throw new FlashmemError(code, message, cause === undefined ? undefined : { cause });
+}
+
+/** Quote a model-provided name for an error message: JSON escaping keeps control characters visible. */
+export function quoteName(name: string): string {
+  const shown = name.length > 200 ? `${name.slice(0, 200)}…` : name;
+  return JSON.stringify(shown);
+}

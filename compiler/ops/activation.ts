@@ -1,0 +1,127 @@
+/**
+ * Unary activations (Relu, Sigmoid, Clip, ...). Each is both a standalone elementwise kernel
+ * and an expression that producer kernels (Conv, Gemm, MatMul, binary ops) apply when the
+ * activation-fusion pass folds the activation into them.
+ */
+import { attrFloat } from '../ir/attrs.js';
+import type { Attrs, ConstTensor, FusedActivation, Node } from '../ir/types.js';
+import { computeEntry, grid1D, lit, storageDecls } from '../codegen/wgsl.js';
+import type { OpDef } from './op.js';
+import { fail, quoteName } from '../errors.js';
+
+type ActivationImpl = {
+  /** WGSL f32 expression of `x` */
+  wgsl(x: string, attrs: ActivationAttrs): string;
+  /** JS reference used by constant folding */
+  js(x: number, attrs: ActivationAttrs): number;
+};
+
+type ActivationAttrs = { alpha: number; beta: number; gamma: number; min: number; max: number };
+
+const selu = { alpha: 1.67326319217681884765625, gamma: 1.05070102214813232421875 };
+
+const ACTIVATIONS: Record<string, ActivationImpl> = {
+  Relu: { wgsl: (x) => `max(${x}, 0.0)`, js: (x) => Math.max(x, 0) },
+  LeakyRelu: {
+    wgsl: (x, a) => `select(${x} * ${lit(a.alpha, 'f32')}, ${x}, ${x} >= 0.0)`,
+    js: (x, a) => (x >= 0 ? x : x * a.alpha),
+  },
+  Elu: {
+    wgsl: (x, a) => `select(${lit(a.alpha, 'f32')} * (exp(${x}) - 1.0), ${x}, ${x} >= 0.0)`,
+    js: (x, a) => (x >= 0 ? x : a.alpha * (Math.exp(x) - 1)),
+  },
+  Selu: {
+    wgsl: (x, a) => `${lit(a.gamma, 'f32')} * select(${lit(a.alpha, 'f32')} * (exp(${x}) - 1.0), ${x}, ${x} > 0.0)`,
+    js: (x, a) => a.gamma * (x > 0 ? x : a.alpha * (Math.exp(x) - 1)),
+  },
+  Sigmoid: { wgsl: (x) => `(1.0 / (1.0 + exp(-${x})))`, js: (x) => 1 / (1 + Math.exp(-x)) },
+  HardSigmoid: {
+    wgsl: (x, a) => `clamp(${lit(a.alpha, 'f32')} * ${x} + ${lit(a.beta, 'f32')}, 0.0, 1.0)`,
+    js: (x, a) => Math.min(1, Math.max(0, a.alpha * x + a.beta)),
+  },
+  HardSwish: {
+    wgsl: (x) => `(${x} * clamp(${x} / 6.0 + 0.5, 0.0, 1.0))`,
+    js: (x) => x * Math.min(1, Math.max(0, x / 6 + 0.5)),
+  },
+  // tanh() of large |x| is NaN on some drivers (exp overflow): clamp first, tanh(±10) is ±1 in f32.
+  Tanh: { wgsl: (x) => `tanh(clamp(${x}, -10.0, 10.0))`, js: (x) => Math.tanh(x) },
+  Softplus: {
+    // log(1 + exp(x)) overflows for large x; softplus(x) == x there in f32.
+    wgsl: (x) => `select(log(1.0 + exp(${x})), ${x}, ${x} > 20.0)`,
+    js: (x) => (x > 20 ? x : Math.log1p(Math.exp(x))),
+  },
+  Softsign: { wgsl: (x) => `(${x} / (1.0 + abs(${x})))`, js: (x) => x / (1 + Math.abs(x)) },
+  Clip: {
+    wgsl: (x, a) => `clamp(${x}, ${lit(a.min, 'f32')}, ${lit(a.max, 'f32')})`,
+    js: (x, a) => Math.min(a.max, Math.max(a.min, x)),
+  },
+};
+
+const DEFAULT_ALPHA: Record<string, number> = { LeakyRelu: 0.01, Elu: 1, Selu: selu.alpha, HardSigmoid: 0.2 };
+
+export const ACTIVATION_OPS: readonly string[] = Object.keys(ACTIVATIONS);
+
+function resolveAttrs(opType: string, attrs: Attrs): ActivationAttrs {
+  const pseudo: Node = { name: opType, opType, domain: '', inputs: [], outputs: [], attrs };
+  return {
+    alpha: attrFloat(pseudo, 'alpha', DEFAULT_ALPHA[opType] ?? 0),
+    beta: attrFloat(pseudo, 'beta', 0.5),
+    gamma: attrFloat(pseudo, 'gamma', selu.gamma),
+    min: attrFloat(pseudo, 'min', -Infinity),
+    max: attrFloat(pseudo, 'max', Infinity),
+  };
+}
+
+/** WGSL expression applying `act` to f32 expression `x`; identity when act is undefined. */
+export function applyActivation(x: string, act: FusedActivation | undefined): string {
+  if (!act) return x;
+  const impl = ACTIVATIONS[act.opType];
+  if (!impl) fail('FM_UNSUPPORTED_OP', `activation ${quoteName(act.opType)} cannot be fused`);
+  return impl.wgsl(x, resolveAttrs(act.opType, act.attrs));
+}
+
+/**
+ * Clip takes min/max as inputs from opset 11; fusion needs them constant and turns them into
+ * attributes. Returns undefined when the Clip bounds are not compile-time constants.
+ */
+export function clipBoundsAsAttrs(node: Node, consts: readonly (ConstTensor | undefined)[]): Attrs | undefined {
+  const attrs: Attrs = { ...node.attrs };
+  for (const [i, key] of [[1, 'min'], [2, 'max']] as const) {
+    if (!node.inputs[i]) continue;
+    const c = consts[i];
+    if (!c) return undefined;
+    attrs[key] = { type: 'float', value: c.data[0]! };
+  }
+  return attrs;
+}
+
+export const activationOps: OpDef = {
+  opTypes: ACTIVATION_OPS,
+  costClass: 'elementwise',
+  inferTypes: (ctx) => [{ ...ctx.inputs[0]! }],
+  fold(ctx, inputs) {
+    const x = inputs[0]!;
+    const attrs = ctx.node.opType === 'Clip' ? clipBoundsAsAttrs(ctx.node, ctx.consts) ?? ctx.node.attrs : ctx.node.attrs;
+    const a = resolveAttrs(ctx.node.opType, attrs);
+    const impl = ACTIVATIONS[ctx.node.opType]!;
+    return [{ ...x, shape: [...x.shape], data: x.data.map((v) => impl.js(v, a)) }];
+  },
+  lower(ctx) {
+    const x = ctx.inputs[0]!;
+    const y = ctx.outputs[0]!;
+    const total = y.type.shape.reduce((p, d) => p * d, 1);
+    let attrs = ctx.node.attrs;
+    if (ctx.node.opType === 'Clip') {
+      const bounds = clipBoundsAsAttrs(ctx.node, ctx.inputs.map((t) => t?.data));
+      if (!bounds) fail('FM_UNSUPPORTED_OP', `node ${quoteName(ctx.node.name)} (Clip): min/max must be constants`);
+      attrs = bounds;
+    }
+    const grid = grid1D(total);
+    const expr = applyActivation('x[i]', { opType: ctx.node.opType, attrs });
+    const wgsl = `${storageDecls([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32' }])}\n\n${computeEntry(
+      grid.workgroupSize,
+      `${grid.prologue}\n  y[i] = ${expr};`,
+    )}\n`;
+    ctx.kernel({ label: ctx.node.opType.toLowerCase(), wgsl, bindings: [x, y], workgroups: grid.workgroups });
+  },
+};

@@ -1,0 +1,46 @@
+/**
+ * The operator registry: every op family file contributes OpDefs; lookups go through here.
+ * To add a family, write compiler/ops/<family>.ts exporting OpDef objects and list them below.
+ */
+import { fail, quoteName } from '../errors.js';
+import type { Node } from '../ir/types.js';
+import { activationOps } from './activation.js';
+import type { OpDef } from './op.js';
+
+const FAMILIES: readonly OpDef[] = [activationOps];
+
+const REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FAMILIES);
+
+function buildRegistry(defs: readonly OpDef[]): Map<string, OpDef> {
+  const map = new Map<string, OpDef>();
+  for (const def of defs) {
+    for (const opType of def.opTypes) {
+      if (map.has(opType)) throw new Error(`op ${opType} registered twice`);
+      map.set(opType, def);
+    }
+  }
+  return map;
+}
+
+export function supportedOps(): string[] {
+  return [...REGISTRY.keys()].sort();
+}
+
+export function findOp(opType: string): OpDef | undefined {
+  return REGISTRY.get(opType);
+}
+
+/** The OpDef for a node of the default ONNX domain, or FM_UNSUPPORTED_OP naming node, op and opset. */
+export function opFor(node: Node, opset: number): OpDef {
+  const isOnnxDomain = node.domain === '' || node.domain === 'ai.onnx';
+  const def = isOnnxDomain ? REGISTRY.get(node.opType) : undefined;
+  if (!def) {
+    const domain = isOnnxDomain ? '' : ` in domain ${quoteName(node.domain)}`;
+    fail(
+      'FM_UNSUPPORTED_OP',
+      `node ${quoteName(node.name)}: operator ${quoteName(node.opType)}${domain} (opset ${opset}) is not supported. ` +
+        `Supported operators: ${supportedOps().join(', ')}`,
+    );
+  }
+  return def;
+}

@@ -1,0 +1,190 @@
+/**
+ * Runs one ONNX node through flashmemc's op layer (shape rule + lowering) on the real WebGPU
+ * device and through onnxruntime-node, so op families can be tested before the full pipeline.
+ */
+import { buildModel, type AttrSpec } from '../../fixtures/onnx-builder.js';
+import { createNodeDevice, keepAlive } from '../../compiler/cli/webgpu.js';
+import { opFor } from '../../compiler/ops/index.js';
+import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor } from '../../compiler/ops/op.js';
+import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler/ir/types.js';
+import { numElements } from '../../compiler/ir/types.js';
+import { makeConst } from '../../compiler/ir/tensor.js';
+import { wgslType } from '../../compiler/codegen/wgsl.js';
+import { runOrt } from './ort.js';
+
+export interface HarnessInput {
+  dtype: DType;
+  shape: number[];
+  data: ArrayLike<number>;
+  /** pass as an initializer (compile-time constant) instead of a runtime input */
+  constant?: boolean;
+  /** omitted optional input */
+  omitted?: boolean;
+}
+
+export interface SingleNodeCase {
+  opType: string;
+  opset?: number;
+  attrs?: Record<string, AttrSpec>;
+  inputs: HarnessInput[];
+  /** output dtypes, default float32 for one output */
+  outputs?: DType[];
+}
+
+export interface NodeResult {
+  type: TensorType;
+  data: Float32Array | Int32Array;
+}
+
+let devicePromise: Promise<GPUDevice> | undefined;
+export function testDevice(): Promise<GPUDevice> {
+  devicePromise ??= createNodeDevice().then((g) => g.device);
+  return devicePromise;
+}
+
+function toIrAttrs(attrs: Record<string, AttrSpec> = {}): Attrs {
+  const out: Attrs = {};
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === 'number') out[k] = Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
+    else if (typeof v === 'string') out[k] = { type: 'string', value: v };
+    else if (Array.isArray(v)) {
+      if (v.length > 0 && typeof v[0] === 'string') out[k] = { type: 'strings', value: v as string[] };
+      else out[k] = (v as number[]).every(Number.isInteger) ? { type: 'ints', value: v as number[] } : { type: 'floats', value: v as number[] };
+    } else if ('floats' in v) out[k] = { type: 'floats', value: v.floats };
+    else if ('float' in v) out[k] = { type: 'float', value: v.float };
+    else out[k] = { type: 'tensor', value: makeConst(v.tensor.dtype, v.tensor.shape, Array.from(v.tensor.data as ArrayLike<number>, Number)) };
+  }
+  return out;
+}
+
+/** Runs the node on the GPU through the op's lowering. */
+export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
+  const opset = c.opset ?? 17;
+  const nOut = c.outputs?.length ?? 1;
+  const node: Node = {
+    name: 'node', opType: c.opType, domain: '',
+    inputs: c.inputs.map((inp, i) => (inp.omitted ? '' : `in${i}`)),
+    outputs: Array.from({ length: nOut }, (_, i) => `out${i}`),
+    attrs: toIrAttrs(c.attrs),
+  };
+  const def = opFor(node, opset);
+  const consts: (ConstTensor | undefined)[] = c.inputs.map((inp) =>
+    inp.constant && !inp.omitted ? makeConst(inp.dtype, inp.shape, inp.data) : undefined);
+  const inputTypes = c.inputs.map((inp) => (inp.omitted ? undefined : { dtype: inp.dtype, shape: inp.shape }));
+  const outTypes = def.inferTypes({ node, opset, inputs: inputTypes, consts });
+  const inputs: (LowerTensor | undefined)[] = c.inputs.map((inp, i) =>
+    inp.omitted ? undefined : { id: `in${i}`, type: inputTypes[i]!, data: consts[i] });
+  const outputs: LowerTensor[] = outTypes.map((t, i) => ({ id: `out${i}`, type: t }));
+  if (def.view) return [{ type: outTypes[0]!, data: hostTyped(outTypes[0]!, c.inputs[0]!.data) }];
+
+  const kernels: KernelSpec[] = [];
+  const extra: LowerTensor[] = [];
+  const ctx: LowerContext = {
+    node, opset, inputs, outputs, limits: DEFAULT_LIMITS,
+    kernel: (k) => kernels.push(k),
+    constant: (label, t) => { const lt = { id: `const_${extra.length}_${label}`, type: { dtype: t.dtype, shape: t.shape }, data: t }; extra.push(lt); return lt; },
+    scratch: (label, type) => { const lt = { id: `scratch_${extra.length}_${label}`, type }; extra.push(lt); return lt; },
+  };
+  def.lower!(ctx);
+
+  const device = await testDevice();
+  const buffers = new Map<string, GPUBuffer>();
+  const bufferFor = (t: LowerTensor): GPUBuffer => {
+    let b = buffers.get(t.id);
+    if (!b) {
+      const size = Math.max(16, Math.ceil((numElements(t.type.shape) * 4) / 16) * 16);
+      b = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      buffers.set(t.id, b);
+    }
+    return b;
+  };
+  c.inputs.forEach((inp, i) => { if (!inp.omitted) device.queue.writeBuffer(bufferFor(inputs[i]!), 0, hostTyped(inputs[i]!.type, inp.data)); });
+  for (const t of extra) if (t.data) device.queue.writeBuffer(bufferFor(t), 0, hostTyped(t.type, t.data.data));
+  device.pushErrorScope('validation');
+  const encoder = device.createCommandEncoder();
+  for (const k of kernels) {
+    const module = device.createShaderModule({ code: k.wgsl });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const bindGroup = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: bufferFor(t) } })),
+    });
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...k.workgroups);
+    pass.end();
+  }
+  const reads = outputs.map((o) => {
+    const size = Math.max(16, Math.ceil((numElements(o.type.shape) * 4) / 16) * 16);
+    const rb = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.copyBufferToBuffer(bufferFor(o), 0, rb, 0, size);
+    return rb;
+  });
+  device.queue.submit([encoder.finish()]);
+  const err = await keepAlive(device.popErrorScope());
+  if (err) throw new Error(`WebGPU validation error: ${err.message}\n${kernels.map((k) => k.wgsl).join('\n-----\n')}`);
+  const results: NodeResult[] = [];
+  for (let i = 0; i < outputs.length; i++) {
+    await keepAlive(reads[i]!.mapAsync(GPUMapMode.READ));
+    const n = numElements(outputs[i]!.type.shape);
+    const raw = reads[i]!.getMappedRange().slice(0, n * 4);
+    const data = wgslType(outputs[i]!.type.dtype) === 'f32' ? new Float32Array(raw) : new Int32Array(raw);
+    results.push({ type: outputs[i]!.type, data });
+    reads[i]!.destroy();
+  }
+  for (const b of buffers.values()) b.destroy();
+  return results;
+}
+
+function hostTyped(type: TensorType, data: ArrayLike<number>): Float32Array | Int32Array {
+  return wgslType(type.dtype) === 'f32' ? Float32Array.from(data) : Int32Array.from(data, (v) => Math.trunc(Number(v)));
+}
+
+/** Runs the same node on onnxruntime-node; returns outputs as plain number arrays with dims. */
+export async function runNodeOnOrt(c: SingleNodeCase): Promise<{ dims: number[]; data: number[] }[]> {
+  const nOut = c.outputs?.length ?? 1;
+  const outDtypes = c.outputs ?? ['float32'];
+  const model = buildModel({
+    opset: c.opset ?? 17,
+    inputs: c.inputs.flatMap((inp, i) => (inp.constant || inp.omitted ? [] : [{ name: `in${i}`, dtype: inp.dtype, shape: inp.shape }])),
+    outputs: Array.from({ length: nOut }, (_, i) => ({ name: `out${i}`, dtype: outDtypes[i]! })),
+    initializers: c.inputs.flatMap((inp, i) => (inp.constant && !inp.omitted ? [{ name: `in${i}`, dtype: inp.dtype, shape: inp.shape, data: inp.data }] : [])),
+    nodes: [{ opType: c.opType, inputs: c.inputs.map((inp, i) => (inp.omitted ? '' : `in${i}`)), outputs: Array.from({ length: nOut }, (_, i) => `out${i}`), attrs: c.attrs }],
+  });
+  const feeds = Object.fromEntries(c.inputs.flatMap((inp, i) => (inp.constant || inp.omitted ? [] : [[`in${i}`, inp]])));
+  const out = await runOrt(model, feeds);
+  return Array.from({ length: nOut }, (_, i) => {
+    const t = out[`out${i}`]!;
+    return { dims: t.dims, data: Array.from(t.data as ArrayLike<number | bigint>, Number) };
+  });
+}
+
+/** max |a-b| / (atol + rtol*|b|) style check; returns the worst violation ratio (<= 1 passes). */
+export function maxViolation(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = 1e-3, atol = 1e-3): number {
+  if (actual.length !== expected.length) return Infinity;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (e === a) continue;
+    const v = Math.abs(a - e) / (atol + rtol * Math.abs(e));
+    if (!(v <= worst)) worst = Number.isNaN(v) ? Infinity : v;
+  }
+  return worst;
+}
+
+/** Asserts the GPU result of `c` matches onnxruntime-node within tolerance, shape included. */
+export async function expectMatchesOrt(c: SingleNodeCase, rtol = 1e-3, atol = 1e-3): Promise<void> {
+  const [gpu, ref] = await Promise.all([runNodeOnGpu(c), runNodeOnOrt(c)]);
+  for (let i = 0; i < ref.length; i++) {
+    const g = gpu[i]!, r = ref[i]!;
+    if (JSON.stringify(g.type.shape) !== JSON.stringify(r.dims)) {
+      throw new Error(`${c.opType} output ${i}: shape [${g.type.shape}] != onnxruntime [${r.dims}]`);
+    }
+    const v = maxViolation(g.data, r.data, rtol, atol);
+    if (v > 1) {
+      throw new Error(`${c.opType} output ${i}: mismatch (violation ${v.toFixed(2)}x tolerance)\n gpu: ${Array.from(g.data.slice(0, 8))}\n ref: ${r.data.slice(0, 8)}`);
+    }
+  }
+}
