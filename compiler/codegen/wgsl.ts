@@ -30,6 +30,10 @@ export function storageDecls(decls: readonly StorageDecl[]): string {
     .join('\n');
 }
 
+const F32_MAX = 3.4028234663852886e38;
+/** the exact decimal value of the largest finite f32: any rounding up would not be representable */
+const F32_MAX_DECIMAL = '340282346638528859811704183484516925440.0';
+
 /** A WGSL literal of the given scalar type. */
 export function lit(value: number, type: WgslScalar): string {
   if (type === 'i32') {
@@ -40,8 +44,9 @@ export function lit(value: number, type: WgslScalar): string {
   // WGSL const-expressions may not evaluate to inf/NaN: infinities become the largest finite f32
   // (identical for min/max/clamp/comparisons), and NaN must not reach a literal at all.
   if (Number.isNaN(value)) fail('FM_UNSUPPORTED_OP', 'a NaN constant cannot be specialised into a kernel');
-  const clamped = Math.abs(value) > 3.4028234663852886e38 ? Math.sign(value) * 3.4028234663852886e38 : value;
-  const s = Object.is(clamped, -0) ? '-0.0' : clamped.toPrecision(9);
+  const f = Math.fround(value);
+  if (Math.abs(f) >= F32_MAX) return `f32(${f < 0 ? '-' : ''}${F32_MAX_DECIMAL})`;
+  const s = Object.is(f, -0) ? '-0.0' : f.toPrecision(9);
   const withPoint = /[.eE]/.test(s) ? s : `${s}.0`;
   return `f32(${withPoint})`;
 }

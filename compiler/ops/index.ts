@@ -5,9 +5,27 @@
 import { fail, quoteName } from '../errors.js';
 import type { Node } from '../ir/types.js';
 import { activationOps } from './activation.js';
+import { convOps } from './conv.js';
+import { poolOps } from './pool.js';
+import { normalizationOps } from './normalization.js';
+import { matmulOps } from './matmul.js';
+import { elementwiseOps } from './elementwise.js';
+import { shapeOps } from './shape.js';
+import { movementOps } from './movement.js';
+import { reduceOps } from './reduce.js';
 import type { OpDef } from './op.js';
 
-const FAMILIES: readonly OpDef[] = [activationOps];
+const FAMILIES: readonly OpDef[] = [
+  activationOps,
+  ...convOps,
+  ...poolOps,
+  ...normalizationOps,
+  ...matmulOps,
+  ...elementwiseOps,
+  ...shapeOps,
+  ...movementOps,
+  ...reduceOps,
+];
 
 const REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FAMILIES);
 

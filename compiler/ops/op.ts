@@ -28,6 +28,11 @@ export interface OpDef {
   inferTypes(ctx: ShapeContext): TensorType[];
   /** CPU evaluation when every present input is constant; enables constant folding. */
   fold?(ctx: ShapeContext, inputs: readonly (ConstTensor | undefined)[]): ConstTensor[];
+  /**
+   * fold() needs only the input types, not their data (Shape, Size): the folding pass calls it
+   * even when inputs are runtime tensors.
+   */
+  readonly foldNeedsOnlyTypes?: boolean;
   /** Output 0 is input 0's storage reinterpreted (Reshape, Flatten, Squeeze, Identity...). */
   readonly view?: boolean;
   /** The kernels of this op apply ctx.activation to each output element before storing it. */
