@@ -1,0 +1,41 @@
+/**
+ * manifest.json: what a bundle contains and what it needs from the device. Every other file of
+ * the bundle is listed with its sha256; the runtime verifies them before any GPU work.
+ */
+import { z } from 'zod';
+import { FORMAT_VERSION, bundlePath, dtype, sha256, uint } from './common.js';
+
+export const tensorSignature = z.object({
+  name: z.string(),
+  dtype,
+  shape: z.array(uint).max(16),
+}).strict();
+
+export const modelEntry = z.object({
+  name: z.string().min(1),
+  inputs: z.array(tensorSignature),
+  outputs: z.array(tensorSignature),
+  weightBytes: uint,
+}).strict();
+
+export const fileEntry = z.object({
+  path: bundlePath,
+  kind: z.enum(['schedule', 'shader', 'weights', 'runtime', 'types']),
+  size: uint,
+  sha256,
+}).strict();
+
+export const manifestSchema = z.object({
+  format: z.literal('flashmemc-bundle'),
+  formatVersion: z.literal(FORMAT_VERSION),
+  generator: z.object({ name: z.literal('flashmemc'), version: z.string() }).strict(),
+  models: z.array(modelEntry).min(1),
+  /** WebGPU limits the schedule needs, requested at device creation */
+  requiredLimits: z.record(z.string(), uint),
+  requiredFeatures: z.array(z.string()),
+  files: z.array(fileEntry),
+}).strict();
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestModel = z.infer<typeof modelEntry>;
+export type FileEntry = z.infer<typeof fileEntry>;

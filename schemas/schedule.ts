@@ -1,0 +1,66 @@
+/**
+ * schedule.json: the steps the runtime replays. GPU memory is a fixed set of buffers allocated
+ * once; every tensor is a byte range of one of them. `init` runs once at load (preloaded weight
+ * uploads); `run` runs on every inference (input writes, streamed weight uploads, dispatches,
+ * output reads) in order.
+ */
+import { z } from 'zod';
+import { FORMAT_VERSION, bundlePath, uint } from './common.js';
+
+export const bufferDecl = z.object({
+  /** what the buffer holds: weight arena, activation arena, streaming staging ring */
+  role: z.enum(['weights', 'activations', 'staging']),
+  size: uint,
+}).strict();
+
+/** a byte range of a schedule buffer */
+export const region = z.object({ buffer: uint, offset: uint, size: uint }).strict();
+
+export const uploadStep = z.object({
+  op: z.literal('upload'),
+  /** index into the bundle's weight shards (schedule.shards) */
+  shard: uint,
+  shardOffset: uint,
+  dst: region,
+  /** weight label, for stats and inspect */
+  weight: z.string(),
+}).strict();
+
+export const writeInputStep = z.object({ op: z.literal('writeInput'), input: uint, dst: region }).strict();
+export const readOutputStep = z.object({ op: z.literal('readOutput'), output: uint, src: region }).strict();
+
+export const dispatchStep = z.object({
+  op: z.literal('dispatch'),
+  /** index into schedule.shaders */
+  shader: uint,
+  bindings: z.array(region).max(64),
+  workgroups: z.tuple([uint, uint, uint]),
+  /** kernel label, e.g. 'conv2d'; the node it computes */
+  label: z.string(),
+  node: z.string(),
+}).strict();
+
+export const step = z.discriminatedUnion('op', [uploadStep, writeInputStep, readOutputStep, dispatchStep]);
+
+export const modelSchedule = z.object({
+  model: z.string(),
+  strategy: z.enum(['preload', 'stream']),
+  buffers: z.array(bufferDecl),
+  init: z.array(step),
+  run: z.array(step),
+  /** planned peak of GPU bytes (sum of buffer sizes) */
+  plannedPeakBytes: uint,
+}).strict();
+
+export const scheduleSchema = z.object({
+  formatVersion: z.literal(FORMAT_VERSION),
+  shaders: z.array(bundlePath),
+  shards: z.array(z.object({ path: bundlePath, size: uint }).strict()),
+  models: z.array(modelSchedule).min(1),
+}).strict();
+
+export type Schedule = z.infer<typeof scheduleSchema>;
+export type ModelSchedule = z.infer<typeof modelSchedule>;
+export type Step = z.infer<typeof step>;
+export type Region = z.infer<typeof region>;
+export type DispatchStep = z.infer<typeof dispatchStep>;
