@@ -1,0 +1,47 @@
+/**
+ * Opens a bundle with the bundle's own generated runtime (runtime.js), on a Dawn device created
+ * here with the limits the manifest requires: the CLI runs exactly what an app would ship.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FlashmemError } from '../errors.js';
+import type { Manifest } from '../../schemas/manifest.js';
+import { createNodeDevice } from './webgpu.js';
+import type { NumericArray } from './npy.js';
+
+export interface RuntimeStats {
+  loadMs: number;
+  lastRunMs: number;
+  runs: number;
+  peakGpuBytes: number;
+  liveGpuBytes: number;
+  [key: string]: unknown;
+}
+
+export interface RuntimeSession {
+  run(inputs: Record<string, NumericArray>): Promise<Record<string, NumericArray>>;
+  run(model: string, inputs: Record<string, NumericArray>): Promise<Record<string, NumericArray>>;
+  stats(): RuntimeStats;
+  dispose(): void;
+}
+
+interface RuntimeModule {
+  loadBundle(dir: string, options?: { device?: GPUDevice }): Promise<RuntimeSession>;
+}
+
+export function readManifest(bundleDir: string): Manifest {
+  try {
+    return JSON.parse(readFileSync(join(bundleDir, 'manifest.json'), 'utf8')) as Manifest;
+  } catch (e) {
+    throw new FlashmemError('FM_BUNDLE_INVALID', `${bundleDir} has no readable manifest.json: ${(e as Error).message}`);
+  }
+}
+
+export async function openBundle(bundleDir: string, backend?: string): Promise<{ session: RuntimeSession; manifest: Manifest; device: GPUDevice }> {
+  const manifest = readManifest(bundleDir);
+  const runtime = (await import(pathToFileURL(resolve(bundleDir, 'runtime.js')).href)) as RuntimeModule;
+  const { device } = await createNodeDevice({ backend, limits: manifest.requiredLimits });
+  const session = await runtime.loadBundle(resolve(bundleDir), { device });
+  return { session, manifest, device };
+}

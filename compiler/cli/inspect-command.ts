@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { FlashmemError } from '../errors.js';
+import type { ModelSchedule, Schedule } from '../../schemas/schedule.js';
+import { scheduleSchema } from '../../schemas/schedule.js';
+import { manifestSchema } from '../../schemas/manifest.js';
+import { readManifest } from './bundle-session.js';
+import { mib } from './compile-command.js';
+
+export interface ModelSummary {
+  model: string;
+  strategy: string;
+  dispatches: number;
+  kernelsByLabel: Record<string, number>;
+  weights: number;
+  weightBytes: number;
+  largestWeights: { weight: string; bytes: number }[];
+  buffers: { role: string; size: number }[];
+  plannedPeakBytes: number;
+}
+
+export function summarizeModel(s: ModelSchedule): ModelSummary {
+  const kernelsByLabel: Record<string, number> = {};
+  let dispatches = 0;
+  for (const step of s.run) {
+    if (step.op !== 'dispatch') continue;
+    dispatches++;
+    kernelsByLabel[step.label] = (kernelsByLabel[step.label] ?? 0) + 1;
+  }
+  const weightBytes = new Map<string, number>();
+  for (const step of [...s.init, ...s.run]) {
+    if (step.op === 'upload') weightBytes.set(step.weight, (weightBytes.get(step.weight) ?? 0) + step.dst.size);
+  }
+  const largest = [...weightBytes].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([weight, bytes]) => ({ weight, bytes }));
+  return {
+    model: s.model, strategy: s.strategy, dispatches, kernelsByLabel,
+    weights: weightBytes.size, weightBytes: [...weightBytes.values()].reduce((a, b) => a + b, 0),
+    largestWeights: largest, buffers: s.buffers, plannedPeakBytes: s.plannedPeakBytes,
+  };
+}
+
+export function inspectCommand(cli: Argv): void {
+  cli.command(
+    'inspect <bundle>',
+    'summarise a bundle: models, kernels, weights, memory',
+    (y) => y
+      .positional('bundle', { type: 'string', demandOption: true })
+      .option('json', { type: 'boolean', default: false }),
+    (args) => {
+      const manifest = manifestSchema.safeParse(readManifest(args.bundle));
+      if (!manifest.success) throw new FlashmemError('FM_BUNDLE_INVALID', `manifest.json: ${manifest.error.message}`);
+      const parsed = scheduleSchema.safeParse(JSON.parse(readFileSync(join(args.bundle, 'schedule.json'), 'utf8')));
+      if (!parsed.success) throw new FlashmemError('FM_BUNDLE_INVALID', `schedule.json: ${parsed.error.message}`);
+      const schedule: Schedule = parsed.data;
+      const models = schedule.models.map(summarizeModel);
+      const files = manifest.data.files;
+      const totals = { shaders: schedule.shaders.length, shards: schedule.shards.length, bundleBytes: files.reduce((s, f) => s + f.size, 0) };
+      if (args.json) {
+        process.stdout.write(`${JSON.stringify({ models, ...totals, requiredLimits: manifest.data.requiredLimits }, null, 2)}\n`);
+        return;
+      }
+      const out: string[] = [`bundle ${args.bundle}: format ${manifest.data.formatVersion}, ${totals.shaders} shaders, ${totals.shards} weight shards, ${mib(totals.bundleBytes)} on disk`];
+      for (const [i, m] of models.entries()) {
+        const sig = manifest.data.models[i]!;
+        out.push(`model ${JSON.stringify(m.model)} (${m.strategy})`);
+        for (const t of sig.inputs) out.push(`  input  ${JSON.stringify(t.name)} ${t.dtype}[${t.shape}]`);
+        for (const t of sig.outputs) out.push(`  output ${JSON.stringify(t.name)} ${t.dtype}[${t.shape}]`);
+        out.push(`  kernels: ${m.dispatches} dispatches: ${Object.entries(m.kernelsByLabel).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${l} x${n}`).join(', ')}`);
+        out.push(`  weights: ${m.weights} tensors, ${mib(m.weightBytes)}; largest: ${m.largestWeights.map((w) => `${JSON.stringify(w.weight)} ${mib(w.bytes)}`).join(', ')}`);
+        out.push(`  GPU memory: ${m.buffers.map((b) => `${b.role} ${mib(b.size)}`).join(', ')}; planned peak ${mib(m.plannedPeakBytes)}`);
+      }
+      process.stdout.write(`${out.join('\n')}\n`);
+    },
+  );
+}

@@ -1,0 +1,102 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { FlashmemError, quoteName } from '../errors.js';
+import type { DType } from '../ir/types.js';
+import { inputsFromDir, randomInputs } from './inputs.js';
+import { safeFileName, writeNpy, type NumericArray } from './npy.js';
+import { openBundle } from './bundle-session.js';
+import { keepAlive } from './webgpu.js';
+import { mib } from './compile-command.js';
+
+export function runCommand(cli: Argv): void {
+  cli.command(
+    'run <bundle>',
+    'run a compiled bundle on WebGPU (Dawn) and print or save its outputs',
+    (y) => y
+      .positional('bundle', { type: 'string', demandOption: true, describe: 'bundle folder written by flashmemc compile' })
+      .option('inputs', { type: 'string', describe: 'folder with <input name>.npy or input_<i>.pb files' })
+      .option('random-inputs', { type: 'boolean', default: false, describe: 'use deterministic random inputs' })
+      .option('seed', { type: 'number', default: 0, describe: 'seed for --random-inputs' })
+      .option('model', { type: 'string', describe: 'model to run in a multi-model bundle (default: the first)' })
+      .option('save-outputs', { type: 'string', describe: 'write <output name>.npy files into this folder' })
+      .option('repeat', { type: 'number', default: 1, describe: 'runs to time (the first is cold)' })
+      .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles...); default FLASHMEM_WEBGPU_BACKEND or the first that works' })
+      .option('json', { type: 'boolean', default: false, describe: 'print a JSON report' })
+      .check((a) => {
+        if (!a.inputs === !a['random-inputs']) throw new FlashmemError('FM_BAD_ARGUMENT', 'give exactly one of --inputs <dir> or --random-inputs');
+        if (!Number.isInteger(a.repeat) || a.repeat < 1) throw new FlashmemError('FM_BAD_ARGUMENT', '--repeat must be a positive integer');
+        return true;
+      }),
+    async (args) => {
+      const started = performance.now();
+      const { session, manifest, device } = await openBundle(args.bundle, args.backend);
+      try {
+        const model = args.model ? manifest.models.find((m) => m.name === args.model) : manifest.models[0];
+        if (!model) throw new FlashmemError('FM_BAD_ARGUMENT', `no model ${quoteName(args.model!)} in the bundle; it has ${manifest.models.map((m) => m.name).join(', ')}`);
+        const inputs = args.inputs ? inputsFromDir(model, args.inputs) : randomInputs(model, args.seed);
+        const runTimes: number[] = [];
+        let outputs: Record<string, NumericArray> = {};
+        for (let i = 0; i < args.repeat; i++) {
+          const t = performance.now();
+          outputs = await keepAlive(manifest.models.length > 1 ? session.run(model.name, inputs) : session.run(inputs));
+          runTimes.push(performance.now() - t);
+        }
+        const stats = session.stats();
+        if (args['save-outputs']) saveOutputs(args['save-outputs'], model.outputs, outputs);
+        const report = {
+          model: model.name,
+          outputs: model.outputs.map((o) => ({ name: o.name, dtype: o.dtype, shape: o.shape, summary: summarize(outputs[o.name]!) })),
+          peakGpuBytes: stats.peakGpuBytes,
+          timings: { loadMs: stats.loadMs, runMs: runTimes, firstOutputMs: stats.loadMs + runTimes[0]!, totalMs: performance.now() - started },
+        };
+        printReport(report, args.json);
+      } finally {
+        session.dispose();
+        device.destroy();
+      }
+    },
+  );
+}
+
+function saveOutputs(dir: string, signature: { name: string; dtype: string; shape: number[] }[], outputs: Record<string, NumericArray>): void {
+  mkdirSync(dir, { recursive: true });
+  const used = new Set<string>();
+  for (const sig of signature) {
+    let file = safeFileName(sig.name);
+    for (let i = 1; used.has(file); i++) file = `${safeFileName(sig.name)}_${i}`;
+    used.add(file);
+    writeFileSync(join(dir, `${file}.npy`), writeNpy({ dtype: sig.dtype as DType, shape: sig.shape, data: outputs[sig.name]! }));
+  }
+}
+
+function summarize(data: NumericArray): { min: number; max: number; mean: number; first: number[] } {
+  const values = Array.from(data as ArrayLike<number | bigint>, Number);
+  let min = Infinity, max = -Infinity, sum = 0;
+  for (const v of values) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+    sum += v;
+  }
+  return { min, max, mean: values.length ? sum / values.length : 0, first: values.slice(0, 5) };
+}
+
+type Report = {
+  model: string;
+  outputs: { name: string; dtype: string; shape: number[]; summary: ReturnType<typeof summarize> }[];
+  peakGpuBytes: number;
+  timings: { loadMs: number; runMs: number[]; firstOutputMs: number; totalMs: number };
+};
+
+function printReport(report: Report, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  for (const o of report.outputs) {
+    const s = o.summary;
+    process.stdout.write(`${JSON.stringify(o.name)} ${o.dtype}[${o.shape}] min ${s.min.toPrecision(5)} max ${s.max.toPrecision(5)} mean ${s.mean.toPrecision(5)} first [${s.first.map((v) => v.toPrecision(5)).join(', ')}]\n`);
+  }
+  const runs = report.timings.runMs.map((t) => t.toFixed(1)).join(', ');
+  process.stdout.write(`peak GPU ${mib(report.peakGpuBytes)}; load ${report.timings.loadMs.toFixed(1)} ms; runs [${runs}] ms\n`);
+}

@@ -1,0 +1,86 @@
+/**
+ * Lowers the optimised graph to a kernel program: each node's OpDef emits shape-specialised
+ * WGSL kernels; view ops (Reshape, Squeeze...) emit nothing and alias their input's storage.
+ */
+import { FlashmemError, fail, quoteName } from '../errors.js';
+import { valueOf } from '../ir/graph.js';
+import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
+import { numElements } from '../ir/types.js';
+import { opFor } from '../ops/index.js';
+import type { KernelSpec, LowerContext, LowerTensor, TargetLimits } from '../ops/op.js';
+import { GPU_ELEMENT_BYTES, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
+
+export function lowerGraph(graph: Graph, limits: TargetLimits): KernelProgram {
+  const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
+  const addTensor = (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string) => {
+    const t: ProgramTensor = { id, type, role, data, aliasOf, bytes: numElements(type.shape) * GPU_ELEMENT_BYTES };
+    program.tensors.set(id, t);
+    return t;
+  };
+  for (const name of graph.inputs) addTensor(name, valueOf(graph, name).type, 'input');
+  for (const [name, value] of graph.values) if (value.data) addTensor(name, value.type, 'weight', value.data);
+
+  for (const node of graph.nodes) {
+    const def = opFor(node, graph.opset);
+    const inputs = node.inputs.map((name) => (name ? lowerTensor(graph, name, node) : undefined));
+    const outputs = node.outputs.map((name) => (name ? lowerTensor(graph, name, node) : placeholder(node)));
+    if (def.view) {
+      addTensor(outputs[0]!.id, outputs[0]!.type, 'activation', undefined, inputs[0]!.id);
+      continue;
+    }
+    for (const out of outputs) if (out.id) addTensor(out.id, out.type, 'activation');
+    if (!def.lower) fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (${node.opType}): its value must be a compile-time constant`);
+    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass);
+    try {
+      def.lower(ctx);
+    } catch (e) {
+      if (e instanceof FlashmemError) throw e;
+      throw new FlashmemError('FM_ONNX_INVALID', `lowering node ${quoteName(node.name)} (${node.opType}) failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return program;
+}
+
+function lowerTensor(graph: Graph, name: string, node: Node): LowerTensor {
+  const v = valueOf(graph, name, node);
+  return { id: name, type: v.type, data: v.data };
+}
+
+/** An omitted optional output: ops must not bind it. */
+function placeholder(node: Node): LowerTensor {
+  return { id: '', type: { dtype: 'float32', shape: [0] }, data: undefined, toString: () => `omitted output of ${node.name}` } as LowerTensor;
+}
+
+function lowerContext(
+  node: Node, opset: number, inputs: (LowerTensor | undefined)[], outputs: LowerTensor[], limits: TargetLimits,
+  program: KernelProgram, addTensor: (id: string, type: TensorType, role: TensorRole, data?: ConstTensor) => ProgramTensor,
+  costClass: KernelProgram['kernels'][number]['costClass'],
+): LowerContext {
+  let derived = 0;
+  const freshId = (kind: string, label: string) => {
+    let id: string;
+    do id = `${node.name}::${kind}${derived++}:${label}`;
+    while (program.tensors.has(id));
+    return id;
+  };
+  return {
+    node, opset, inputs, outputs, limits, activation: node.fusedActivation,
+    kernel(spec: KernelSpec) {
+      for (const b of spec.bindings) {
+        if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);
+      }
+      program.kernels.push({
+        label: spec.label, wgsl: spec.wgsl, bindings: spec.bindings.map((b) => b.id), workgroups: spec.workgroups,
+        node: node.name, opType: node.opType, costClass,
+      });
+    },
+    constant(label, tensor) {
+      const t = addTensor(freshId('const', label), { dtype: tensor.dtype, shape: [...tensor.shape] }, 'weight', tensor);
+      return { id: t.id, type: t.type, data: tensor };
+    },
+    scratch(label, type) {
+      const t = addTensor(freshId('scratch', label), type, 'scratch');
+      return { id: t.id, type: t.type };
+    },
+  };
+}

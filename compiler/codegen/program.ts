@@ -1,0 +1,49 @@
+/**
+ * The kernel program: what lowering produces from the graph IR and what memory planning and
+ * load scheduling consume. Tensors are flat typed byte ranges; kernels bind them by id.
+ */
+import type { ConstTensor, TensorType } from '../ir/types.js';
+import type { CostClass } from '../ops/op.js';
+
+export type TensorRole = 'input' | 'weight' | 'activation' | 'scratch';
+
+export interface ProgramTensor {
+  id: string;
+  type: TensorType;
+  role: TensorRole;
+  /** weights only */
+  data?: ConstTensor;
+  /** view ops: this tensor is the storage of another (root) tensor, reinterpreted */
+  aliasOf?: string;
+  /** bytes on the GPU (4 per element: f32 or i32) */
+  bytes: number;
+}
+
+export interface ProgramKernel {
+  label: string;
+  wgsl: string;
+  bindings: string[];
+  workgroups: [number, number, number];
+  /** the graph node this kernel computes */
+  node: string;
+  opType: string;
+  costClass: CostClass;
+}
+
+export interface KernelProgram {
+  tensors: Map<string, ProgramTensor>;
+  kernels: ProgramKernel[];
+  /** graph inputs and outputs, as tensor ids (outputs may alias inputs or weights) */
+  inputs: string[];
+  outputs: string[];
+}
+
+/** Follows view aliases to the tensor that owns the storage. */
+export function storageRoot(program: KernelProgram, id: string): ProgramTensor {
+  let t = program.tensors.get(id);
+  if (!t) throw new Error(`unknown tensor ${id}`);
+  while (t.aliasOf) t = program.tensors.get(t.aliasOf)!;
+  return t;
+}
+
+export const GPU_ELEMENT_BYTES = 4;

@@ -1,0 +1,81 @@
+/**
+ * The compiler's ordered pass list, in one place (like TVM's Sequential): graph passes rewrite
+ * the IR; then lowering turns it into a kernel program and memory planning places tensors.
+ * Every pass is named and its result can be dumped (`flashmemc compile --dump-ir <dir>`).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Graph } from '../ir/types.js';
+import type { KernelProgram } from '../codegen/program.js';
+import { lowerGraph } from '../codegen/lower.js';
+import type { TargetLimits } from '../ops/op.js';
+import { planMemory, type MemoryPlan } from '../schedule/memory-plan.js';
+import { dumpGraph, dumpPlan, dumpProgram } from './dump.js';
+import { eliminateDeadNodes } from './eliminate-dead.js';
+import { foldBatchNorm } from './fold-batchnorm.js';
+import { fuseActivations } from './fuse-activation.js';
+import { inferShapesAndFold } from './infer-shapes.js';
+
+export interface CompileState {
+  graph: Graph;
+  program?: KernelProgram;
+  plan?: MemoryPlan;
+}
+
+export interface PassOptions {
+  limits: TargetLimits;
+}
+
+export interface Pass {
+  name: string;
+  run(state: CompileState, options: PassOptions): CompileState;
+  dump(state: CompileState): string;
+}
+
+const graphPass = (name: string, fn: (g: Graph) => Graph): Pass => ({
+  name,
+  run: (state) => ({ ...state, graph: fn(state.graph) }),
+  dump: (state) => dumpGraph(state.graph),
+});
+
+export const PIPELINE: readonly Pass[] = [
+  graphPass('prune-unused', eliminateDeadNodes),
+  graphPass('infer-shapes-and-fold-constants', inferShapesAndFold),
+  graphPass('fold-batchnorm-into-conv', foldBatchNorm),
+  graphPass('fuse-activations', fuseActivations),
+  graphPass('eliminate-dead-nodes', eliminateDeadNodes),
+  {
+    name: 'lower-to-kernels',
+    run: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits) }),
+    dump: (state) => dumpProgram(state.program!),
+  },
+  {
+    name: 'plan-activation-memory',
+    run: (state, options) => ({ ...state, plan: planMemory(state.program!, options.limits) }),
+    dump: (state) => dumpPlan(state.program!, state.plan!),
+  },
+];
+
+export interface PipelineRun {
+  state: CompileState;
+  /** milliseconds per pass */
+  timings: { pass: string; ms: number }[];
+}
+
+export function runPipeline(graph: Graph, options: PassOptions & { dumpDir?: string }): PipelineRun {
+  let state: CompileState = { graph };
+  const timings: PipelineRun['timings'] = [];
+  if (options.dumpDir) {
+    mkdirSync(options.dumpDir, { recursive: true });
+    writeFileSync(join(options.dumpDir, '00-imported.txt'), dumpGraph(graph));
+  }
+  PIPELINE.forEach((pass, i) => {
+    const start = performance.now();
+    state = pass.run(state, options);
+    timings.push({ pass: pass.name, ms: performance.now() - start });
+    if (options.dumpDir) {
+      writeFileSync(join(options.dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.txt`), pass.dump(state));
+    }
+  });
+  return { state, timings };
+}

@@ -1,0 +1,128 @@
+/**
+ * Places every GPU-resident tensor in a planned arena: weights packed in order of first use,
+ * activations (inputs, intermediates, scratch, outputs) placed by lifetime so tensors whose
+ * lifetimes do not overlap share bytes. Views share their root's placement.
+ */
+import { fail, quoteName } from '../errors.js';
+import { storageRoot, type KernelProgram, type ProgramTensor } from '../codegen/program.js';
+import type { TargetLimits } from '../ops/op.js';
+
+/** binding offsets must be multiples of minStorageBufferOffsetAlignment (256 by default) */
+export const PLACEMENT_ALIGN = 256;
+
+export interface Placement {
+  buffer: number;
+  offset: number;
+  size: number;
+}
+
+export interface PlannedBuffer {
+  role: 'weights' | 'activations' | 'staging';
+  size: number;
+}
+
+export interface Lifetime {
+  first: number;
+  last: number;
+}
+
+export interface MemoryPlan {
+  buffers: PlannedBuffer[];
+  /** by storage-root tensor id */
+  placements: Map<string, Placement>;
+  /** weight tensor ids in order of first use */
+  weights: string[];
+  lifetimes: Map<string, Lifetime>;
+  weightBytes: number;
+  activationBytes: number;
+}
+
+export const alignUp = (n: number, a = PLACEMENT_ALIGN) => Math.ceil(n / a) * a;
+
+/** First and last kernel index touching each storage root; inputs start at -1, outputs end past the last kernel. */
+export function lifetimes(program: KernelProgram): Map<string, Lifetime> {
+  const spans = new Map<string, Lifetime>();
+  const touch = (id: string, at: number) => {
+    const root = storageRoot(program, id).id;
+    const span = spans.get(root);
+    if (span) {
+      span.first = Math.min(span.first, at);
+      span.last = Math.max(span.last, at);
+    } else spans.set(root, { first: at, last: at });
+  };
+  for (const id of program.inputs) touch(id, -1);
+  program.kernels.forEach((k, i) => k.bindings.forEach((id) => touch(id, i)));
+  for (const id of program.outputs) touch(id, program.kernels.length);
+  return spans;
+}
+
+export function planMemory(program: KernelProgram, limits: TargetLimits): MemoryPlan {
+  const spans = lifetimes(program);
+  const roots = [...spans.keys()].map((id) => program.tensors.get(id)!);
+  for (const t of roots) checkBindable(t, limits);
+  const weights = roots.filter((t) => t.role === 'weight').sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
+  const activations = roots.filter((t) => t.role !== 'weight');
+
+  const buffers: PlannedBuffer[] = [];
+  const placements = new Map<string, Placement>();
+  const weightBytes = packSequential(weights, limits, buffers, placements);
+  const activationBytes = placeByLifetime(activations, spans, limits, buffers, placements);
+  return { buffers, placements, weights: weights.map((t) => t.id), lifetimes: spans, weightBytes, activationBytes };
+}
+
+function checkBindable(t: ProgramTensor, limits: TargetLimits): void {
+  if (t.bytes > limits.maxStorageBufferBindingSize) {
+    fail('FM_LIMIT', `tensor ${quoteName(t.id)} [${t.type.shape}] needs ${t.bytes} bytes, more than the target's maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}`);
+  }
+}
+
+/** Weights back to back in as few buffers as maxBufferSize allows. */
+function packSequential(tensors: ProgramTensor[], limits: TargetLimits, buffers: PlannedBuffer[], placements: Map<string, Placement>): number {
+  let current: PlannedBuffer | undefined;
+  let total = 0;
+  for (const t of tensors) {
+    const size = alignUp(Math.max(t.bytes, 4));
+    if (!current || current.size + size > limits.maxBufferSize) {
+      current = { role: 'weights', size: 0 };
+      buffers.push(current);
+    }
+    placements.set(t.id, { buffer: buffers.length - 1, offset: current.size, size: t.bytes });
+    current.size += size;
+    total += size;
+  }
+  return total;
+}
+
+/**
+ * Greedy by size (largest first, as in TFLite's arena planner): each tensor takes the lowest
+ * offset not overlapping any already placed tensor whose lifetime intersects its own.
+ */
+function placeByLifetime(
+  tensors: ProgramTensor[], spans: Map<string, Lifetime>, limits: TargetLimits,
+  buffers: PlannedBuffer[], placements: Map<string, Placement>,
+): number {
+  const order = [...tensors].sort((a, b) => b.bytes - a.bytes || (a.id < b.id ? -1 : 1));
+  const placed: { offset: number; end: number; span: Lifetime }[] = [];
+  let arenaSize = 0;
+  const buffer = buffers.length;
+  for (const t of order) {
+    const span = spans.get(t.id)!;
+    const size = alignUp(Math.max(t.bytes, 4));
+    const conflicts = placed
+      .filter((p) => p.span.first <= span.last && span.first <= p.span.last)
+      .sort((a, b) => a.offset - b.offset);
+    let offset = 0;
+    for (const c of conflicts) {
+      if (offset + size <= c.offset) break;
+      offset = Math.max(offset, c.end);
+    }
+    placed.push({ offset, end: offset + size, span });
+    placements.set(t.id, { buffer, offset, size: t.bytes });
+    arenaSize = Math.max(arenaSize, offset + size);
+  }
+  if (arenaSize > limits.maxBufferSize) {
+    fail('FM_LIMIT', `activations need an arena of ${arenaSize} bytes, more than the target's maxBufferSize ${limits.maxBufferSize}`);
+  }
+  if (tensors.length > 0) buffers.push({ role: 'activations', size: arenaSize });
+  return arenaSize;
+}

@@ -1,0 +1,88 @@
+/**
+ * Weight shard layout: weights in order of first use, converted to their GPU element type
+ * (f32 or i32, little-endian), packed into bounded shards. Identical weights are stored once.
+ * Shard bytes are produced lazily so huge models never hold a second copy of every weight.
+ */
+import { createHash } from 'node:crypto';
+import { fail, quoteName } from '../errors.js';
+import type { ConstTensor } from '../ir/types.js';
+import { wgslType } from '../codegen/wgsl.js';
+import type { ShardSource } from '../bundle/contents.js';
+
+export const DEFAULT_SHARD_BYTES = 16 * 1024 * 1024;
+
+/** one contiguous byte range of a weight inside one shard */
+export interface WeightPiece {
+  weight: string;
+  shard: number;
+  shardOffset: number;
+  /** byte offset inside the weight */
+  weightOffset: number;
+  length: number;
+}
+
+export interface ShardLayout {
+  shards: ShardSource[];
+  /** weight id -> its pieces, in order */
+  pieces: Map<string, WeightPiece[]>;
+}
+
+export function gpuBytes(id: string, t: ConstTensor): Uint8Array {
+  if (wgslType(t.dtype) === 'f32') {
+    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+    return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+  }
+  const out = new Int32Array(t.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = t.data[i]!;
+    if (v > 2147483647 || v < -2147483648) {
+      fail('FM_DTYPE', `weight ${quoteName(id)} holds ${v}, outside the int32 range the GPU stores integers in`);
+    }
+    out[i] = v;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+export function layoutShards(weights: { id: string; data: ConstTensor }[], shardBytes = DEFAULT_SHARD_BYTES): ShardLayout {
+  const pieces = new Map<string, WeightPiece[]>();
+  const byContent = new Map<string, WeightPiece[]>();
+  const shardContents: { weight: string; from: number; to: number }[][] = [];
+  const shardSizes: number[] = [];
+  const bytesOf = new Map<string, () => Uint8Array>();
+
+  for (const { id, data } of weights) {
+    const bytes = gpuBytes(id, data);
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    const same = byContent.get(digest);
+    if (same) {
+      pieces.set(id, same.map((p) => ({ ...p, weight: id })));
+      continue;
+    }
+    bytesOf.set(id, () => gpuBytes(id, data));
+    const list: WeightPiece[] = [];
+    let done = 0;
+    while (done < bytes.length || (bytes.length === 0 && list.length === 0)) {
+      if (shardSizes.length === 0 || shardSizes[shardSizes.length - 1]! >= shardBytes) {
+        shardSizes.push(0);
+        shardContents.push([]);
+      }
+      const shard = shardSizes.length - 1;
+      const length = Math.min(bytes.length - done, shardBytes - shardSizes[shard]!);
+      list.push({ weight: id, shard, shardOffset: shardSizes[shard]!, weightOffset: done, length });
+      shardContents[shard]!.push({ weight: id, from: done, to: done + length });
+      shardSizes[shard]! += length;
+      done += length;
+      if (bytes.length === 0) break;
+    }
+    pieces.set(id, list);
+    byContent.set(digest, list);
+  }
+  const shards: ShardSource[] = shardSizes.map((size, i) => ({
+    path: `weights/${String(i).padStart(4, '0')}.bin`,
+    size,
+    *pieces() {
+      for (const part of shardContents[i]!) yield bytesOf.get(part.weight)!().subarray(part.from, part.to);
+    },
+  }));
+  return { shards, pieces };
+}
