@@ -38,10 +38,13 @@ export function readManifest(bundleDir: string): Manifest {
   }
 }
 
-export async function openBundle(bundleDir: string, backend?: string): Promise<{ session: RuntimeSession; manifest: Manifest; device: GPUDevice }> {
+/** Opens a bundle; creates a device for it unless `device` (shared, e.g. by tests) is given. */
+export async function openBundle(
+  bundleDir: string, options: { backend?: string; device?: GPUDevice } = {},
+): Promise<{ session: RuntimeSession; manifest: Manifest; device: GPUDevice; ownsDevice: boolean }> {
   const manifest = readManifest(bundleDir);
   const runtime = (await import(pathToFileURL(resolve(bundleDir, 'runtime.js')).href)) as RuntimeModule;
-  const { device } = await createNodeDevice({ backend, limits: manifest.requiredLimits });
+  const device = options.device ?? (await createNodeDevice({ backend: options.backend, limits: manifest.requiredLimits })).device;
   const session = await runtime.loadBundle(resolve(bundleDir), { device });
-  return { session, manifest, device };
+  return { session, manifest, device, ownsDevice: !options.device };
 }

@@ -30,7 +30,7 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device } = await openBundle(args.bundle, args.backend);
+      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend });
       try {
         const model = args.model ? manifest.models.find((m) => m.name === args.model) : manifest.models[0];
         if (!model) throw new FlashmemError('FM_BAD_ARGUMENT', `no model ${quoteName(args.model!)} in the bundle; it has ${manifest.models.map((m) => m.name).join(', ')}`);

@@ -1,0 +1,154 @@
+/**
+ * Times Conv kernels on the local WebGPU device: a naive one-output-per-invocation baseline
+ * against the tiled kernels of compiler/ops/conv.ts, for ResNet-like layer shapes.
+ *
+ *   npx tsx bench/conv-bench.ts [--tiles 8x4,4x4,...] [--iters 5]
+ */
+import { createNodeDevice, keepAlive } from '../compiler/cli/webgpu.js';
+import { convOp, lowerConvWithTiles } from '../compiler/ops/conv.js';
+import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor } from '../compiler/ops/op.js';
+import { makeConst } from '../compiler/ir/tensor.js';
+import { numElements, type Attrs, type Node } from '../compiler/ir/types.js';
+import { randomFloats } from '../fixtures/onnx-builder.js';
+
+interface BenchCase {
+  name: string;
+  x: number[];
+  w: number[];
+  attrs: Attrs;
+}
+
+const CASES: BenchCase[] = [
+  { name: '3x3 conv 1x64x56x56 -> 64', x: [1, 64, 56, 56], w: [64, 64, 3, 3], attrs: { pads: { type: 'ints', value: [1, 1, 1, 1] } } },
+  { name: '1x1 conv 1x256x56x56 -> 64', x: [1, 256, 56, 56], w: [64, 256, 1, 1], attrs: {} },
+  { name: '3x3 depthwise 1x64x56x56', x: [1, 64, 56, 56], w: [64, 1, 3, 3], attrs: { group: { type: 'int', value: 64 }, pads: { type: 'ints', value: [1, 1, 1, 1] } } },
+  { name: '7x7/2 conv 1x3x224x224 -> 64', x: [1, 3, 224, 224], w: [64, 3, 7, 7], attrs: { pads: { type: 'ints', value: [3, 3, 3, 3] }, strides: { type: 'ints', value: [2, 2] } } },
+];
+
+/** The baseline: one output element per invocation, direct loops over (ic, kh, kw). */
+function naiveConv2d(c: BenchCase, out: number[]): string {
+  const [, C, H, W] = c.x as [number, number, number, number];
+  const [M, , KH, KW] = c.w as [number, number, number, number];
+  const [, , OH, OW] = out as [number, number, number, number];
+  const pads = c.attrs.pads?.type === 'ints' ? c.attrs.pads.value : [0, 0];
+  const strides = c.attrs.strides?.type === 'ints' ? c.attrs.strides.value : [1, 1];
+  const groups = c.attrs.group?.type === 'int' ? c.attrs.group.value : 1;
+  const cg = C / groups, mg = M / groups;
+  return `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= ${M * OH * OW}u) { return; }
+  let m = i / ${OH * OW}u; let oh = i32((i / ${OW}u) % ${OH}u); let ow = i32(i % ${OW}u);
+  let g = m / ${mg}u;
+  var acc = 0.0;
+  for (var ic = 0u; ic < ${cg}u; ic++) {
+    for (var kh = 0i; kh < ${KH}; kh++) {
+      for (var kw = 0i; kw < ${KW}; kw++) {
+        let ih = oh * ${strides[0]} - ${pads[0]} + kh; let iw = ow * ${strides[1]} - ${pads[1]} + kw;
+        if (ih >= 0 && ih < ${H} && iw >= 0 && iw < ${W}) {
+          acc += x[((g * ${cg}u + ic) * ${H}u + u32(ih)) * ${W}u + u32(iw)] * w[((m * ${cg}u + ic) * ${KH}u + u32(kh)) * ${KW}u + u32(kw)];
+        }
+      }
+    }
+  }
+  y[i] = acc;
+}`;
+}
+
+function lowerCase(c: BenchCase, tiles?: { ocTile: number; pxTile: number }) {
+  const node: Node = { name: 'bench', opType: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attrs: c.attrs };
+  const wData = makeConst('float32', c.w, randomFloats(numElements(c.w), 2));
+  const [yType] = convOp.inferTypes({ node, opset: 13, inputs: [{ dtype: 'float32', shape: c.x }, { dtype: 'float32', shape: c.w }], consts: [undefined, wData] });
+  const inputs: LowerTensor[] = [{ id: 'x', type: { dtype: 'float32', shape: c.x } }, { id: 'w', type: wData, data: wData }];
+  const y: LowerTensor = { id: 'y', type: yType! };
+  const kernels: KernelSpec[] = [];
+  const extra: LowerTensor[] = [];
+  const ctx: LowerContext = {
+    node, opset: 13, inputs, outputs: [y], limits: DEFAULT_LIMITS,
+    kernel: (k) => kernels.push(k),
+    constant: (label, t) => { const lt = { id: `c_${label}`, type: t, data: t }; extra.push(lt); return lt; },
+    scratch: (label, type) => { const lt = { id: `s_${label}`, type }; extra.push(lt); return lt; },
+  };
+  if (tiles) lowerConvWithTiles(ctx, tiles);
+  else {
+    kernels.push({ label: 'naive', wgsl: naiveConv2d(c, yType!.shape), bindings: [inputs[0]!, inputs[1]!, y], workgroups: [Math.ceil(numElements(yType!.shape) / 64), 1, 1] });
+  }
+  return { kernels, tensors: [...inputs, y, ...extra], y };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const tileArg = args[args.indexOf('--tiles') + 1];
+  const tileList = (args.includes('--tiles') ? tileArg! : '8x4,4x4').split(',').map((s) => {
+    const [ocTile, pxTile] = s.split('x').map(Number);
+    return { ocTile: ocTile!, pxTile: pxTile! };
+  });
+  const iters = args.includes('--iters') ? Number(args[args.indexOf('--iters') + 1]) : 5;
+  const skipNaive = args.includes('--no-naive');
+  const only = args.includes('--case') ? Number(args[args.indexOf('--case') + 1]) : undefined;
+  const { device } = await createNodeDevice();
+
+  for (const [ci, c] of CASES.entries()) {
+    if (only !== undefined && ci !== only) continue;
+    const variants: (undefined | { ocTile: number; pxTile: number })[] = [...(skipNaive ? [] : [undefined]), ...tileList];
+    let reference: Float32Array | undefined;
+    for (const tiles of variants) {
+      if (tiles && c.attrs.group && tiles.ocTile > 1) continue;
+      const { kernels, tensors, y } = lowerCase(c, tiles);
+      const buffers = new Map<string, GPUBuffer>();
+      for (const t of tensors) {
+        const b = device.createBuffer({ size: Math.ceil((numElements(t.type.shape) * 4) / 16) * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+        const data = t.data?.data ?? (t.id === 'x' ? randomFloats(numElements(t.type.shape), 1) : undefined);
+        if (data) device.queue.writeBuffer(b, 0, Float32Array.from(data));
+        buffers.set(t.id, b);
+      }
+      const pipelines = kernels.map((k) => {
+        const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
+        const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: buffers.get(t.id)! } })) });
+        return { pipeline, bindGroup, workgroups: k.workgroups };
+      });
+      const run = async () => {
+        const enc = device.createCommandEncoder();
+        for (const p of pipelines) {
+          const pass = enc.beginComputePass();
+          pass.setPipeline(p.pipeline);
+          pass.setBindGroup(0, p.bindGroup);
+          pass.dispatchWorkgroups(...p.workgroups);
+          pass.end();
+        }
+        device.queue.submit([enc.finish()]);
+        await keepAlive(device.queue.onSubmittedWorkDone());
+      };
+      await run();
+      const times: number[] = [];
+      for (let i = 0; i < iters; i++) {
+        const t0 = performance.now();
+        await run();
+        times.push(performance.now() - t0);
+      }
+      times.sort((a, b) => a - b);
+      const n = numElements(y.type.shape);
+      const read = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(buffers.get('y')!, 0, read, 0, n * 4);
+      device.queue.submit([enc.finish()]);
+      await keepAlive(read.mapAsync(GPUMapMode.READ));
+      const result = new Float32Array(read.getMappedRange().slice(0));
+      read.destroy();
+      let diff = 0;
+      if (reference) for (let i = 0; i < n; i++) diff = Math.max(diff, Math.abs(result[i]! - reference[i]!));
+      else reference = result;
+      const macs = n * numElements(c.w.slice(1));
+      const median = times[Math.floor(times.length / 2)]!;
+      const label = tiles ? `tiled ${tiles.ocTile}x${tiles.pxTile}` : 'naive';
+      console.log(`${c.name.padEnd(32)} ${label.padEnd(12)} median ${median.toFixed(1).padStart(7)} ms  min ${times[0]!.toFixed(1).padStart(7)} ms  ${(macs / median / 1e6).toFixed(2)} GMAC/s  maxdiff ${diff.toExponential(1)}`);
+      for (const b of buffers.values()) b.destroy();
+    }
+  }
+  process.exit(0);
+}
+
+await main();

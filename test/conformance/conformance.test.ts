@@ -1,0 +1,77 @@
+/**
+ * ONNX's own backend test data (pytorch-converted, pytorch-operator, simple), read in place from
+ * ../shared: every case compiles to a bundle, runs on WebGPU through the generated runtime and
+ * matches the expected outputs within rtol = atol = 1e-3, unless it is on the reviewed skip list.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readTensorFile } from '../../compiler/frontend/onnx.js';
+import { compileToContents } from '../../compiler/compile.js';
+import { FlashmemError } from '../../compiler/errors.js';
+import { typedArrayFor } from '../../compiler/cli/inputs.js';
+import { compileAndOpen } from '../harness/compile-run.js';
+import { maxViolation } from '../harness/single-node.js';
+import { CONFORMANCE_DIR, conformanceAvailable } from '../harness/paths.js';
+import { SKIPPED } from './skip-list.js';
+
+const SUITES = ['pytorch-converted', 'pytorch-operator', 'simple'];
+const available = conformanceAvailable('conformance');
+
+function cases(): string[] {
+  if (!available) return [];
+  return SUITES.flatMap((suite) => {
+    const dir = join(CONFORMANCE_DIR, suite);
+    return existsSync(dir) ? readdirSync(dir).filter((c) => existsSync(join(dir, c, 'model.onnx'))).map((c) => `${suite}/${c}`) : [];
+  }).sort();
+}
+
+const results = { passed: 0, skipped: 0 };
+
+describe.skipIf(!available)('ONNX conformance cases', () => {
+  afterAll(() => {
+    console.log(`conformance: ${results.passed} passed, ${results.skipped} skipped (reviewed skip list)`);
+  });
+
+  for (const id of cases()) {
+    const skip = SKIPPED[id];
+    const modelPath = join(CONFORMANCE_DIR, id, 'model.onnx');
+    if (skip) {
+      it(`${id} is rejected as documented: ${skip.reason}`, () => {
+        let error: unknown;
+        try {
+          compileToContents(modelPath);
+        } catch (e) {
+          error = e;
+        }
+        expect(error, 'this case compiles now: remove it from the skip list').toBeInstanceOf(FlashmemError);
+        expect((error as FlashmemError).code).toBe(skip.code);
+        results.skipped++;
+      });
+      continue;
+    }
+    it(id, async () => {
+      const bundle = await compileAndOpen(modelPath);
+      try {
+        const model = bundle.manifest.models[0]!;
+        const dataSets = readdirSync(join(CONFORMANCE_DIR, id)).filter((d) => d.startsWith('test_data_set_')).sort();
+        expect(dataSets.length).toBeGreaterThan(0);
+        for (const set of dataSets) {
+          const dir = join(CONFORMANCE_DIR, id, set);
+          const inputs = Object.fromEntries(model.inputs.map((sig, i) => [sig.name, typedArrayFor(sig.dtype, readTensorFile(join(dir, `input_${i}.pb`)).data)]));
+          const outputs = await bundle.run(inputs);
+          model.outputs.forEach((sig, i) => {
+            const expected = readTensorFile(join(dir, `output_${i}.pb`));
+            expect(sig.shape, `output ${i} shape`).toEqual(expected.shape);
+            const actual = Array.from(outputs[sig.name]! as ArrayLike<number | bigint>, Number);
+            const violation = maxViolation(actual, Array.from(expected.data), 1e-3, 1e-3);
+            expect(violation, `${set} output ${i}: worst |error| / (1e-3 + 1e-3 |expected|)`).toBeLessThanOrEqual(1);
+          });
+        }
+        results.passed++;
+      } finally {
+        bundle.close();
+      }
+    });
+  }
+});
