@@ -105,6 +105,7 @@ async function main(): Promise<void> {
         if (data) device.queue.writeBuffer(b, 0, Float32Array.from(data));
         buffers.set(t.id, b);
       }
+      if (process.env.BENCH_DEBUG) console.error("compiling", tiles, kernels.map((k) => k.wgsl).join("\n"));
       const pipelines = kernels.map((k) => {
         const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
         const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: buffers.get(t.id)! } })) });

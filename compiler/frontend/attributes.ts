@@ -1,7 +1,7 @@
 /**
- * AttributeProto -> Attr. Subgraph attributes (If/Loop/Scan bodies) are kept only as a marker,
- * but their protos are handed back so the caller can order the node after the outer values
- * the bodies read.
+ * AttributeProto -> Attr. Subgraph attributes (If/Loop/Scan bodies) are kept only as a marker;
+ * namesReadBySubgraphs gives the outer values the bodies read, so that the node can be ordered
+ * after their producers.
  */
 import onnxProto from 'onnx-proto';
 import { fail, quoteName } from '../errors.js';
@@ -16,12 +16,6 @@ const T = onnxProto.onnx.AttributeProto.AttributeType;
 const TYPE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(T).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]),
 );
-
-export interface ConvertedAttributes {
-  attrs: Attrs;
-  /** GRAPH/GRAPHS attribute bodies, for implicit outer-scope dependencies */
-  subgraphs: GraphProto[];
-}
 
 const own = (a: AttributeProto, field: keyof AttributeProto) => Object.prototype.hasOwnProperty.call(a, field) && a[field] != null;
 const nonEmpty = (list: unknown[] | null | undefined) => (list?.length ?? 0) > 0;
@@ -47,7 +41,7 @@ function effectiveType(a: AttributeProto): number {
 
 const utf8 = new TextDecoder('utf-8');
 
-function convertOne(a: AttributeProto, where: string, external: ExternalDataSource | undefined, subgraphs: GraphProto[]): Attr {
+function convertOne(a: AttributeProto, where: string, external: ExternalDataSource | undefined): Attr {
   const type = effectiveType(a);
   switch (type) {
     case T.FLOAT: return { type: 'float', value: a.f ?? 0 };
@@ -59,11 +53,7 @@ function convertOne(a: AttributeProto, where: string, external: ExternalDataSour
     case T.TENSOR:
       if (!a.t) fail('FM_ONNX_INVALID', `${where} has type TENSOR but no tensor`);
       return { type: 'tensor', value: decodeTensor(a.t, { label: where, external }) };
-    case T.GRAPH:
-      if (a.g) subgraphs.push(a.g);
-      return { type: 'graph' };
-    case T.GRAPHS:
-      subgraphs.push(...(a.graphs ?? []));
+    case T.GRAPH: case T.GRAPHS:
       return { type: 'graph' };
     case T.UNDEFINED:
       fail('FM_ONNX_INVALID', `${where} has no type and no value`);
@@ -73,17 +63,16 @@ function convertOne(a: AttributeProto, where: string, external: ExternalDataSour
   }
 }
 
-export function convertAttributes(attributes: readonly AttributeProto[], nodeLabel: string, external: ExternalDataSource | undefined): ConvertedAttributes {
+export function convertAttributes(attributes: readonly AttributeProto[], nodeLabel: string, external: ExternalDataSource | undefined): Attrs {
   const attrs: Attrs = {};
-  const subgraphs: GraphProto[] = [];
   for (const a of attributes) {
     const name = a.name ?? '';
     const where = `attribute ${quoteName(name)} of ${nodeLabel}`;
     if (!name) fail('FM_ONNX_INVALID', `${nodeLabel} has an attribute without a name`);
     if (Object.prototype.hasOwnProperty.call(attrs, name)) fail('FM_ONNX_INVALID', `${nodeLabel} has attribute ${quoteName(name)} twice`);
-    attrs[name] = convertOne(a, where, external, subgraphs);
+    attrs[name] = convertOne(a, where, external);
   }
-  return { attrs, subgraphs };
+  return attrs;
 }
 
 /**

@@ -1,0 +1,161 @@
+/**
+ * The ONNX frontend: ModelProto bytes -> graph IR. The result holds the graph inputs (with fully
+ * static types) and the initializers as values; node outputs are typed later by shape inference.
+ *
+ * Order of work: decode, model-level checks (graph, opset), structural checks on names only,
+ * then tensors, so that a broken model fails before any weight is decoded.
+ */
+import * as path from 'node:path';
+import type onnxProto from 'onnx-proto';
+import { fail, quoteName } from '../errors.js';
+import type { ConstTensor, Graph, Node, Value } from '../ir/types.js';
+import { convertAttributes, namesReadBySubgraphs } from './attributes.js';
+import { externalDataSource, readProtobufFile } from './external-data.js';
+import { resolveInputTypes } from './graph-inputs.js';
+import { decodeModel, decodeTensorProto } from './parse.js';
+import { decodeTensor, int64ToNumber, type ExternalDataSource } from './tensor-decode.js';
+import { validateAndOrder, type NodeRefs } from './validate.js';
+
+type GraphProto = onnxProto.onnx.IGraphProto;
+type NodeProto = onnxProto.onnx.INodeProto;
+type OperatorSetIdProto = onnxProto.onnx.IOperatorSetIdProto;
+
+export interface ImportOptions {
+  /** fixes symbolic/unknown input dims: input name -> full shape */
+  inputShapes?: Record<string, number[]>;
+  /** folder that external data must resolve inside; importOnnxFile defaults it to the model's folder */
+  baseDir?: string;
+}
+
+/** Default-domain opsets flashmemc knows the semantics of. */
+export const MIN_OPSET = 1;
+export const MAX_OPSET = 23;
+
+export function importOnnxFile(file: string, options: ImportOptions = {}): Graph {
+  const bytes = readProtobufFile(file, 'model file');
+  const baseDir = options.baseDir ?? path.dirname(path.resolve(file));
+  return importModel(bytes, { ...options, baseDir }, `model file ${quoteName(file)}`);
+}
+
+export function importOnnx(bytes: Uint8Array, options: ImportOptions = {}): Graph {
+  return importModel(bytes, options, 'the in-memory model');
+}
+
+/**
+ * A serialized TensorProto, such as an ONNX test-data `input_0.pb`; external data resolves in
+ * the file's folder.
+ */
+export function readTensorFile(file: string): ConstTensor {
+  const proto = decodeTensorProto(readProtobufFile(file, 'tensor file'), `tensor file ${quoteName(file)}`);
+  return decodeTensor(proto, { label: `the tensor in ${quoteName(file)}`, external: externalDataSource(path.dirname(path.resolve(file))) });
+}
+
+function importModel(bytes: Uint8Array, options: ImportOptions, source: string): Graph {
+  const model = decodeModel(bytes, source);
+  if (!model.graph) fail('FM_ONNX_INVALID', `${source} has no graph`);
+  const opset = defaultOpset(model.opsetImport ?? [], source);
+  return convertGraph(model.graph, opset, options);
+}
+
+function defaultOpset(imports: readonly OperatorSetIdProto[], source: string): number {
+  const defaults = imports.filter((o) => !o.domain || o.domain === 'ai.onnx');
+  const versions = [...new Set(defaults.map((o) => int64ToNumber(o.version)))];
+  if (versions.length === 0) {
+    const listed = imports.map((o) => `${quoteName(o.domain ?? '')} v${int64ToNumber(o.version)}`).join(', ');
+    fail('FM_ONNX_INVALID', `${source} imports no opset of the default ONNX domain (opset_import lists ${listed || 'nothing'})`);
+  }
+  if (versions.length > 1) fail('FM_ONNX_INVALID', `${source} imports the default ONNX domain at several versions (${versions.join(', ')})`);
+  const version = versions[0]!;
+  if (!(version >= MIN_OPSET && version <= MAX_OPSET)) {
+    fail('FM_UNSUPPORTED_OP', `${source} uses default-domain opset ${version}; flashmemc supports opsets ${MIN_OPSET} to ${MAX_OPSET} ` +
+      '(convert the model with onnx.version_converter)');
+  }
+  return version;
+}
+
+/**
+ * Unique node names: a model's own names are kept (later duplicates get a suffix) and unnamed
+ * nodes become `<OpType>_<index>`, avoiding every name the model already uses.
+ */
+function assignNodeNames(nodes: readonly NodeProto[]): string[] {
+  const taken = new Set(nodes.map((n) => n.name).filter((n): n is string => !!n));
+  const assigned = new Set<string>();
+  return nodes.map((n, index) => {
+    const base = n.name || `${n.opType || 'Node'}_${index}`;
+    let name = base;
+    for (let k = 1; assigned.has(name) || (name !== n.name && taken.has(name)); k++) name = `${base}_${k}`;
+    assigned.add(name);
+    return name;
+  });
+}
+
+function nodeRefs(nodes: readonly NodeProto[], names: readonly string[]): NodeRefs[] {
+  return nodes.map((n, i) => {
+    if (!n.opType) fail('FM_ONNX_INVALID', `node ${quoteName(names[i]!)} has no op_type`);
+    const subgraphs = (n.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]);
+    return {
+      name: names[i]!,
+      opType: n.opType,
+      inputs: n.input ?? [],
+      outputs: n.output ?? [],
+      implicitInputs: subgraphs.length ? namesReadBySubgraphs(subgraphs) : [],
+    };
+  });
+}
+
+function checkNoSparseInitializers(g: GraphProto): void {
+  const sparse = g.sparseInitializer ?? [];
+  if (sparse.length > 0) {
+    const name = sparse[0]!.values?.name ?? '';
+    fail('FM_UNSUPPORTED_OP', `sparse initializer ${quoteName(name)}: sparse initializers are not supported; store the weights densely`);
+  }
+}
+
+function convertGraph(g: GraphProto, opset: number, options: ImportOptions): Graph {
+  checkNoSparseInitializers(g);
+  const protoNodes = g.node ?? [];
+  const names = assignNodeNames(protoNodes);
+  const refs = nodeRefs(protoNodes, names);
+  const initializerProtos = g.initializer ?? [];
+  const inputInfos = g.input ?? [];
+  const outputs = (g.output ?? []).map((o) => o.name ?? '');
+  const order = validateAndOrder({
+    inputs: inputInfos.map((i) => i.name ?? ''),
+    initializers: initializerProtos.map((t) => t.name ?? ''),
+    nodes: refs,
+    outputs,
+  });
+
+  const external = options.baseDir === undefined ? undefined : externalDataSource(options.baseDir);
+  const values = new Map<string, Value>();
+  for (const t of initializerProtos) {
+    const data = decodeTensor(t, { external });
+    values.set(t.name!, { name: t.name!, type: { dtype: data.dtype, shape: data.shape }, data });
+  }
+
+  const runtimeInputs = inputInfos.filter((i) => !values.has(i.name!));
+  const inputTypes = resolveInputTypes(runtimeInputs, options.inputShapes);
+  runtimeInputs.forEach((info, k) => values.set(info.name!, { name: info.name!, type: inputTypes[k]! }));
+
+  return {
+    name: g.name ?? '',
+    opset,
+    inputs: runtimeInputs.map((i) => i.name!),
+    outputs,
+    values,
+    nodes: order.map((i) => convertNode(protoNodes[i]!, refs[i]!, external)),
+  };
+}
+
+function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource | undefined): Node {
+  const label = `node ${quoteName(refs.name)} (${refs.opType})`;
+  const domain = n.domain === 'ai.onnx' ? '' : (n.domain ?? '');
+  return {
+    name: refs.name,
+    opType: refs.opType,
+    domain,
+    inputs: [...refs.inputs],
+    outputs: [...refs.outputs],
+    attrs: convertAttributes(n.attribute ?? [], label, external),
+  };
+}
