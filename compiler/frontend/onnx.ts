@@ -80,10 +80,14 @@ function defaultOpset(imports: readonly OperatorSetIdProto[], source: string): n
 function assignNodeNames(nodes: readonly NodeProto[]): string[] {
   const taken = new Set(nodes.map((n) => n.name).filter((n): n is string => !!n));
   const assigned = new Set<string>();
+  // next suffix to try per base name, so that many duplicates stay linear
+  const nextSuffix = new Map<string, number>();
   return nodes.map((n, index) => {
     const base = n.name || `${n.opType || 'Node'}_${index}`;
     let name = base;
-    for (let k = 1; assigned.has(name) || (name !== n.name && taken.has(name)); k++) name = `${base}_${k}`;
+    let k = nextSuffix.get(base) ?? 1;
+    while (assigned.has(name) || (name !== n.name && taken.has(name))) name = `${base}_${k++}`;
+    nextSuffix.set(base, k);
     assigned.add(name);
     return name;
   });
@@ -126,16 +130,18 @@ function convertGraph(g: GraphProto, opset: number, options: ImportOptions): Gra
     outputs,
   });
 
+  // input types first: a missing --input-shape should not wait for gigabytes of weights to decode
+  const initializerNames = new Set(initializerProtos.map((t) => t.name!));
+  const runtimeInputs = inputInfos.filter((i) => !initializerNames.has(i.name!));
+  const inputTypes = resolveInputTypes(runtimeInputs, options.inputShapes);
+
   const external = options.baseDir === undefined ? undefined : externalDataSource(options.baseDir);
   const values = new Map<string, Value>();
+  runtimeInputs.forEach((info, k) => values.set(info.name!, { name: info.name!, type: inputTypes[k]! }));
   for (const t of initializerProtos) {
     const data = decodeTensor(t, { external });
     values.set(t.name!, { name: t.name!, type: { dtype: data.dtype, shape: data.shape }, data });
   }
-
-  const runtimeInputs = inputInfos.filter((i) => !values.has(i.name!));
-  const inputTypes = resolveInputTypes(runtimeInputs, options.inputShapes);
-  runtimeInputs.forEach((info, k) => values.set(info.name!, { name: info.name!, type: inputTypes[k]! }));
 
   return {
     name: g.name ?? '',

@@ -52,8 +52,9 @@ function checkMessageSize(what: string, source: string, bytes: Uint8Array): void
 
 /**
  * Decodes a ModelProto and checks it is one: random bytes often decode as *some* protobuf
- * message, so a model without ir_version, or without both graph and opset_import, is refused here.
- * A model that has these but lacks one of graph/opset is structurally invalid, which onnx.ts reports.
+ * message, so bytes without an ir_version or without any opset_import are refused here. A model
+ * that has both but lacks a graph or a default-domain opset is structurally invalid instead,
+ * which onnx.ts reports.
  */
 export function decodeModel(bytes: Uint8Array, source: string): onnxProto.onnx.ModelProto {
   checkMessageSize('model', source, bytes);
@@ -63,13 +64,13 @@ export function decodeModel(bytes: Uint8Array, source: string): onnxProto.onnx.M
   } catch (e) {
     parseFailure('model', source, bytes, e);
   }
-  const irVersion = int64ToNumber(model.irVersion);
-  const hasGraph = model.graph != null;
-  const hasOpsets = (model.opsetImport?.length ?? 0) > 0;
-  if (!(irVersion >= 1) || (!hasGraph && !hasOpsets)) {
-    const missing = [!(irVersion >= 1) && 'ir_version', !hasGraph && 'graph', !hasOpsets && 'opset_import'].filter(Boolean).join(', ');
+  const missing = [
+    !(int64ToNumber(model.irVersion) >= 1) && 'ir_version',
+    !(model.opsetImport?.length) && 'opset_import',
+  ].filter(Boolean);
+  if (missing.length > 0) {
     const foreign = sniffForeignFormat(bytes);
-    fail('FM_ONNX_PARSE', `${source} is not an ONNX model: it decodes as protobuf but has no ${missing}` +
+    fail('FM_ONNX_PARSE', `${source} is not an ONNX model: it decodes as protobuf but has no ${missing.join(' and no ')}` +
       (foreign ? `; the bytes look like ${foreign}` : `; ${HINT}`));
   }
   return model;

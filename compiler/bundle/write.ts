@@ -1,0 +1,261 @@
+/**
+ * Writes a bundle folder: schedule.json, shaders/<sha256-prefix>.wgsl, weights/<n>.bin,
+ * runtime.js + runtime.d.ts, and manifest.json last, listing every other file with its size and
+ * sha256. Writing is atomic: everything goes into a fresh sibling temp folder that replaces the
+ * output folder only when complete; on failure the output folder is left as it was. The bytes are
+ * reproducible: no timestamps, fixed key order, 2-space JSON.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { lstat, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { fail, FlashmemError, quoteName } from '../errors.js';
+import { FORMAT_VERSION } from '../../schemas/common.js';
+import { manifestSchema, modelEntry, type FileEntry, type Manifest } from '../../schemas/manifest.js';
+import { scheduleSchema, type Schedule } from '../../schemas/schedule.js';
+import type { BundleContents, ShardSource } from './contents.js';
+import { generateRuntime, packageRoot, type GeneratedRuntime } from './runtime-gen.js';
+
+export interface WriteBundleOptions {
+  /** runtime.js and runtime.d.ts to ship; default: generateRuntime() */
+  runtime?: GeneratedRuntime;
+}
+
+export interface WrittenBundle {
+  /** the manifest's file list: every file but manifest.json, sorted by path */
+  files: FileEntry[];
+  /** bytes of all files of the bundle, manifest.json included */
+  totalBytes: number;
+}
+
+const MANIFEST = 'manifest.json';
+const SCHEDULE = 'schedule.json';
+const RUNTIME_JS = 'runtime.js';
+const RUNTIME_DTS = 'runtime.d.ts';
+const SHADER_PATH = /^shaders\/([0-9a-f]{8,64})\.wgsl$/;
+const SHARD_PATH = /^weights\/[A-Za-z0-9_.-]+$/;
+/** length of the sha256 prefix naming a shader file; 64 bits make collisions between distinct kernels negligible */
+const SHADER_HASH_CHARS = 16;
+
+/** The path of a shader in a bundle: named by its content, so identical kernels share one file. */
+export function shaderPath(source: string): string {
+  return `shaders/${sha256Hex(source).slice(0, SHADER_HASH_CHARS)}.wgsl`;
+}
+
+export async function writeBundle(outDir: string, contents: BundleContents, options: WriteBundleOptions = {}): Promise<WrittenBundle> {
+  const target = resolve(outDir);
+  await assertReplaceable(target);
+  const schedule = checkContents(contents);
+  const runtime = options.runtime ?? generateRuntime();
+  await mkdirOrFail(dirname(target));
+  const temp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+  // not recursive: the temp folder must be new
+  await mkdir(temp).catch((error: unknown) => ioFailure(`creating ${temp}`, error));
+  try {
+    const written = await writeFiles(temp, contents, schedule, runtime);
+    // checked again: something may have appeared at the output path while the files were written
+    await assertReplaceable(target);
+    await replaceFolder(temp, target);
+    return written;
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+// ------------------------------------------------------------------------------------ contents
+
+/** Checks that the schedule, the shader sources and the shard sources describe the same files. */
+function checkContents(contents: BundleContents): Schedule {
+  const schedule = parseOrFail(scheduleSchema, contents.schedule, 'the schedule');
+  parseOrFail(z.array(modelEntry).min(1), contents.models, 'the model signatures');
+  checkModelNames(contents, schedule);
+  checkShaders(contents, schedule);
+  checkShards(contents, schedule);
+  return schedule;
+}
+
+function parseOrFail<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) fail('FM_BUNDLE_INVALID', `${what} does not match the bundle format:\n${z.prettifyError(result.error)}`);
+  return result.data;
+}
+
+function checkModelNames(contents: BundleContents, schedule: Schedule): void {
+  const signed = contents.models.map((model) => model.name).sort();
+  const scheduled = schedule.models.map((model) => model.model).sort();
+  if (new Set(signed).size !== signed.length || signed.join('\0') !== scheduled.join('\0')) {
+    fail('FM_BUNDLE_INVALID', `the models with signatures (${signed.map(quoteName).join(', ')}) and the scheduled models (${scheduled.map(quoteName).join(', ')}) must be the same, each once`);
+  }
+}
+
+function checkShaders(contents: BundleContents, schedule: Schedule): void {
+  const listed = new Set(schedule.shaders);
+  if (listed.size !== schedule.shaders.length) fail('FM_BUNDLE_INVALID', 'schedule.shaders lists a shader twice');
+  for (const path of listed) {
+    const source = contents.shaders.get(path);
+    if (source === undefined) fail('FM_BUNDLE_INVALID', `schedule.shaders names ${path}, which the bundle contents lack`);
+    const hash = SHADER_PATH.exec(path)?.[1];
+    if (!hash || !sha256Hex(source).startsWith(hash)) {
+      fail('FM_BUNDLE_INVALID', `shader file ${path} is not named by its content's sha256 (expected ${shaderPath(source)}; use shaderPath())`);
+    }
+  }
+  const unlisted = [...contents.shaders.keys()].find((path) => !listed.has(path));
+  if (unlisted) fail('FM_BUNDLE_INVALID', `shader ${unlisted} is not in schedule.shaders`);
+}
+
+function checkShards(contents: BundleContents, schedule: Schedule): void {
+  if (contents.shards.length !== schedule.shards.length) {
+    fail('FM_BUNDLE_INVALID', `${contents.shards.length} shard sources for ${schedule.shards.length} shards in schedule.shards`);
+  }
+  const paths = new Set<string>();
+  contents.shards.forEach((source, i) => {
+    const declared = schedule.shards[i]!;
+    if (source.path !== declared.path || source.size !== declared.size) {
+      fail('FM_BUNDLE_INVALID', `shard source ${i} is ${source.path} (${source.size} bytes), schedule.shards[${i}] is ${declared.path} (${declared.size} bytes)`);
+    }
+    if (!SHARD_PATH.test(source.path)) fail('FM_BUNDLE_INVALID', `shard path ${quoteName(source.path)} must be weights/<name>`);
+    if (paths.has(source.path)) fail('FM_BUNDLE_INVALID', `shard ${source.path} is listed twice`);
+    paths.add(source.path);
+  });
+}
+
+// --------------------------------------------------------------------------------------- files
+
+async function writeFiles(dir: string, contents: BundleContents, schedule: Schedule, runtime: GeneratedRuntime): Promise<WrittenBundle> {
+  await mkdirOrFail(join(dir, 'shaders'));
+  await mkdirOrFail(join(dir, 'weights'));
+  const files: FileEntry[] = [await writeText(dir, SCHEDULE, 'schedule', canonicalJson(schedule))];
+  for (const path of [...contents.shaders.keys()].sort()) files.push(await writeText(dir, path, 'shader', contents.shaders.get(path)!));
+  for (const shard of contents.shards) files.push(await writeShard(dir, shard));
+  files.push(await writeText(dir, RUNTIME_JS, 'runtime', runtime.js));
+  files.push(await writeText(dir, RUNTIME_DTS, 'types', runtime.dts));
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const manifest = buildManifest(contents, files);
+  const manifestBytes = Buffer.from(canonicalJson(manifest));
+  await writeFileOrFail(join(dir, MANIFEST), manifestBytes);
+  const totalBytes = files.reduce((sum, file) => sum + file.size, manifestBytes.length);
+  return { files, totalBytes };
+}
+
+function buildManifest(contents: BundleContents, files: FileEntry[]): Manifest {
+  const manifest: Manifest = {
+    format: 'flashmemc-bundle',
+    formatVersion: FORMAT_VERSION,
+    generator: { name: 'flashmemc', version: generatorVersion() },
+    models: contents.models,
+    requiredLimits: Object.fromEntries(Object.entries(contents.requiredLimits).sort(([a], [b]) => (a < b ? -1 : 1))),
+    requiredFeatures: [...new Set(contents.requiredFeatures)].sort(),
+    files,
+  };
+  return parseOrFail(manifestSchema, manifest, MANIFEST);
+}
+
+let version: string | undefined;
+function generatorVersion(): string {
+  version ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return version;
+}
+
+/** JSON with 2-space indent; the zod-parsed values have their keys in schema order, so bytes are stable. */
+function canonicalJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function writeText(dir: string, path: string, kind: FileEntry['kind'], text: string): Promise<FileEntry> {
+  const bytes = Buffer.from(text, 'utf8');
+  await writeFileOrFail(join(dir, path), bytes);
+  return { path, kind, size: bytes.length, sha256: sha256Hex(bytes) };
+}
+
+/** Streams a shard piece by piece, hashing as it goes, so no shard is ever whole in memory. */
+async function writeShard(dir: string, shard: ShardSource): Promise<FileEntry> {
+  const hash = createHash('sha256');
+  let written = 0;
+  const handle = await open(join(dir, shard.path), 'wx').catch((error: unknown) => ioFailure(`creating ${shard.path}`, error));
+  try {
+    for (const piece of shard.pieces()) {
+      written += piece.byteLength;
+      if (written > shard.size) fail('FM_BUNDLE_INVALID', `shard ${shard.path} produced more than its declared ${shard.size} bytes`);
+      hash.update(piece);
+      await writeAll(handle, piece, shard.path);
+    }
+  } finally {
+    await handle.close();
+  }
+  if (written !== shard.size) fail('FM_BUNDLE_INVALID', `shard ${shard.path} produced ${written} bytes, it declared ${shard.size}`);
+  return { path: shard.path, kind: 'weights', size: written, sha256: hash.digest('hex') };
+}
+
+async function writeAll(handle: Awaited<ReturnType<typeof open>>, bytes: Uint8Array, path: string): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done).catch((error: unknown) => ioFailure(`writing ${path}`, error));
+    done += bytesWritten;
+  }
+}
+
+// ------------------------------------------------------------------------- the output folder
+
+/**
+ * The output folder may be replaced only when it is absent, empty, or a previous bundle (its
+ * manifest.json says so: a web app's manifest.json is not enough). Anything else may be user data.
+ */
+async function assertReplaceable(target: string): Promise<void> {
+  const stats = await lstat(target).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : ioFailure(`inspecting ${target}`, error)));
+  if (!stats) return;
+  const refuse = (why: string): never =>
+    fail('FM_BAD_ARGUMENT', `refusing to replace ${target}: ${why}; choose another output folder, or remove it yourself`);
+  if (!stats.isDirectory()) refuse('it is not a folder');
+  const entries = await readdir(target).catch((error: unknown) => ioFailure(`listing ${target}`, error));
+  if (entries.length === 0) return;
+  if (!entries.includes(MANIFEST)) refuse(`it is not empty and holds no ${MANIFEST}`);
+  if (!(await isBundleManifest(join(target, MANIFEST)))) refuse(`its ${MANIFEST} is not a flashmemc bundle manifest`);
+}
+
+async function isBundleManifest(path: string): Promise<boolean> {
+  try {
+    const manifest = JSON.parse(await readFile(path, 'utf8')) as { format?: unknown };
+    return manifest.format === 'flashmemc-bundle';
+  } catch {
+    return false;
+  }
+}
+
+/** Swaps the finished temp folder in; the previous folder is moved aside first and restored if the swap fails. */
+async function replaceFolder(temp: string, target: string): Promise<void> {
+  const exists = await lstat(target).then(() => true, () => false);
+  if (!exists) {
+    await rename(temp, target).catch((error: unknown) => ioFailure(`moving the bundle to ${target}`, error));
+    return;
+  }
+  const aside = `${target}.old-${randomBytes(6).toString('hex')}`;
+  await rename(target, aside).catch((error: unknown) => ioFailure(`moving the previous ${basename(target)} aside`, error));
+  try {
+    await rename(temp, target);
+  } catch (error) {
+    await rename(aside, target);
+    ioFailure(`moving the bundle to ${target}`, error);
+  }
+  await rm(aside, { recursive: true, force: true });
+}
+
+// ------------------------------------------------------------------------------------ fs errors
+
+function ioFailure(what: string, error: unknown): never {
+  if (error instanceof FlashmemError) throw error;
+  fail('FM_IO', `${what} failed: ${error instanceof Error ? error.message : String(error)}`, error);
+}
+
+async function mkdirOrFail(path: string): Promise<void> {
+  await mkdir(path, { recursive: true }).catch((error: unknown) => ioFailure(`creating ${path}`, error));
+}
+
+async function writeFileOrFail(path: string, bytes: Uint8Array): Promise<void> {
+  await writeFile(path, bytes, { flag: 'wx' }).catch((error: unknown) => ioFailure(`writing ${path}`, error));
+}
