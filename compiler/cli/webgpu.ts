@@ -31,6 +31,12 @@ export interface NodeGpu {
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
 
+/**
+ * Dawn instances must stay referenced while their devices live: a collected instance makes Dawn
+ * crash or hang (webgpu README, "Lifetime"). Instances are kept for the life of the process.
+ */
+const liveInstances = new Set<GPU>();
+
 export async function createNodeDevice(options: { backend?: string; limits?: Record<string, number> } = {}): Promise<NodeGpu> {
   process.env.EGL_PLATFORM ??= 'surfaceless';
   const dawn = (await import('webgpu')) as unknown as DawnModule;
@@ -40,6 +46,7 @@ export async function createNodeDevice(options: { backend?: string; limits?: Rec
   const failures: string[] = [];
   for (const backend of backends) {
     const gpu = dawn.create([`backend=${backend}`]);
+    liveInstances.add(gpu);
     const adapter =
       (await keepAlive(gpu.requestAdapter())) ??
       (await keepAlive(gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)));

@@ -13,6 +13,7 @@ import { elementwiseOps } from './elementwise.js';
 import { shapeOps } from './shape.js';
 import { movementOps } from './movement.js';
 import { reduceOps } from './reduce.js';
+import { resizeOps } from './resize.js';
 import type { OpDef } from './op.js';
 
 const FAMILIES: readonly OpDef[] = [
@@ -25,6 +26,7 @@ const FAMILIES: readonly OpDef[] = [
   ...shapeOps,
   ...movementOps,
   ...reduceOps,
+  ...resizeOps,
 ];
 
 const REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FAMILIES);

@@ -151,19 +151,29 @@ interface RowKernelSpec {
   epilogue: RowEpilogue;
 }
 
-type RowStrategy = { kind: 'serial' } | { kind: 'workgroup'; size: number };
+/**
+ * 'serial': one invocation per row. 'tiled': a workgroup of `rowsPerGroup` x `slices`
+ * invocations; each row is read cooperatively by `slices` invocations whose partial states meet
+ * in a tree reduction in workgroup memory.
+ */
+type RowStrategy = { kind: 'serial' } | { kind: 'tiled'; rowsPerGroup: number; slices: number };
 
 /**
- * Many rows keep the GPU busy with one invocation each; that is also the coalesced choice when
- * rows are strided (neighbouring rows are neighbours in memory). Otherwise a workgroup per row
- * reads the row cooperatively, sized so each invocation handles at least ~4 elements.
+ * Many short rows keep the GPU busy with one invocation each. Longer rows are read
+ * cooperatively, at least ~4 elements per invocation. Contiguous rows get a workgroup each, its
+ * invocations reading neighbouring elements; strided rows (a reduction over a non-last axis)
+ * share workgroups, 32 neighbouring rows side by side, so that neighbouring invocations still
+ * read neighbouring addresses.
  */
 function chooseRowStrategy(rows: number, length: number, contiguous: boolean, limits: TargetLimits): RowStrategy {
-  const manyRows = rows >= 4096;
-  if (length <= 16 || (manyRows && (!contiguous || length <= 64))) return { kind: 'serial' };
+  if (length <= 16 || (rows >= 4096 && length <= 64)) return { kind: 'serial' };
   const maxSize = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX, 256);
-  const size = Math.max(32, Math.min(maxSize, nextPow2(Math.ceil(length / 4))));
-  return { kind: 'workgroup', size: Math.min(size, maxSize) };
+  const rowsPerGroup = contiguous ? 1 : Math.min(32, nextPow2(rows), maxSize);
+  const maxSlices = Math.max(1, Math.floor(maxSize / rowsPerGroup));
+  // at least 32 invocations: a narrower workgroup wastes most of a SIMD unit
+  const minSlices = Math.max(1, 32 / rowsPerGroup);
+  const slices = Math.min(maxSlices, Math.max(minSlices, nextPow2(Math.ceil(length / 4))));
+  return { kind: 'tiled', rowsPerGroup, slices };
 }
 
 function declareAccumulators(algebra: Algebra): string {
@@ -225,44 +235,48 @@ function serialRowKernel(spec: RowKernelSpec): { wgsl: string; workgroups: [numb
   return { wgsl, workgroups: grid.workgroups };
 }
 
-/** Tree reduction of the per-invocation partial states held in workgroup arrays s0, s1. */
-function treeReduce(algebra: Algebra, size: number): string {
-  const n = algebra.acc.length;
-  const idx = [...Array(n).keys()];
-  const steps: string[] = [];
-  for (let half = size / 2; half >= 1; half /= 2) {
-    steps.push(
-      `if (lid < ${u(half)}) {\n    ${idx.map((i) => `var a${i} = s${i}[lid]; let b${i} = s${i}[lid + ${u(half)}];`).join(' ')}\n` +
-      `    ${algebra.combine}\n    ${idx.map((i) => `s${i}[lid] = a${i};`).join(' ')}\n  }\n  workgroupBarrier();`,
-    );
-  }
-  return steps.join('\n  ');
+/** Tree reduction over the slices of each row; s0/s1[slice * rowsPerGroup + lane] hold partial states. */
+function treeReduce(algebra: Algebra, rowsPerGroup: number, slices: number): string {
+  if (slices < 2) return '';
+  const idx = [...Array(algebra.acc.length).keys()];
+  const partner = rowsPerGroup === 1 ? 'lid + half' : `lid + half * ${u(rowsPerGroup)}`;
+  // `half` is uniform across the workgroup, so the barrier inside the loop is legal
+  return `for (var half = ${u(slices / 2)}; half > 0u; half >>= 1u) {\n` +
+    `    if (slice < half) {\n      ${idx.map((i) => `var a${i} = s${i}[lid]; let b${i} = s${i}[${partner}];`).join(' ')}\n` +
+    `      ${algebra.combine}\n      ${idx.map((i) => `s${i}[lid] = a${i};`).join(' ')}\n    }\n    workgroupBarrier();\n  }`;
 }
 
-function workgroupRowKernel(spec: RowKernelSpec, size: number, limits: TargetLimits): { wgsl: string; workgroups: [number, number, number] } {
+function tiledRowKernel(spec: RowKernelSpec, rowsPerGroup: number, slices: number, limits: TargetLimits): { wgsl: string; workgroups: [number, number, number] } {
   const rows = rowCount(spec.layout);
   const length = rowLength(spec.layout);
-  const grid = workgroupGrid(rows, limits);
-  const n = spec.algebra.acc.length;
-  const idx = [...Array(n).keys()];
+  const groups = Math.ceil(rows / rowsPerGroup);
+  const grid = workgroupGrid(groups, limits);
+  const size = rowsPerGroup * slices;
+  const idx = [...Array(spec.algebra.acc.length).keys()];
   const shared = spec.algebra.acc.map((a, i) => `var<workgroup> s${i}: array<${a.type}, ${size}>;`).join('\n');
   const loop = (inner: string) =>
-    `for (var k = lid; k < ${u(length)}; k += ${u(size)}) {\n    ${stridedRowOffset(spec.layout)}\n    ${loadValue(spec, 'off')}\n    ${inner}\n  }`;
+    `if (inRange) {\n  for (var k = slice; k < ${u(length)}; k += ${u(slices)}) {\n    ${stridedRowOffset(spec.layout)}\n` +
+    `    ${loadValue(spec, 'off')}\n    ${inner}\n  }\n  }`;
   const epilogue = spec.epilogue.kind === 'reduce'
-    ? `if (lid == 0u) { y[row] = ${spec.epilogue.result}; }`
+    ? `if (inRange && slice == 0u) { y[row] = ${spec.epilogue.result}; }`
     : `${spec.epilogue.prepare}\n  ${loop(`y[off] = ${spec.epilogue.element};`)}`;
+  const tile = rowsPerGroup === 1
+    ? ['let row = group;', 'let slice = lid;', 'let inRange = true;']
+    : [`let lane = lid % ${u(rowsPerGroup)};`, `let slice = lid / ${u(rowsPerGroup)};`,
+      `let row = group * ${u(rowsPerGroup)} + lane;`, `let inRange = row < ${u(rows)};`];
   const body = [
-    `let row = ${grid.id};`,
+    `let group = ${grid.id};`,
     // uniform per workgroup (derived from workgroup_id only), so the barriers below stay legal
-    `if (row >= ${u(rows)}) { return; }`,
+    `if (group >= ${u(groups)}) { return; }`,
+    ...tile,
     rowBase(spec.layout, 'row'),
     declareAccumulators(spec.algebra),
     loop(spec.algebra.accumulate),
     `${idx.map((i) => `s${i}[lid] = a${i};`).join(' ')}\n  workgroupBarrier();`,
-    treeReduce(spec.algebra, size),
-    idx.map((i) => `a${i} = s${i}[0];`).join(' '),
+    treeReduce(spec.algebra, rowsPerGroup, slices),
+    idx.map((i) => `a${i} = s${i}[${rowsPerGroup === 1 ? '0' : 'lane'}];`).join(' '),
     epilogue,
-  ].filter((s) => s !== '').join('\n  ');
+  ].filter((l) => l !== '').join('\n  ');
   const wgsl = `${storageDecls([{ name: 'x', type: spec.inType }, { name: 'y', type: spec.outType }])}\n${shared}\n\n` +
     `@compute @workgroup_size(${size})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {\n  ${body}\n}\n`;
   return { wgsl, workgroups: grid.workgroups };
@@ -277,7 +291,9 @@ function emitRowKernel(ctx: LowerContext, spec: RowKernelSpec): void {
   const innermost = spec.layout.reduced[spec.layout.reduced.length - 1];
   const contiguous = !innermost || innermost.stride === 1;
   const strategy = chooseRowStrategy(rows, rowLength(spec.layout), contiguous, ctx.limits);
-  const kernel = strategy.kind === 'serial' ? serialRowKernel(spec) : workgroupRowKernel(spec, strategy.size, ctx.limits);
+  const kernel = strategy.kind === 'serial'
+    ? serialRowKernel(spec)
+    : tiledRowKernel(spec, strategy.rowsPerGroup, strategy.slices, ctx.limits);
   ctx.kernel({ label: spec.label, wgsl: kernel.wgsl, bindings: [x, y], workgroups: kernel.workgroups });
 }
 
@@ -301,7 +317,7 @@ function softmaxOnCpu(node: Node, opset: number, x: ConstTensor): ConstTensor {
   const out = new Float64Array(x.data.length);
   const log = node.opType === 'LogSoftmax';
   forEachRow(layout, (offsets) => {
-    const max = Math.max(...offsets.map((o) => x.data[o]!));
+    const max = maxOf(offsets.map((o) => x.data[o]!));
     const sum = offsets.reduce((s, o) => s + Math.exp(x.data[o]! - max), 0);
     for (const o of offsets) out[o] = log ? x.data[o]! - max - Math.log(sum) : Math.exp(x.data[o]! - max) / sum;
   });
@@ -357,6 +373,8 @@ interface Reducer {
 const floatOnly = (type: WgslScalar): WgslScalar => (type === 'i32' ? 'f32' : type);
 
 const sum = (values: readonly number[]): number => values.reduce((s, v) => s + v, 0);
+/** (Math.max(...values) overflows the stack for long rows) */
+const maxOf = (values: readonly number[]): number => values.reduce((m, v) => Math.max(m, v), -Infinity);
 
 const REDUCERS: Record<ReduceOp, Reducer> = {
   ReduceSum: { algebra: (t) => sumLike(t, 'v'), result: () => 'a0', cpu: sum },
@@ -368,7 +386,7 @@ const REDUCERS: Record<ReduceOp, Reducer> = {
   ReduceMax: {
     algebra: (t) => ({ acc: [{ type: t, init: lit(-Infinity, t) }], valueType: t, accumulate: 'a0 = max(a0, v);', combine: 'a0 = max(a0, b0);' }),
     result: () => 'a0',
-    cpu: (vs) => vs.reduce((m, v) => Math.max(m, v), -Infinity),
+    cpu: maxOf,
   },
   ReduceMin: {
     algebra: (t) => ({ acc: [{ type: t, init: lit(Infinity, t) }], valueType: t, accumulate: 'a0 = min(a0, v);', combine: 'a0 = min(a0, b0);' }),
@@ -392,7 +410,7 @@ const REDUCERS: Record<ReduceOp, Reducer> = {
     algebra: () => LOG_SUM_EXP_ALGEBRA,
     result: () => 'a0 + log(a1)',
     cpu: (vs) => {
-      const m = Math.max(...vs);
+      const m = maxOf(vs);
       return m + Math.log(sum(vs.map((v) => Math.exp(v - m))));
     },
   },
@@ -627,10 +645,11 @@ function cumSumOnCpu(node: Node, x: ConstTensor, axisInput: ConstTensor | undefi
 /** WGSL offset of position `j` along line (o, n), honouring `reverse`. */
 function scanOffset(s: ScanLayout, j: string): string {
   const pos = s.reverse ? `(${u(s.length - 1)} - ${j})` : j;
-  return `lineBase + ${pos} * ${u(s.inner)}`;
+  return s.inner === 1 ? `lineBase + ${pos}` : `lineBase + ${pos} * ${u(s.inner)}`;
 }
 
 function lineBase(s: ScanLayout, line: string): string {
+  if (s.inner === 1) return `let lineBase = ${line} * ${u(s.length)};`;
   return `let lineBase = (${line} / ${u(s.inner)}) * ${u(s.length * s.inner)} + ${line} % ${u(s.inner)};`;
 }
 
@@ -652,10 +671,6 @@ function workgroupScanKernel(s: ScanLayout, type: WgslScalar, size: number, limi
   const lines = s.outer * s.inner;
   const grid = workgroupGrid(lines, limits);
   const zero = lit(0, type);
-  const steps: string[] = [];
-  for (let d = 1; d < size; d *= 2) {
-    steps.push(`{ var t = buf[lid]; if (lid >= ${u(d)}) { t += buf[lid - ${u(d)}]; } workgroupBarrier(); buf[lid] = t; workgroupBarrier(); }`);
-  }
   const result = s.exclusive ? `select(${zero}, buf[max(lid, 1u) - 1u], lid > 0u)` : 'buf[lid]';
   const body = [
     `let line = ${grid.id};`,
@@ -669,7 +684,14 @@ function workgroupScanKernel(s: ScanLayout, type: WgslScalar, size: number, limi
     `  if (j < ${u(s.length)}) { v = x[off]; }`,
     `  buf[lid] = v;`,
     `  workgroupBarrier();`,
-    `  ${steps.join('\n    ')}`,
+    // `d` is uniform, so the barriers inside the loop are legal
+    `  for (var d = 1u; d < ${u(size)}; d <<= 1u) {`,
+    `    var t = buf[lid];`,
+    `    if (lid >= d) { t += buf[lid - d]; }`,
+    `    workgroupBarrier();`,
+    `    buf[lid] = t;`,
+    `    workgroupBarrier();`,
+    `  }`,
     `  if (j < ${u(s.length)}) { y[off] = carry + ${result}; }`,
     `  carry += buf[${u(size - 1)}];`,
     // the next chunk overwrites buf: every invocation must have read it first

@@ -6,6 +6,7 @@ import { makeConst } from '../../compiler/ir/tensor.js';
 import type { Attrs, Node } from '../../compiler/ir/types.js';
 import type { AttrSpec } from '../../fixtures/onnx-builder.js';
 
+
 let seed = 1;
 function floats(shape: number[], lo = -3, hi = 3): HarnessInput {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -41,12 +42,16 @@ describe('Softmax / LogSoftmax match onnxruntime', () => {
       expectMatchesOrt({ opType, opset: 13, attrs: { axis: 0 }, inputs: [floats([7, 3, 2])] }));
     it(`${opType} 1000 classes with large logits (workgroup per row, max subtraction)`, () =>
       expectMatchesOrt({ opType, opset: 13, inputs: [floats([3, 1000], -500, 500)] }));
-    it(`${opType} long strided rows (workgroup per row over a non-last axis)`, () =>
+    it(`${opType} long strided rows (tiles of neighbouring rows, no transpose)`, () =>
       expectMatchesOrt({ opType, opset: 13, attrs: { axis: 1 }, inputs: [floats([2, 600, 3], -40, 40)] }));
     it(`${opType} many short rows (one invocation per row)`, () =>
       expectMatchesOrt({ opType, opset: 13, inputs: [floats([4200, 8], -40, 40)] }));
-    it(`${opType} many strided rows`, () =>
+    it(`${opType} strided rows, tiles of neighbouring rows`, () =>
+      expectMatchesOrt({ opType, opset: 13, attrs: { axis: 1 }, inputs: [floats([2, 24, 1100], -40, 40)] }));
+    it(`${opType} many strided rows, one invocation per row`, () =>
       expectMatchesOrt({ opType, opset: 13, attrs: { axis: 1 }, inputs: [floats([2, 40, 2100], -40, 40)] }));
+    it(`${opType} short strided rows, one invocation per row`, () =>
+      expectMatchesOrt({ opType, opset: 13, attrs: { axis: 1 }, inputs: [floats([3, 10, 1000], -40, 40)] }));
   }
   it('Softmax opset 6 (legacy axis attribute semantics)', () =>
     expectMatchesOrt({ opType: 'Softmax', opset: 6, attrs: { axis: 2 }, inputs: [floats([2, 3, 4, 2])] }));
