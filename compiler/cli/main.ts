@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** flashmemc command line: compile, run, inspect. */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../bundle/runtime-gen.js';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ERROR_CODES, FlashmemError } from '../errors.js';
@@ -9,7 +11,7 @@ import { runCommand } from './run-command.js';
 import { inspectCommand } from './inspect-command.js';
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

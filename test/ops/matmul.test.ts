@@ -1,0 +1,282 @@
+import { describe, expect, it } from 'vitest';
+import { expectMatchesOrt, maxViolation, runNodeOnOrt, testDevice, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
+import { randomFloats } from '../../fixtures/onnx-builder.js';
+import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { opFor } from '../../compiler/ops/index.js';
+import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits } from '../../compiler/ops/op.js';
+import { makeConst } from '../../compiler/ir/tensor.js';
+import { numElements, type Attrs, type ConstTensor, type FusedActivation, type Node, type TensorType } from '../../compiler/ir/types.js';
+import { FlashmemError } from '../../compiler/errors.js';
+
+let seed = 1;
+function floats(shape: number[], constant = false): HarnessInput {
+  const n = shape.reduce((p, d) => p * d, 1);
+  return { dtype: 'float32', shape, data: randomFloats(n, seed++), constant };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal runner (after test/harness/single-node.ts) that takes custom limits and a fused
+// activation, and reports the kernels it ran.
+// ---------------------------------------------------------------------------------------------
+
+interface LoweredRun {
+  kernels: KernelSpec[];
+  output: Float32Array;
+  outputType: TensorType;
+}
+
+function toAttrs(attrs: Record<string, number> = {}): Attrs {
+  return Object.fromEntries(Object.entries(attrs).map(([k, v]) =>
+    [k, Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v }])) as Attrs;
+}
+
+function lowerNode(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: FusedActivation) {
+  const opset = c.opset ?? 13;
+  const node: Node = { name: 'node', opType: c.opType, domain: '', inputs: c.inputs.map((inp, i) => (inp.omitted ? '' : `in${i}`)), outputs: ['out0'], attrs: toAttrs(c.attrs) };
+  const def = opFor(node, opset);
+  const consts = c.inputs.map((inp) => (inp.constant ? makeConst(inp.dtype, inp.shape, inp.data) : undefined));
+  const types = c.inputs.map((inp) => (inp.omitted ? undefined : { dtype: inp.dtype, shape: inp.shape }));
+  const [outType] = def.inferTypes({ node, opset, inputs: types, consts });
+  const inputs: (LowerTensor | undefined)[] = c.inputs.map((inp, i) => (inp.omitted ? undefined : { id: `in${i}`, type: types[i]!, data: consts[i] }));
+  const output: LowerTensor = { id: 'out0', type: outType! };
+  const kernels: KernelSpec[] = [];
+  const extra: LowerTensor[] = [];
+  const ctx: LowerContext = {
+    node, opset, inputs, outputs: [output], limits, activation,
+    kernel: (k) => kernels.push(k),
+    constant: (label, t) => { const lt = { id: `const_${extra.length}_${label}`, type: { dtype: t.dtype, shape: t.shape }, data: t }; extra.push(lt); return lt; },
+    scratch: (label, type) => { const lt = { id: `scratch_${extra.length}_${label}`, type }; extra.push(lt); return lt; },
+  };
+  def.lower!(ctx);
+  return { kernels, inputs, output, extra, hostInputs: c.inputs };
+}
+
+type Lowered = ReturnType<typeof lowerNode>;
+
+/** Uploads inputs and derived constants, builds the pipelines; `dispatch` encodes every kernel once. */
+async function prepareGpu(l: Lowered) {
+  const device = await testDevice();
+  const buffers = new Map<string, GPUBuffer>();
+  const bufferFor = (t: LowerTensor): GPUBuffer => {
+    let b = buffers.get(t.id);
+    if (!b) {
+      b = device.createBuffer({ size: Math.max(16, Math.ceil((numElements(t.type.shape) * 4) / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      buffers.set(t.id, b);
+    }
+    return b;
+  };
+  l.hostInputs.forEach((inp, i) => { if (!inp.omitted) device.queue.writeBuffer(bufferFor(l.inputs[i]!), 0, Float32Array.from(inp.data)); });
+  for (const t of l.extra) if (t.data) device.queue.writeBuffer(bufferFor(t), 0, Float32Array.from(t.data.data));
+  device.pushErrorScope('validation');
+  const steps = l.kernels.map((k) => {
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
+    const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: bufferFor(t) } })) });
+    return { pipeline, bindGroup, workgroups: k.workgroups };
+  });
+  const err = await keepAlive(device.popErrorScope());
+  if (err) throw new Error(`WebGPU validation error: ${err.message}\n${l.kernels.map((k) => k.wgsl).join('\n-----\n')}`);
+  const dispatch = (encoder: GPUCommandEncoder) => {
+    for (const s of steps) {
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bindGroup);
+      pass.dispatchWorkgroups(...s.workgroups);
+      pass.end();
+    }
+  };
+  const destroy = () => { for (const b of buffers.values()) b.destroy(); };
+  return { device, dispatch, outputBuffer: bufferFor(l.output), destroy };
+}
+
+async function runLowered(l: Lowered): Promise<LoweredRun> {
+  const gpu = await prepareGpu(l);
+  const n = numElements(l.output.type.shape);
+  const size = Math.max(16, Math.ceil((n * 4) / 16) * 16);
+  const readback = gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = gpu.device.createCommandEncoder();
+  gpu.dispatch(encoder);
+  encoder.copyBufferToBuffer(gpu.outputBuffer, 0, readback, 0, size);
+  gpu.device.queue.submit([encoder.finish()]);
+  await keepAlive(readback.mapAsync(GPUMapMode.READ));
+  const output = new Float32Array(readback.getMappedRange().slice(0, n * 4));
+  readback.destroy();
+  gpu.destroy();
+  return { kernels: l.kernels, output, outputType: l.output.type };
+}
+
+async function expectLoweredMatches(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: (x: number) => number, fused?: FusedActivation) {
+  const [run, [ref]] = await Promise.all([runLowered(lowerNode(c, limits, fused)), runNodeOnOrt(c)]);
+  expect(run.outputType.shape).toEqual(ref!.dims);
+  const expected = activation ? ref!.data.map(activation) : ref!.data;
+  expect(maxViolation(run.output, expected)).toBeLessThanOrEqual(1);
+  return run;
+}
+
+function errorCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof FlashmemError ? e.code : `not a FlashmemError: ${String(e)}`;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('Gemm matches onnxruntime', () => {
+  const [M, K, N] = [5, 7, 6];
+  for (const transA of [0, 1]) {
+    for (const transB of [0, 1]) {
+      for (const bConst of [false, true]) {
+        it(`transA=${transA} transB=${transB} B ${bConst ? 'constant' : 'runtime'} alpha/beta, C [M,N]`, () =>
+          expectMatchesOrt({
+            opType: 'Gemm', opset: 13, attrs: { transA, transB, alpha: { float: 0.5 }, beta: { float: 2 } },
+            inputs: [floats(transA ? [K, M] : [M, K]), floats(transB ? [N, K] : [K, N], bConst), floats([M, N])],
+          }));
+      }
+    }
+  }
+  for (const cShape of [[], [1], [N], [1, N], [M, 1], [M, N]]) {
+    it(`C of shape [${cShape}] broadcasts (opset 9)`, () =>
+      expectMatchesOrt({ opType: 'Gemm', opset: 9, attrs: { beta: { float: 0.7 } }, inputs: [floats([M, K]), floats([K, N], true), floats(cShape, true)] }));
+  }
+  it('opset 7 with default alpha/beta', () => expectMatchesOrt({ opType: 'Gemm', opset: 7, inputs: [floats([3, 8]), floats([8, 4]), floats([4])] }));
+  it('opset 11 without C', () => expectMatchesOrt({ opType: 'Gemm', opset: 11, attrs: { transB: 1 }, inputs: [floats([3, 9]), floats([10, 9], true)] }));
+  it('opset 13 without C, alpha', () => expectMatchesOrt({ opType: 'Gemm', opset: 13, attrs: { alpha: { float: -1.5 } }, inputs: [floats([4, 9]), floats([9, 3])] }));
+  it('beta = 0 ignores C', () => expectMatchesOrt({ opType: 'Gemm', opset: 13, attrs: { beta: { float: 0 } }, inputs: [floats([2, 3]), floats([3, 5]), floats([5])] }));
+  it('classifier head: M=1, transB, constant weights and bias (opset 9)', () =>
+    expectMatchesOrt({ opType: 'Gemm', opset: 9, attrs: { transB: 1 }, inputs: [floats([1, 67]), floats([21, 67], true), floats([21], true)] }));
+  it('opset 6 broadcast attribute: C [N] with broadcast=1 (onnxruntime has no Gemm-6: compared with opset 7)', async () => {
+    const inputs = [floats([3, 4]), floats([4, 5]), floats([5])];
+    const run = await runLowered(lowerNode({ opType: 'Gemm', opset: 6, attrs: { broadcast: 1 }, inputs }, DEFAULT_LIMITS));
+    const [ref] = await runNodeOnOrt({ opType: 'Gemm', opset: 7, inputs });
+    expect(run.outputType.shape).toEqual(ref!.dims);
+    expect(maxViolation(run.output, ref!.data)).toBeLessThanOrEqual(1);
+  });
+
+  it('rejects inner-dimension and C mismatches with FM_SHAPE', () => {
+    const node: Node = { name: 'g', opType: 'Gemm', domain: '', inputs: ['a', 'b', 'c'], outputs: ['y'], attrs: {} };
+    const def = opFor(node, 13);
+    const infer = (a: number[], b: number[], c: number[] | undefined, opset = 13) =>
+      def.inferTypes({ node, opset, inputs: [{ dtype: 'float32', shape: a }, { dtype: 'float32', shape: b }, c && { dtype: 'float32', shape: c }], consts: [] });
+    expect(errorCode(() => infer([2, 3], [4, 5], undefined))).toBe('FM_SHAPE');
+    expect(errorCode(() => infer([2, 3], [3, 5], [3, 5]))).toBe('FM_SHAPE');
+    expect(errorCode(() => infer([2, 3, 1], [3, 5], undefined))).toBe('FM_SHAPE');
+    expect(errorCode(() => infer([2, 3], [3, 5], [5], 6))).toBe('FM_SHAPE'); // broadcast=0 before opset 7
+    expect(infer([2, 3], [3, 5], [2, 1])[0]!.shape).toEqual([2, 5]);
+  });
+});
+
+describe('MatMul matches onnxruntime', () => {
+  const cases: [string, number[], number[]][] = [
+    ['1-D x 1-D', [13], [13]],
+    ['1-D x 2-D', [6], [6, 9]],
+    ['1-D x 3-D', [5], [2, 5, 3]],
+    ['3-D x 1-D', [2, 3, 7], [7]],
+    ['2-D x 2-D odd sizes', [7, 13], [13, 11]],
+    ['2-D x 2-D multiples of 4', [8, 16], [16, 12]],
+    ['batched, same batch', [3, 5, 6], [3, 6, 7]],
+    ['batched with broadcast', [2, 1, 5, 6], [3, 6, 4]],
+    ['3-D x 2-D (Linear layer, batch folds into rows)', [2, 3, 10], [10, 5]],
+    ['2-D x 3-D (A broadcast)', [4, 6], [2, 6, 8]],
+    ['M = 1 rows', [1, 33], [33, 17]],
+  ];
+  for (const [name, a, b] of cases) {
+    it(`${name}: [${a}] x [${b}]`, () => expectMatchesOrt({ opType: 'MatMul', opset: 13, inputs: [floats(a), floats(b)] }));
+    it(`${name}: [${a}] x [${b}], B constant`, () => expectMatchesOrt({ opType: 'MatMul', opset: 9, inputs: [floats(a), floats(b, true)] }));
+  }
+  it('int32 operands', () => {
+    const ints = (shape: number[]) => ({ dtype: 'int32' as const, shape, data: Array.from(randomFloats(numElements(shape), seed++, -20, 20), Math.round) });
+    return expectMatchesOrt({ opType: 'MatMul', opset: 13, inputs: [ints([3, 5, 7]), ints([7, 6])], outputs: ['int32'] });
+  });
+  it('rejects non-broadcastable batches and K mismatches with FM_SHAPE', () => {
+    const node: Node = { name: 'm', opType: 'MatMul', domain: '', inputs: ['a', 'b'], outputs: ['y'], attrs: {} };
+    const def = opFor(node, 13);
+    const infer = (a: number[], b: number[]) => def.inferTypes({ node, opset: 13, inputs: [{ dtype: 'float32', shape: a }, { dtype: 'float32', shape: b }], consts: [] });
+    expect(errorCode(() => infer([2, 3, 4], [3, 4, 5]))).toBe('FM_SHAPE');
+    expect(errorCode(() => infer([3, 4], [5, 6]))).toBe('FM_SHAPE');
+    expect(infer([4], [2, 4, 3])[0]!.shape).toEqual([2, 3]);
+  });
+});
+
+describe('fold', () => {
+  const foldCase = (opType: string, attrs: Attrs, inputs: ConstTensor[], opset = 13) => {
+    const node: Node = { name: 'n', opType, domain: '', inputs: inputs.map((_, i) => `i${i}`), outputs: ['y'], attrs };
+    return opFor(node, opset).fold!({ node, opset, inputs, consts: inputs }, inputs)[0]!;
+  };
+  it('Gemm with transA, alpha, beta and a broadcast C agrees with onnxruntime', async () => {
+    const a = makeConst('float32', [3, 2], randomFloats(6, 91));
+    const b = makeConst('float32', [3, 4], randomFloats(12, 92));
+    const c = makeConst('float32', [4], randomFloats(4, 93));
+    const folded = foldCase('Gemm', { transA: { type: 'int', value: 1 }, alpha: { type: 'float', value: 2 }, beta: { type: 'float', value: -1 } }, [a, b, c]);
+    const [ref] = await runNodeOnOrt({ opType: 'Gemm', opset: 13, attrs: { transA: 1, alpha: { float: 2 }, beta: { float: -1 } }, inputs: [a, b, c].map((t) => ({ ...t, constant: false })) });
+    expect(folded.shape).toEqual(ref!.dims);
+    expect(maxViolation(folded.data, ref!.data, 1e-5, 1e-5)).toBeLessThanOrEqual(1);
+  });
+  it('MatMul of int64 shape-like operands keeps integers', () => {
+    const y = foldCase('MatMul', {}, [makeConst('int64', [2], [3, 4]), makeConst('int64', [2, 2], [1, 2, 3, 4])]);
+    expect(y.shape).toEqual([2]);
+    expect(Array.from(y.data)).toEqual([3 * 1 + 4 * 3, 3 * 2 + 4 * 4]);
+  });
+});
+
+describe('lowering details', () => {
+  it('splits a too-large constant B along N into one kernel per part', async () => {
+    const limits = { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 4096 };
+    // B is 40x70 floats = 11200 bytes: at most 24 columns (3840 bytes) per part -> 3 parts
+    const run = await expectLoweredMatches({ opType: 'Gemm', opset: 11, attrs: { transB: 1 }, inputs: [floats([3, 40]), floats([70, 40], true), floats([70], true)] }, limits);
+    expect(run.kernels.length).toBe(3);
+    for (const k of run.kernels) {
+      for (const t of k.bindings) expect(numElements(t.type.shape) * 4).toBeLessThanOrEqual(4096);
+    }
+  });
+  it('splits constant MatMul weights for M = 1 (gemv) too', async () => {
+    const limits = { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 4096 };
+    const run = await expectLoweredMatches({ opType: 'MatMul', opset: 9, inputs: [floats([1, 64]), floats([64, 37], true)] }, limits);
+    expect(run.kernels.length).toBeGreaterThan(1);
+  });
+  it('a too-large runtime operand fails with FM_LIMIT', () => {
+    const limits = { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 4096 };
+    expect(errorCode(() => lowerNode({ opType: 'MatMul', inputs: [floats([3, 40]), floats([40, 70])] }, limits))).toBe('FM_LIMIT');
+    expect(errorCode(() => lowerNode({ opType: 'MatMul', inputs: [floats([40, 70]), floats([70, 4], true)] }, limits))).toBe('FM_LIMIT');
+  });
+  it('fuses Relu into Gemm', () =>
+    expectLoweredMatches(
+      { opType: 'Gemm', opset: 13, attrs: { transB: 1 }, inputs: [floats([5, 9]), floats([6, 9], true), floats([6], true)] },
+      DEFAULT_LIMITS, (x) => Math.max(x, 0), { opType: 'Relu', attrs: {} }));
+  it('fuses Relu into batched MatMul', () =>
+    expectLoweredMatches(
+      { opType: 'MatMul', opset: 13, inputs: [floats([2, 3, 5]), floats([2, 5, 7])] },
+      DEFAULT_LIMITS, (x) => Math.max(x, 0), { opType: 'Relu', attrs: {} }));
+  it('never puts node names into WGSL', () => {
+    const l = lowerNode({ opType: 'Gemm', inputs: [floats([2, 3]), floats([3, 4], true)] }, DEFAULT_LIMITS);
+    for (const k of l.kernels) expect(k.wgsl).not.toContain('node');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Timings (MATMUL_BENCH=1 npx vitest run test/ops/matmul.test.ts -t bench)
+// ---------------------------------------------------------------------------------------------
+
+describe.skipIf(!process.env.MATMUL_BENCH)('bench', () => {
+  const bench = async (name: string, c: SingleNodeCase & { attrs?: Record<string, number> }, iters: number) => {
+    const gpu = await prepareGpu(lowerNode(c, DEFAULT_LIMITS));
+    const once = async () => {
+      const encoder = gpu.device.createCommandEncoder();
+      gpu.dispatch(encoder);
+      gpu.device.queue.submit([encoder.finish()]);
+      await keepAlive(gpu.device.queue.onSubmittedWorkDone());
+    };
+    await once();
+    const t0 = performance.now();
+    for (let i = 0; i < iters; i++) await once();
+    const ms = (performance.now() - t0) / iters;
+    gpu.destroy();
+    console.log(`[matmul bench] ${name}: ${ms.toFixed(2)} ms`);
+  };
+  const big = (shape: number[]): HarnessInput => ({ dtype: 'float32', shape, data: new Float32Array(numElements(shape)).fill(0.001), constant: true });
+  it('1x1024 x 1024x1024', () => bench('1x1024 x 1024x1024 (Gemm transB, const)', { opType: 'Gemm', attrs: { transB: 1 }, inputs: [floats([1, 1024]), big([1024, 1024])] }, 20));
+  it('256x256x256', () => bench('256x256 x 256x256 (MatMul, runtime B)', { opType: 'MatMul', inputs: [floats([256, 256]), floats([256, 256])] }, 10));
+  it('256x256x256 constant B', () => bench('256x256 x 256x256 (MatMul, constant B, packed)', { opType: 'MatMul', inputs: [floats([256, 256]), big([256, 256])] }, 10));
+  it('VGG fc6 1x25088 x 25088x4096', () => bench('1x25088 x 25088x4096 (Gemm transB, const, 411 MB)', { opType: 'Gemm', attrs: { transB: 1 }, inputs: [floats([1, 25088]), big([4096, 25088]), big([4096])] }, 3), 600_000);
+});
