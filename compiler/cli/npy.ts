@@ -47,7 +47,8 @@ export function readNpy(bytes: Uint8Array, label: string): NpyArray {
   const dataStart = headerStart + headerLen;
   const elementBytes = Number(/\d+$/.exec(descr)![0]);
   if (bytes.length - dataStart < count * elementBytes) bad(`expected ${count * elementBytes} data bytes, file has ${bytes.length - dataStart}`);
-  const copy = bytes.slice(dataStart, dataStart + count * elementBytes).buffer;
+  // a fresh, exactly sized copy: Node's Buffer#slice is a view on a larger pooled ArrayBuffer
+  const copy = new Uint8Array(bytes.subarray(dataStart, dataStart + count * elementBytes)).buffer;
   return { dtype: kind.dtype, shape, data: kind.make(copy) };
 }
 

@@ -70,6 +70,7 @@ describe('flashmemc CLI', () => {
     (await import('node:fs')).mkdirSync(inputs, { recursive: true });
     writeFileSync(join(inputs, 'image.npy'), writeNpy({ dtype: f32, shape: [1, 3, 8, 8], data: x }));
     const r = await cli('run', bundle, '--inputs', inputs, '--save-outputs', outputs, '--json');
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.outputs[0]).toMatchObject({ name: 'scores/out:0', dtype: 'float32', shape: [1, 5] });
