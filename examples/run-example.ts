@@ -3,15 +3,15 @@
  * on WebGPU through its generated runtime, and checks the output against onnxruntime-node.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { compileModel } from '../compiler/compile.js';
 import { openBundle } from '../compiler/cli/bundle-session.js';
 import { keepAlive } from '../compiler/cli/webgpu.js';
 import { randomFloats } from '../fixtures/onnx-builder.js';
+import { packageRoot } from '../compiler/bundle/runtime-gen.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = packageRoot();
 const modelPath = join(root, 'examples', 'mini-resnet', 'model.onnx');
 const bundleDir = join(root, 'out', 'mini-resnet.bundle');
 
