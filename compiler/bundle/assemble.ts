@@ -12,6 +12,7 @@ import type { MemoryPlan } from '../schedule/memory-plan.js';
 import { buildPreloadSchedule } from '../schedule/preload.js';
 import { layoutShards, DEFAULT_SHARD_BYTES } from '../schedule/weights.js';
 import type { BundleContents } from './contents.js';
+import { workgroupSize, workgroupStorageBytes } from '../codegen/wgsl.js';
 
 export function shaderPath(wgsl: string): string {
   return `shaders/${createHash('sha256').update(wgsl).digest('hex').slice(0, 16)}.wgsl`;
@@ -94,19 +95,4 @@ export function requiredLimits(schedules: ModelSchedule[], shaders: Map<string, 
     maxComputeWorkgroupSizeZ: Math.max(sizeZ, 64),
     maxComputeWorkgroupStorageSize: Math.max(workgroupBytes, 16384),
   };
-}
-
-function workgroupSize(wgsl: string): [number, number, number] {
-  const m = /@workgroup_size\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?(?:,\s*(\d+)\s*)?\)/.exec(wgsl);
-  if (!m) return [1, 1, 1];
-  return [Number(m[1]), Number(m[2] ?? 1), Number(m[3] ?? 1)];
-}
-
-/** bytes of `var<workgroup>` arrays (f32/i32/u32 scalars and vec2/vec4 of them) */
-function workgroupStorageBytes(wgsl: string): number {
-  let total = 0;
-  for (const m of wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<\s*(vec(\d)<\s*\w+\s*>|\w+)\s*,\s*(\d+)u?\s*>/g)) {
-    total += 4 * Number(m[2] ?? 1) * Number(m[3]);
-  }
-  return total;
 }

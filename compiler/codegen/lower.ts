@@ -8,6 +8,7 @@ import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
 import type { KernelSpec, LowerContext, LowerTensor, TargetLimits } from '../ops/op.js';
+import { workgroupSize, workgroupStorageBytes } from './wgsl.js';
 import { GPU_ELEMENT_BYTES, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
 export function lowerGraph(graph: Graph, limits: TargetLimits): KernelProgram {
@@ -41,6 +42,30 @@ export function lowerGraph(graph: Graph, limits: TargetLimits): KernelProgram {
   return program;
 }
 
+/** Every kernel must fit the target device; ops split work where they can, the rest is refused here. */
+function checkKernelLimits(node: Node, spec: KernelSpec, limits: TargetLimits): void {
+  const where = `node ${quoteName(node.name)} (${node.opType}) kernel ${spec.label}`;
+  if (spec.bindings.length > limits.maxStorageBuffersPerShaderStage) {
+    fail('FM_LIMIT', `${where} binds ${spec.bindings.length} storage buffers; the target allows ${limits.maxStorageBuffersPerShaderStage}`);
+  }
+  for (const b of spec.bindings) {
+    const bytes = numElements(b.type.shape) * GPU_ELEMENT_BYTES;
+    if (bytes > limits.maxStorageBufferBindingSize) {
+      fail('FM_LIMIT', `${where} binds a tensor [${b.type.shape}] of ${bytes} bytes; the target's maxStorageBufferBindingSize is ${limits.maxStorageBufferBindingSize}`);
+    }
+  }
+  const [x, y, z] = workgroupSize(spec.wgsl);
+  if (x * y * z > limits.maxComputeInvocationsPerWorkgroup || x > limits.maxComputeWorkgroupSizeX) {
+    fail('FM_LIMIT', `${where} uses workgroups of ${x}x${y}x${z}; the target allows ${limits.maxComputeInvocationsPerWorkgroup} invocations (x <= ${limits.maxComputeWorkgroupSizeX})`);
+  }
+  if (workgroupStorageBytes(spec.wgsl) > limits.maxComputeWorkgroupStorageSize) {
+    fail('FM_LIMIT', `${where} needs ${workgroupStorageBytes(spec.wgsl)} bytes of workgroup memory; the target allows ${limits.maxComputeWorkgroupStorageSize}`);
+  }
+  if (spec.workgroups.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
+    fail('FM_LIMIT', `${where} dispatches [${spec.workgroups}] workgroups; the target allows ${limits.maxComputeWorkgroupsPerDimension} per dimension`);
+  }
+}
+
 function lowerTensor(graph: Graph, name: string, node: Node): LowerTensor {
   const v = valueOf(graph, name, node);
   return { id: name, type: v.type, data: v.data };
@@ -69,6 +94,7 @@ function lowerContext(
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);
       }
+      checkKernelLimits(node, spec, limits);
       program.kernels.push({
         label: spec.label, wgsl: spec.wgsl, bindings: spec.bindings.map((b) => b.id), workgroups: spec.workgroups,
         node: node.name, opType: node.opType, costClass,

@@ -105,3 +105,19 @@ export function dot(coords: readonly string[], strides: readonly number[]): stri
 export function computeEntry(workgroupSize: number, body: string): string {
   return `@compute @workgroup_size(${workgroupSize})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n  ${body}\n}`;
 }
+
+/** The @workgroup_size of a kernel's entry point. */
+export function workgroupSize(wgsl: string): [number, number, number] {
+  const m = /@workgroup_size\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?(?:,\s*(\d+)\s*)?\)/.exec(wgsl);
+  if (!m) return [1, 1, 1];
+  return [Number(m[1]), Number(m[2] ?? 1), Number(m[3] ?? 1)];
+}
+
+/** bytes of `var<workgroup>` arrays (f32/i32/u32 scalars and vec2/vec4 of them) */
+export function workgroupStorageBytes(wgsl: string): number {
+  let total = 0;
+  for (const m of wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<\s*(vec(\d)<\s*\w+\s*>|\w+)\s*,\s*(\d+)u?\s*>/g)) {
+    total += 4 * Number(m[2] ?? 1) * Number(m[3]);
+  }
+  return total;
+}

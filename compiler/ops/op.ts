@@ -78,6 +78,11 @@ export const DEFAULT_LIMITS: TargetLimits = {
   maxComputeWorkgroupStorageSize: 16384,
 };
 
+/** WebGPU compatibility-mode defaults (e.g. OpenGL ES devices): at most 4 storage buffers per stage. */
+export const COMPAT_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupStorageSize: 16384 };
+
+export const LIMIT_PRESETS: Readonly<Record<string, TargetLimits>> = { webgpu: DEFAULT_LIMITS, compat: COMPAT_LIMITS };
+
 export interface LowerContext {
   readonly node: Node;
   readonly opset: number;

@@ -127,6 +127,22 @@ describe('flashmemc CLI', () => {
     }
   });
 
+  it('--target-limits refuses kernels the target cannot run, naming the node', async () => {
+    const wide = join(tmp.dir, 'wide.onnx');
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    writeFileSync(wide, buildModel({
+      inputs: names.map((name) => ({ name, dtype: f32, shape: [4] })),
+      outputs: [{ name: 's', dtype: f32 }],
+      nodes: [{ name: 'sum5', opType: 'Sum', inputs: names, outputs: ['s'] }],
+    }));
+    const compat = await cli('compile', wide, '--out', join(tmp.dir, 'wide-compat'), '--target-limits', 'compat');
+    expect(compat.code).toBe(2);
+    expect(compat.stderr).toMatch(/FM_LIMIT.*"sum5".*storage buffers.*allows 4/);
+    const limitsFile = join(tmp.dir, 'limits.json');
+    writeFileSync(limitsFile, JSON.stringify({ maxStorageBuffersPerShaderStage: 8 }));
+    expect((await cli('compile', wide, '--out', join(tmp.dir, 'wide-ok'), '--target-limits', limitsFile)).code).toBe(0);
+  });
+
   it('argument errors are FM_BAD_ARGUMENT', async () => {
     const r = await cli('run', bundle);
     expect(r.code).toBe(2);

@@ -137,7 +137,7 @@ export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
   return results;
 }
 
-function hostTyped(type: TensorType, data: ArrayLike<number>): Float32Array | Int32Array {
+function hostTyped(type: TensorType, data: ArrayLike<number>): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> {
   return wgslType(type.dtype) === 'f32' ? Float32Array.from(data) : Int32Array.from(data, (v) => Math.trunc(Number(v)));
 }
 

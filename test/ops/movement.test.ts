@@ -4,6 +4,7 @@ import { randomFloats, type AttrSpec } from '../../fixtures/onnx-builder.js';
 import { opFor } from '../../compiler/ops/index.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
 import { FlashmemError } from '../../compiler/errors.js';
+import { DEFAULT_LIMITS, type LowerContext } from '../../compiler/ops/op.js';
 import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler/ir/types.js';
 
 // ---- helpers: run an OpDef's shape rule and fold on the CPU, exactly as the compiler's passes do
@@ -137,8 +138,10 @@ describe('Slice', () => {
     expectBoth({ opType: 'Slice', opset: 13, inputs: [x, consts([-1, INT64_MAX_SAFE]), consts([INT64_MIN, -4]), consts([1, 2]), consts([-1, -2])] }));
   it('negative step with clamped start', () =>
     expectBoth({ opType: 'Slice', opset: 11, inputs: [x, consts([100]), consts([0]), consts([2]), consts([-3])] }));
-  it('INT64_MAX end, omitted axes, int32 starts (opset 10)', () =>
-    expectBoth({ opType: 'Slice', opset: 10, inputs: [ints([4, 5]), consts([1], 'int32'), consts([INT64_MAX_SAFE]), omitted, omitted], outputs: ['int64'] }));
+  it('INT64_MAX end, omitted axes, int64 data (opset 10)', () =>
+    expectBoth({ opType: 'Slice', opset: 10, inputs: [ints([4, 5]), consts([1]), consts([INT64_MAX_SAFE]), omitted, omitted], outputs: ['int64'] }));
+  it('int32 starts/ends with INT32_MAX', () =>
+    expectBoth({ opType: 'Slice', opset: 13, inputs: [x, consts([-3, 2], 'int32'), consts([2 ** 31 - 1, -1], 'int32'), consts([2, 1], 'int32')] }));
   it('empty result', () => expectBoth({ opType: 'Slice', opset: 13, inputs: [x, consts([3]), consts([1]), consts([0])] }));
   it('fold clamps the exact INT64_MAX/INT64_MIN values the frontend produces', async () => {
     const c: SingleNodeCase = { opType: 'Slice', opset: 13, inputs: [x, consts([-2, 0]), consts([INT64_MIN, INT64_MAX_SAFE]), consts([1, 2]), consts([-1, 1])] };
@@ -160,6 +163,8 @@ describe('Split', () => {
     expectBoth({ opType: 'Split', opset: 13, attrs: { axis: 1 }, inputs: [floats([2, 5, 3]), consts([1, 0, 4])], outputs: ['float32', 'float32', 'float32'] }));
   it('opset 18 num_outputs with a smaller last chunk, int64', () =>
     expectBoth({ opType: 'Split', opset: 18, attrs: { axis: 1, num_outputs: 3 }, inputs: [ints([2, 7])], outputs: ['int64', 'int64', 'int64'] }));
+  it('split and num_outputs together are invalid', () =>
+    expectFlashmemError(() => inferCase({ opType: 'Split', opset: 18, attrs: { num_outputs: 2 }, inputs: [floats([4]), consts([2, 2])], outputs: ['float32', 'float32'] }), 'FM_ONNX_INVALID'));
   it('rejects an uneven split without sizes', () =>
     expectFlashmemError(() => inferCase({ opType: 'Split', opset: 13, inputs: [floats([5])], outputs: ['float32', 'float32'] }), 'FM_SHAPE', /evenly/));
 });
@@ -179,6 +184,12 @@ describe('Pad', () => {
   it('opset 19 wrap', () => expectBoth({ opType: 'Pad', opset: 19, attrs: { mode: 'wrap' }, inputs: [x, consts([1, 2, 3, 0, 2, 4])] }));
   it('int64 data, constant mode', () =>
     expectBoth({ opType: 'Pad', opset: 13, inputs: [ints([3, 2]), consts([1, 0, 0, 2]), consts([7], 'int64', [])], outputs: ['int64'] }));
+  it('opset 1 "paddings" attribute equals opset 2 "pads"', () => {
+    const attrs = { mode: 'edge', value: { float: 0 } };
+    const v1 = inferCase({ opType: 'Pad', opset: 1, attrs: { ...attrs, paddings: [1, 0, 2, 0, 1, 3] }, inputs: [x] });
+    expect(v1).toEqual(inferCase({ opType: 'Pad', opset: 2, attrs: { ...attrs, pads: [1, 0, 2, 0, 1, 3] }, inputs: [x] }));
+    expect(v1[0]!.shape).toEqual([3, 4, 9]);
+  });
   it('wrap is rejected before opset 19', () =>
     expectFlashmemError(() => inferCase({ opType: 'Pad', opset: 18, attrs: { mode: 'wrap' }, inputs: [x, consts([0, 0, 1, 0, 0, 1])] }), 'FM_UNSUPPORTED_OP', /wrap/));
 });
@@ -204,12 +215,17 @@ describe('GatherElements', () => {
     expectBoth({ opType: 'GatherElements', opset: 11, attrs: { axis: -3 }, inputs: [floats([3, 4, 2]), consts([2, 0, 1, 1, -1, 0], 'int64', [1, 3, 2])] }));
 });
 
+it('GatherElements rejects indices larger than data outside the axis', () =>
+  expectFlashmemError(() => inferCase({ opType: 'GatherElements', attrs: { axis: 0 }, inputs: [floats([3, 2]), consts([0, 0, 0], 'int64', [1, 3])] }), 'FM_SHAPE', /fit inside/));
+
 describe('Tile', () => {
   it('opset 9 repeats', () => expectBoth({ opType: 'Tile', opset: 9, inputs: [floats([2, 1, 3]), consts([2, 3, 1])] }));
   it('int64 data, zero and unit repeats', async () => {
     await expectBoth({ opType: 'Tile', opset: 13, inputs: [ints([2, 3]), consts([3, 2])], outputs: ['int64'] });
     await expectBoth({ opType: 'Tile', opset: 13, inputs: [ints([2, 3]), consts([0, 2])], outputs: ['int64'] });
   });
+  it('opset 1 (tiles/axis inputs) is unsupported', () =>
+    expectFlashmemError(() => inferCase({ opType: 'Tile', opset: 1, inputs: [floats([2]), consts([2]), consts([0])] }), 'FM_UNSUPPORTED_OP', /opset 6/));
   it('runtime repeats are rejected', () => expectFlashmemError(() => inferCase({ opType: 'Tile', inputs: [floats([2]), ints([1])] }), 'FM_SHAPE'));
 });
 
@@ -230,4 +246,18 @@ describe('DepthToSpace / SpaceToDepth', () => {
   it('SpaceToDepth', () => expectBoth({ opType: 'SpaceToDepth', opset: 13, attrs: { blocksize: 2 }, inputs: [floats([1, 3, 4, 6])] }));
   it('rejects channels not divisible by blocksize²', () =>
     expectFlashmemError(() => inferCase({ opType: 'DepthToSpace', attrs: { blocksize: 3 }, inputs: [x] }), 'FM_SHAPE', /divisible/));
+});
+
+describe('target limits', () => {
+  it('a tensor larger than one storage binding fails with FM_LIMIT', () => {
+    const c: SingleNodeCase = { opType: 'Transpose', inputs: [floats([8, 8])] };
+    const node = nodeOf(c);
+    const type = { dtype: 'float32' as const, shape: [8, 8] };
+    const ctx = {
+      node, opset: 17, inputs: [{ id: 'x', type }], outputs: [{ id: 'y', type }],
+      limits: { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 128 },
+      kernel: () => { throw new Error('no kernel expected'); },
+    } as unknown as LowerContext;
+    expectFlashmemError(() => opFor(node, 17).lower!(ctx), 'FM_LIMIT', /256 bytes.*maxStorageBufferBindingSize/);
+  });
 });
