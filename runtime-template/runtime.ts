@@ -104,6 +104,12 @@ function quote(name: string): string {
   return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }
 
+/** Failures of WebGPU calls themselves (exceptions, rejected promises) are device failures. */
+function asRuntimeError(error: unknown, what: string): FlashmemRuntimeError {
+  if (error instanceof FlashmemRuntimeError) return error;
+  return new FlashmemRuntimeError('FM_WEBGPU', `${what} failed: ${errorMessage(error)}`, { cause: error });
+}
+
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -729,8 +735,6 @@ interface AcquiredDevice {
   device: GPUDevice;
   /** created by the session, so destroyed by it */
   owned: boolean;
-  /** the GPU instance that created an owned device, kept reachable for the device's lifetime */
-  instance?: GPU;
 }
 
 type DawnModule = { create(flags: string[]): GPU };
@@ -784,11 +788,23 @@ async function nodeDevice(manifest: Manifest, backend: string | undefined): Prom
   const requested = backend ?? process.env.FLASHMEM_WEBGPU_BACKEND;
   const backends = requested ? [requested] : DEFAULT_NODE_BACKENDS;
   for (const name of backends) {
-    const instance = dawn.create([`backend=${name}`]);
+    const instance = dawnInstance(dawn, name);
     const adapter = await requestAdapter(instance);
-    if (adapter) return { device: await deviceFromAdapter(adapter, manifest, `Dawn ${name}`), owned: true, instance };
+    if (adapter) return { device: await deviceFromAdapter(adapter, manifest, `Dawn ${name}`), owned: true };
   }
   fail('FM_WEBGPU', `no WebGPU adapter on Dawn backend(s) ${backends.join(', ')}; set FLASHMEM_WEBGPU_BACKEND or pass options.device`);
+}
+
+const dawnInstances = new Map<string, GPU>();
+
+/**
+ * One Dawn instance per backend for the whole process: creating an instance loads and probes the
+ * backend's driver, so sessions share one instead of each creating (and dropping) their own.
+ */
+function dawnInstance(dawn: DawnModule, backend: string): GPU {
+  let instance = dawnInstances.get(backend);
+  if (!instance) dawnInstances.set(backend, (instance = dawn.create([`backend=${backend}`])));
+  return instance;
 }
 
 /** The `webgpu` package resolves from the app, not from the bundle folder runtime.js sits in. */
@@ -865,7 +881,10 @@ class GpuErrorCollector {
     try {
       return work();
     } finally {
-      this.pending.push(this.device.popErrorScope(), this.device.popErrorScope());
+      const popped = [this.device.popErrorScope(), this.device.popErrorScope()];
+      // awaited by check(); until then (or if a failure elsewhere means never) a rejection is not unhandled
+      for (const scope of popped) scope.catch(() => {});
+      this.pending.push(...popped);
     }
   }
 
@@ -968,7 +987,7 @@ class Pipelines {
 
   private async compile(shader: number, bindingCount: number): Promise<GPUComputePipeline> {
     const { path, source } = this.shaders[shader]!;
-    const module = this.device.createShaderModule({ code: source });
+    const module = this.device.createShaderModule({ label: path, code: source });
     try {
       return await keepAlive(this.device.createComputePipelineAsync({
         layout: this.layouts.forBindingCount(bindingCount).pipeline,
@@ -1071,8 +1090,6 @@ class Session implements FlashmemSession {
   readonly device: GPUDevice;
   readonly models: readonly ModelInfo[];
   private readonly owned: boolean;
-  // keeps the GPU instance of an owned device reachable as long as the session
-  private readonly instance?: GPU;
   private readonly memory: GpuMemory;
   private readonly loaded = new Map<string, LoadedModel>();
   private readonly counters = { loadMs: 0, lastRunMs: 0, runs: 0, dispatches: 0, uploads: 0, uploadedBytes: 0 };
@@ -1085,7 +1102,6 @@ class Session implements FlashmemSession {
   private constructor(acquired: AcquiredDevice, models: readonly ModelInfo[]) {
     this.device = acquired.device;
     this.owned = acquired.owned;
-    this.instance = acquired.instance;
     this.models = models;
     this.memory = new GpuMemory(this.device);
     this.lost = this.device.lost.then((info) => {
@@ -1101,7 +1117,7 @@ class Session implements FlashmemSession {
       await session.load(bundle, reader);
     } catch (error) {
       session.memory.destroyAll();
-      throw error;
+      throw asRuntimeError(error, 'preparing the bundle on the GPU');
     }
     session.counters.loadMs = performance.now() - startedAt;
     return session;
@@ -1261,20 +1277,25 @@ class Session implements FlashmemSession {
   private async execute({ model, inputs }: PreparedRun): Promise<RunOutputs> {
     this.assertUsable();
     const startedAt = performance.now();
+    const what = `running model ${quote(model.info.name)}`;
     const errors = new GpuErrorCollector(this.device);
-    const mapped = errors.capture(() => {
-      this.replay(model, inputs);
-      return model.readback?.mapAsync(MAP_MODE_READ);
-    });
+    let mapped: Promise<unknown> | undefined;
+    try {
+      mapped = errors.capture(() => {
+        this.replay(model, inputs);
+        return model.readback?.mapAsync(MAP_MODE_READ);
+      });
+    } catch (error) {
+      throw asRuntimeError(error, what);
+    }
     const [checked, mapping] = await keepAlive(Promise.allSettled([
-      this.whileDeviceAlive(errors.check(`running model ${quote(model.info.name)}`)),
-      this.whileDeviceAlive(mapped ?? Promise.resolve()),
+      this.whileDeviceAlive(errors.check(what)),
+      this.whileDeviceAlive(mapped ?? Promise.resolve(undefined)),
     ]));
     if (this.disposed) fail('FM_WEBGPU', 'the session was disposed during run()');
     if (checked.status === 'rejected' || mapping.status === 'rejected') {
       if (model.readback?.mapState === 'mapped') model.readback.unmap();
-      const reason = checked.status === 'rejected' ? checked.reason : (mapping as PromiseRejectedResult).reason;
-      throw reason instanceof FlashmemRuntimeError ? reason : new FlashmemRuntimeError('FM_WEBGPU', `reading the outputs failed: ${errorMessage(reason)}`, { cause: reason });
+      throw asRuntimeError(checked.status === 'rejected' ? checked.reason : (mapping as PromiseRejectedResult).reason, `${what}: reading the outputs`);
     }
     const outputs = this.readOutputs(model);
     this.countRun(model, performance.now() - startedAt);

@@ -124,8 +124,8 @@ function checkShards(contents: BundleContents, schedule: Schedule): void {
 // --------------------------------------------------------------------------------------- files
 
 async function writeFiles(dir: string, contents: BundleContents, schedule: Schedule, runtime: GeneratedRuntime): Promise<WrittenBundle> {
-  await mkdirOrFail(join(dir, 'shaders'));
-  await mkdirOrFail(join(dir, 'weights'));
+  if (contents.shaders.size > 0) await mkdirOrFail(join(dir, 'shaders'));
+  if (contents.shards.length > 0) await mkdirOrFail(join(dir, 'weights'));
   const files: FileEntry[] = [await writeText(dir, SCHEDULE, 'schedule', canonicalJson(schedule))];
   for (const path of [...contents.shaders.keys()].sort()) files.push(await writeText(dir, path, 'shader', contents.shaders.get(path)!));
   for (const shard of contents.shards) files.push(await writeShard(dir, shard));

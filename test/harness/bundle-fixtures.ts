@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BundleContents, ShardSource } from '../../compiler/bundle/contents.js';
+import { generateRuntime } from '../../compiler/bundle/runtime-gen.js';
 import { shaderPath, writeBundle } from '../../compiler/bundle/write.js';
 import { createNodeDevice } from '../../compiler/cli/webgpu.js';
 import type { ManifestModel } from '../../schemas/manifest.js';
@@ -334,17 +335,21 @@ export async function editManifest(bundleDir: string, edit: (manifest: ManifestJ
   await writeFile(join(bundleDir, 'manifest.json'), JSON.stringify(manifest, null, 2));
 }
 
-/** Edits a JSON file of the bundle and records its new size and sha256 in the manifest, as a consistent (but wrong) bundle would. */
-export async function editJsonAndRehash(bundleDir: string, path: string, edit: (json: any) => void): Promise<void> {
-  const json = await readJson(bundleDir, path);
-  edit(json);
-  const bytes = Buffer.from(JSON.stringify(json, null, 2));
+/** Replaces a file of the bundle and records its new size and sha256 in the manifest, as a consistent (but wrong) bundle would. */
+export async function replaceAndRehash(bundleDir: string, path: string, bytes: Uint8Array): Promise<void> {
   await writeFile(join(bundleDir, path), bytes);
   await editManifest(bundleDir, (manifest) => {
     const entry = manifest.files.find((file) => file.path === path)!;
     entry.size = bytes.length;
     entry.sha256 = sha256Hex(bytes);
   });
+}
+
+/** Edits a JSON file of the bundle and rehashes it (see replaceAndRehash). */
+export async function editJsonAndRehash(bundleDir: string, path: string, edit: (json: any) => void): Promise<void> {
+  const json = await readJson(bundleDir, path);
+  edit(json);
+  await replaceAndRehash(bundleDir, path, Buffer.from(JSON.stringify(json, null, 2)));
 }
 
 /** Overwrites a file of the bundle without touching the manifest (tampering). */
@@ -363,8 +368,16 @@ export function flipByte(bytes: Buffer, index = 0): Buffer {
 
 let sharedDevicePromise: Promise<GPUDevice> | undefined;
 
-/** One device for the tests of a worker that pass options.device; never destroyed. */
+/**
+ * One device for the tests of a worker that pass options.device; never destroyed.
+ *
+ * The runtime is generated first: dawn-node (webgpu 0.6.2) aborts or hangs the process when the
+ * JavaScript thread blocks for about half a second or more while a device is alive, and
+ * generation type-checks synchronously for seconds. Tests that let the runtime create its own
+ * device write a bundle (which generates) before loading it.
+ */
 export function sharedDevice(): Promise<GPUDevice> {
+  generateRuntime();
   sharedDevicePromise ??= createNodeDevice().then((gpu) => gpu.device);
   return sharedDevicePromise;
 }
