@@ -1,8 +1,12 @@
 /**
  * Times Conv kernels on the local WebGPU device: a naive one-output-per-invocation baseline
- * against the tiled kernels of compiler/ops/conv.ts, for ResNet-like layer shapes.
+ * against the tiled kernels of compiler/ops/conv.ts ('auto' = the tiles the compiler picks), for
+ * ResNet/VGG/AlexNet-like layer shapes, and checks that all variants agree.
  *
- *   npx tsx bench/conv-bench.ts [--tiles 8x4,4x4,...] [--iters 5]
+ *   npx tsx bench/conv-bench.ts [--tiles auto,16x8,8x8] [--iters 5] [--case N] [--no-naive]
+ *
+ * On a shared machine prefer the process CPU time column over wall time: other processes
+ * steal the software GPU's cores.
  */
 import { createNodeDevice, keepAlive } from '../compiler/cli/webgpu.js';
 import { convOp, lowerConvWithTiles } from '../compiler/ops/conv.js';
@@ -19,11 +23,16 @@ interface BenchCase {
 }
 
 const CASES: BenchCase[] = [
+  { name: 'tiny 3x3 conv 1x8x8x8 -> 8', x: [1, 8, 8, 8], w: [8, 8, 3, 3], attrs: { pads: { type: 'ints', value: [1, 1, 1, 1] } } },
+  { name: 'small 3x3 conv 1x32x28x28 -> 32', x: [1, 32, 28, 28], w: [32, 32, 3, 3], attrs: { pads: { type: 'ints', value: [1, 1, 1, 1] } } },
   { name: '3x3 conv 1x64x56x56 -> 64', x: [1, 64, 56, 56], w: [64, 64, 3, 3], attrs: { pads: { type: 'ints', value: [1, 1, 1, 1] } } },
   { name: '1x1 conv 1x256x56x56 -> 64', x: [1, 256, 56, 56], w: [64, 256, 1, 1], attrs: {} },
   { name: '3x3 depthwise 1x64x56x56', x: [1, 64, 56, 56], w: [64, 1, 3, 3], attrs: { group: { type: 'int', value: 64 }, pads: { type: 'ints', value: [1, 1, 1, 1] } } },
+  { name: '11x11/4 conv 1x3x224x224 -> 96', x: [1, 3, 224, 224], w: [96, 3, 11, 11], attrs: { strides: { type: 'ints', value: [4, 4] } } },
+  { name: '3x3 conv 1x512x7x7 -> 512', x: [1, 512, 7, 7], w: [512, 512, 3, 3], attrs: { pads: { type: 'ints', value: [1, 1, 1, 1] } } },
   { name: '7x7/2 conv 1x3x224x224 -> 64', x: [1, 3, 224, 224], w: [64, 3, 7, 7], attrs: { pads: { type: 'ints', value: [3, 3, 3, 3] }, strides: { type: 'ints', value: [2, 2] } } },
 ];
+
 
 /** The baseline: one output element per invocation, direct loops over (ic, kh, kw). */
 function naiveConv2d(c: BenchCase, out: number[]): string {
@@ -58,7 +67,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`;
 }
 
-function lowerCase(c: BenchCase, tiles?: { ocTile: number; pxTile: number }) {
+type Variant = 'naive' | 'auto' | { ocTile: number; pxTile: number };
+
+function lowerCase(c: BenchCase, variant: Variant) {
   const node: Node = { name: 'bench', opType: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attrs: c.attrs };
   const wData = makeConst('float32', c.w, randomFloats(numElements(c.w), 2));
   const [yType] = convOp.inferTypes({ node, opset: 13, inputs: [{ dtype: 'float32', shape: c.x }, { dtype: 'float32', shape: c.w }], consts: [undefined, wData] });
@@ -72,7 +83,8 @@ function lowerCase(c: BenchCase, tiles?: { ocTile: number; pxTile: number }) {
     constant: (label, t) => { const lt = { id: `c_${label}`, type: t, data: t }; extra.push(lt); return lt; },
     scratch: (label, type) => { const lt = { id: `s_${label}`, type }; extra.push(lt); return lt; },
   };
-  if (tiles) lowerConvWithTiles(ctx, tiles);
+  if (variant === 'auto') convOp.lower!(ctx);
+  else if (variant !== 'naive') lowerConvWithTiles(ctx, variant);
   else {
     kernels.push({ label: 'naive', wgsl: naiveConv2d(c, yType!.shape), bindings: [inputs[0]!, inputs[1]!, y], workgroups: [Math.ceil(numElements(yType!.shape) / 64), 1, 1] });
   }
@@ -82,7 +94,8 @@ function lowerCase(c: BenchCase, tiles?: { ocTile: number; pxTile: number }) {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const tileArg = args[args.indexOf('--tiles') + 1];
-  const tileList = (args.includes('--tiles') ? tileArg! : '8x4,4x4').split(',').map((s) => {
+  const tileList: Variant[] = (args.includes('--tiles') ? tileArg! : 'auto').split(',').map((s) => {
+    if (s === 'auto') return 'auto';
     const [ocTile, pxTile] = s.split('x').map(Number);
     return { ocTile: ocTile!, pxTile: pxTile! };
   });
@@ -93,11 +106,17 @@ async function main(): Promise<void> {
 
   for (const [ci, c] of CASES.entries()) {
     if (only !== undefined && ci !== only) continue;
-    const variants: (undefined | { ocTile: number; pxTile: number })[] = [...(skipNaive ? [] : [undefined]), ...tileList];
+    const variants: Variant[] = [...(skipNaive ? [] : ['naive' as const]), ...tileList];
     let reference: Float32Array | undefined;
-    for (const tiles of variants) {
-      if (tiles && c.attrs.group && tiles.ocTile > 1) continue;
-      const { kernels, tensors, y } = lowerCase(c, tiles);
+    for (const variant of variants) {
+      let lowered;
+      try {
+        lowered = lowerCase(c, variant);
+      } catch (e) {
+        console.log(`${c.name.padEnd(32)} ${JSON.stringify(variant)}: ${(e as Error).message}`);
+        continue;
+      }
+      const { kernels, tensors, y } = lowered;
       const buffers = new Map<string, GPUBuffer>();
       for (const t of tensors) {
         const b = device.createBuffer({ size: Math.ceil((numElements(t.type.shape) * 4) / 16) * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
@@ -105,12 +124,13 @@ async function main(): Promise<void> {
         if (data) device.queue.writeBuffer(b, 0, Float32Array.from(data));
         buffers.set(t.id, b);
       }
-      if (process.env.BENCH_DEBUG) console.error("compiling", tiles, kernels.map((k) => k.wgsl).join("\n"));
+      const compileStart = performance.now();
       const pipelines = kernels.map((k) => {
         const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
         const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: buffers.get(t.id)! } })) });
         return { pipeline, bindGroup, workgroups: k.workgroups };
       });
+      const probe = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       const run = async () => {
         const enc = device.createCommandEncoder();
         for (const p of pipelines) {
@@ -120,17 +140,25 @@ async function main(): Promise<void> {
           pass.dispatchWorkgroups(...p.workgroups);
           pass.end();
         }
+        enc.copyBufferToBuffer(buffers.get('y')!, 0, probe, 0, 16);
         device.queue.submit([enc.finish()]);
-        await keepAlive(device.queue.onSubmittedWorkDone());
+        await keepAlive(probe.mapAsync(GPUMapMode.READ));
+        probe.unmap();
       };
       await run();
+      const compileMs = performance.now() - compileStart;
       const times: number[] = [];
+      const cpuTimes: number[] = [];
       for (let i = 0; i < iters; i++) {
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         await run();
+        const c1 = process.cpuUsage(c0);
         times.push(performance.now() - t0);
+        cpuTimes.push((c1.user + c1.system) / 1000);
       }
       times.sort((a, b) => a - b);
+      cpuTimes.sort((a, b) => a - b);
       const n = numElements(y.type.shape);
       const read = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       const enc = device.createCommandEncoder();
@@ -144,8 +172,8 @@ async function main(): Promise<void> {
       else reference = result;
       const macs = n * numElements(c.w.slice(1));
       const median = times[Math.floor(times.length / 2)]!;
-      const label = tiles ? `tiled ${tiles.ocTile}x${tiles.pxTile}` : 'naive';
-      console.log(`${c.name.padEnd(32)} ${label.padEnd(12)} median ${median.toFixed(1).padStart(7)} ms  min ${times[0]!.toFixed(1).padStart(7)} ms  ${(macs / median / 1e6).toFixed(2)} GMAC/s  maxdiff ${diff.toExponential(1)}`);
+      const label = typeof variant === 'string' ? variant : `tiled ${variant.ocTile}x${variant.pxTile}`;
+      console.log(`${c.name.padEnd(32)} ${label.padEnd(12)} median ${median.toFixed(1).padStart(7)} ms  min ${times[0]!.toFixed(1).padStart(7)} ms  cpu ${cpuTimes[0]!.toFixed(1).padStart(7)} ms  ${(macs / median / 1e6).toFixed(2)} GMAC/s  compile+1st run ${compileMs.toFixed(0)} ms  maxdiff ${diff.toExponential(1)}`);
       for (const b of buffers.values()) b.destroy();
     }
   }

@@ -45,11 +45,49 @@ export type RunInputs = Readonly<Record<string, InputValue>>;
 /** Output tensors by name, in the typed array matching each output's dtype (see InputValue). */
 export type RunOutputs = Record<string, TypedArray>;
 
+/** A byte range of a bundle file: `length` bytes from `offset`. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/**
+ * Reads a file of the bundle by its path relative to the bundle (e.g. 'weights/0.bin'); with a
+ * range, at most those bytes (fewer only when the file is shorter). The runtime copies the result
+ * and checks its size and sha256 against the manifest, so a short or altered result is reported as
+ * FM_BUNDLE_HASH; a rejection is reported as FM_IO (FM_BUNDLE_INVALID when its `code` is 'ENOENT').
+ */
+export type ReadFileHook = (path: string, range?: ByteRange) => Promise<Uint8Array>;
+
 export interface LoadOptions {
   /** Run on this device. Its limits must cover the bundle's requiredLimits; dispose() leaves it alive. */
   device?: GPUDevice;
   /** Node only: the Dawn backend ('vulkan', 'opengles', ...). Default: env FLASHMEM_WEBGPU_BACKEND, else each in turn. */
   backend?: string;
+  /**
+   * Reads every bundle file (manifest.json included) through this function instead of node:fs or
+   * fetch: custom storage (IndexedDB, a cache, an archive), or fault injection in tests.
+   * `dirOrUrl` then only names the bundle in messages.
+   */
+  readFile?: ReadFileHook;
+}
+
+export interface VerifyOptions {
+  /**
+   * WebGPU limits to check the schedule against (e.g. a target device's). Default: WebGPU's
+   * default limits, raised to the manifest's requiredLimits (what a device created for the bundle has).
+   */
+  limits?: Readonly<Record<string, number>>;
+  /** as LoadOptions.readFile */
+  readFile?: ReadFileHook;
+}
+
+export interface VerifySummary {
+  models: readonly ModelInfo[];
+  /** files verified, manifest.json included */
+  files: number;
+  /** bytes of those files */
+  bytes: number;
 }
 
 export interface SessionStats {
@@ -388,8 +426,12 @@ type NodePath = typeof import('node:path');
 type NodeUrl = typeof import('node:url');
 type NodeModule = typeof import('node:module');
 
-async function openBundleReader(dirOrUrl: string | URL): Promise<BundleReader> {
+async function openBundleReader(dirOrUrl: string | URL, readFile?: ReadFileHook): Promise<BundleReader> {
   const location = typeof dirOrUrl === 'string' ? dirOrUrl : dirOrUrl.href;
+  if (readFile !== undefined) {
+    if (typeof readFile !== 'function') throw new TypeError('options.readFile must be a function');
+    return hookReader(location, readFile);
+  }
   if (/^https?:\/\//i.test(location)) return fetchReader(new URL(location));
   if (IN_NODE) {
     const { fileURLToPath } = await importNodeModule<NodeUrl>('node:url');
@@ -435,6 +477,25 @@ function fileReadError(relative: string, file: string, error: unknown): Flashmem
   return missing
     ? new FlashmemRuntimeError('FM_BUNDLE_INVALID', `bundle file ${relative} is missing (${file})`, { cause: error })
     : new FlashmemRuntimeError('FM_IO', `reading bundle file ${relative} (${file}) failed: ${errorMessage(error)}`, { cause: error });
+}
+
+/** Reads through LoadOptions.readFile; results are copied, so the caller cannot change bytes after they were verified. */
+function hookReader(location: string, readFile: ReadFileHook): BundleReader {
+  return {
+    location,
+    async read(relative, maxBytes) {
+      let result: unknown;
+      try {
+        result = await readFile(relative, { offset: 0, length: maxBytes });
+      } catch (error) {
+        throw error instanceof FlashmemRuntimeError ? error : fileReadError(relative, `${location}, through options.readFile`, error);
+      }
+      if (!(result instanceof Uint8Array)) {
+        fail('FM_IO', `reading bundle file ${relative} through options.readFile gave ${describeValue(result)}, not a Uint8Array`);
+      }
+      return new Uint8Array(result.subarray(0, Math.min(result.length, maxBytes)));
+    },
+  };
 }
 
 function fetchReader(location: URL): BundleReader {
@@ -491,19 +552,28 @@ interface VerifiedBundle {
   shardFiles: FileEntry[];
   /** manifest model of schedule.models[i] */
   modelInfos: ModelInfo[];
+  /** size of manifest.json */
+  manifestBytes: number;
+  /** the files already read and verified: the schedule and the shaders */
+  verifiedFiles: Set<string>;
 }
 
+/**
+ * Everything that can be checked without a device, but the shards' contents and the device
+ * limits: format, schemas, the schedule's and shaders' sha256, cross references.
+ */
 async function readVerifiedBundle(reader: BundleReader): Promise<VerifiedBundle> {
-  const manifest = await readManifest(reader);
+  const { manifest, manifestBytes } = await readManifest(reader);
   const files = indexManifestFiles(manifest);
   const schedule = await readSchedule(reader, files);
   const shardFiles = schedule.shards.map((shard, i) => shardFile(shard, i, files));
   const modelInfos = matchModels(manifest, schedule);
   const shaderSources = await Promise.all(schedule.shaders.map((path, i) => readShader(reader, path, i, files)));
-  return { manifest, schedule, shaderSources, shardFiles, modelInfos };
+  const verifiedFiles = new Set([...files.values()].filter((entry) => entry.kind === 'schedule').map((entry) => entry.path).concat(schedule.shaders));
+  return { manifest, schedule, shaderSources, shardFiles, modelInfos, manifestBytes, verifiedFiles };
 }
 
-async function readManifest(reader: BundleReader): Promise<Manifest> {
+async function readManifest(reader: BundleReader): Promise<{ manifest: Manifest; manifestBytes: number }> {
   if (BUNDLE_FORMAT.formatVersion < 1) fail('FM_BUNDLE_VERSION', 'this runtime is the ungenerated template; use the runtime.js of a bundle');
   const bytes = await reader.read(MANIFEST_PATH, MAX_MANIFEST_BYTES + 1);
   if (bytes.length > MAX_MANIFEST_BYTES) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} is larger than ${MAX_MANIFEST_BYTES} bytes`);
@@ -515,7 +585,7 @@ async function readManifest(reader: BundleReader): Promise<Manifest> {
   if (json.formatVersion !== BUNDLE_FORMAT.formatVersion) {
     fail('FM_BUNDLE_VERSION', `the bundle has format version ${JSON.stringify(json.formatVersion)}, this runtime reads version ${BUNDLE_FORMAT.formatVersion}: load it with the runtime.js inside the bundle, or recompile the model`);
   }
-  return validateJson<Manifest>(BUNDLE_FORMAT.schemas.manifest, json, MANIFEST_PATH);
+  return { manifest: validateJson<Manifest>(BUNDLE_FORMAT.schemas.manifest, json, MANIFEST_PATH), manifestBytes: bytes.length };
 }
 
 function indexManifestFiles(manifest: Manifest): Map<string, FileEntry> {
@@ -587,15 +657,56 @@ function matchModels(manifest: Manifest, schedule: Schedule): ModelInfo[] {
 // Bounds checks: every index, range and size of the schedule against the bundle and the device
 // =================================================================================================
 
+/** the device limits the bounds checks use (a GPUSupportedLimits has them all) */
+interface BoundsLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxStorageBuffersPerShaderStage: number;
+  maxComputeWorkgroupsPerDimension: number;
+  minStorageBufferOffsetAlignment: number;
+}
+
+/** WebGPU's default limits: every device has at least these */
+const WEBGPU_DEFAULT_LIMITS: Readonly<BoundsLimits> = {
+  maxBufferSize: 268435456,
+  maxStorageBufferBindingSize: 134217728,
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupsPerDimension: 65535,
+  minStorageBufferOffsetAlignment: 256,
+};
+
+/**
+ * The limits verifyBundle checks against: the given target limits over WebGPU's defaults, or
+ * without them the defaults improved by the manifest's requiredLimits (a device created for the
+ * bundle has those). Limits named min* are alignments: smaller is better.
+ */
+function verificationLimits(manifest: Manifest, target: Readonly<Record<string, number>> | undefined): BoundsLimits {
+  const limits: BoundsLimits = { ...WEBGPU_DEFAULT_LIMITS };
+  for (const key of Object.keys(limits) as (keyof BoundsLimits)[]) {
+    if (target !== undefined) {
+      const value = target[key];
+      if (value === undefined) continue;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+        throw new TypeError(`options.limits.${key} must be a positive integer, not ${String(value)}`);
+      }
+      limits[key] = value;
+    } else {
+      const required = manifest.requiredLimits[key];
+      if (required !== undefined) limits[key] = key.startsWith('min') ? Math.min(limits[key], required) : Math.max(limits[key], required);
+    }
+  }
+  return limits;
+}
+
 interface BoundsContext {
   info: ModelInfo;
   schedule: ModelSchedule;
   shaderCount: number;
   shardSizes: number[];
-  limits: GPUSupportedLimits;
+  limits: BoundsLimits;
 }
 
-function checkScheduleBounds(bundle: VerifiedBundle, limits: GPUSupportedLimits): void {
+function checkScheduleBounds(bundle: VerifiedBundle, limits: BoundsLimits): void {
   bundle.schedule.models.forEach((schedule, i) => {
     const context: BoundsContext = {
       info: bundle.modelInfos[i]!,
@@ -847,14 +958,42 @@ class GpuMemory {
   liveBytes = 0;
   peakBytes = 0;
 
+  /** resolve to a message for each allocation the device reported out of memory */
+  private allocationChecks: Promise<string | undefined>[] = [];
+
   constructor(private readonly device: GPUDevice) {}
 
-  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
-    const buffer = this.device.createBuffer(descriptor);
+  /**
+   * Allocates in an 'out-of-memory' error scope of its own (WebGPU reports a failed allocation
+   * there, asynchronously: see checkAllocations); an allocation that throws fails at once.
+   */
+  createBuffer(descriptor: GPUBufferDescriptor & { size: number }, role: string): GPUBuffer {
+    const what = `${descriptor.size} bytes for ${role}`;
+    this.device.pushErrorScope('out-of-memory');
+    let buffer: GPUBuffer;
+    try {
+      buffer = this.device.createBuffer(descriptor);
+    } catch (error) {
+      this.device.popErrorScope().catch(() => {});
+      const message = errorMessage(error);
+      if (error instanceof RangeError || /memory|alloc/i.test(message)) fail('FM_WEBGPU', `out of GPU memory allocating ${what}: ${message}`, error);
+      fail('FM_WEBGPU', `allocating ${what} failed: ${message}`, error);
+    }
+    this.allocationChecks.push(this.device.popErrorScope().then(
+      (error) => (error ? `out of GPU memory allocating ${what}: ${error.message}` : undefined),
+      () => undefined,
+    ));
     this.sizes.set(buffer, descriptor.size);
     this.liveBytes += descriptor.size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
     return buffer;
+  }
+
+  /** Rejects with FM_WEBGPU if the device reported any allocation so far out of memory. */
+  async checkAllocations(): Promise<void> {
+    const failures = await keepAlive(Promise.all(this.allocationChecks.splice(0)));
+    const first = failures.find((failure) => failure !== undefined);
+    if (first !== undefined) fail('FM_WEBGPU', first);
   }
 
   destroyAll(): void {
@@ -1134,6 +1273,8 @@ class Session implements FlashmemSession {
       this.requestPipelines(schedule, pipelines);
       return this.createResources(bundle.modelInfos[i]!, schedule);
     }));
+    // no weight is read or uploaded when the buffers could not be allocated
+    await this.whileDeviceAlive(this.memory.checkAllocations());
     const shards = ShardStore.forSchedule(reader, bundle);
     for (const model of resources) await this.runInit(model, shards, pipelines, layouts, errors);
     for (const model of resources) this.loaded.set(model.info.name, await this.compileRun(model, shards, pipelines, layouts, errors));
@@ -1149,7 +1290,8 @@ class Session implements FlashmemSession {
 
   private createResources(info: ModelInfo, schedule: ModelSchedule): ModelResources {
     const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
-    const buffers = schedule.buffers.map((buffer, i) => this.memory.createBuffer({ label: `${buffer.role}-${i}`, size: buffer.size, usage }));
+    const buffers = schedule.buffers.map((buffer, i) =>
+      this.memory.createBuffer({ label: `${buffer.role}-${i}`, size: buffer.size, usage }, `${buffer.role} buffer ${i} of model ${quote(info.name)}`));
     const readbackOffsets: number[] = [];
     let readbackSize = 0;
     for (const step of schedule.run) {
@@ -1158,7 +1300,7 @@ class Session implements FlashmemSession {
       readbackSize += step.src.size;
     }
     const readback = readbackSize > 0
-      ? this.memory.createBuffer({ label: 'readback', size: readbackSize, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST })
+      ? this.memory.createBuffer({ label: 'readback', size: readbackSize, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST }, `the readback buffer of model ${quote(info.name)}`)
       : undefined;
     return { info, schedule, buffers, readback, readbackOffsets };
   }
@@ -1295,6 +1437,8 @@ class Session implements FlashmemSession {
     if (this.disposed) fail('FM_WEBGPU', 'the session was disposed during run()');
     if (checked.status === 'rejected' || mapping.status === 'rejected') {
       if (model.readback?.mapState === 'mapped') model.readback.unmap();
+      // a lost device explains any other failure of the run: name the loss
+      this.assertUsable();
       throw asRuntimeError(checked.status === 'rejected' ? checked.reason : (mapping as PromiseRejectedResult).reason, `${what}: reading the outputs`);
     }
     const outputs = this.readOutputs(model);
@@ -1456,14 +1600,33 @@ function fromGpuElements(dtype: DType, bytes: ArrayBuffer, offset: number, count
  */
 export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = {}): Promise<FlashmemSession> {
   const startedAt = performance.now();
-  const reader = await openBundleReader(dirOrUrl);
+  const reader = await openBundleReader(dirOrUrl, options.readFile);
   const bundle = await readVerifiedBundle(reader);
   const acquired = await acquireDevice(bundle.manifest, options);
   try {
     checkScheduleBounds(bundle, acquired.device.limits);
+    // shards are verified as they stream in (ShardStore), before their bytes reach the GPU
     return await Session.start(acquired, bundle, reader, startedAt);
   } catch (error) {
     if (acquired.owned) acquired.device.destroy();
     throw error;
   }
+}
+
+/**
+ * Verifies a bundle without a device: every check loadBundle makes before GPU work (format version,
+ * JSON Schemas, cross references, bounds of every step, here against `options.limits`), plus the
+ * size and sha256 of every file the manifest lists (shards, runtime.js and runtime.d.ts included).
+ * Rejects with FM_BUNDLE_VERSION, FM_BUNDLE_INVALID, FM_BUNDLE_HASH or FM_IO.
+ */
+export async function verifyBundle(dirOrUrl: string | URL, options: VerifyOptions = {}): Promise<VerifySummary> {
+  const reader = await openBundleReader(dirOrUrl, options.readFile);
+  const bundle = await readVerifiedBundle(reader);
+  checkScheduleBounds(bundle, verificationLimits(bundle.manifest, options.limits));
+  let bytes = bundle.manifestBytes;
+  for (const entry of bundle.manifest.files) {
+    if (!bundle.verifiedFiles.has(entry.path)) await readVerifiedFile(reader, entry);
+    bytes += entry.size;
+  }
+  return { models: bundle.manifest.models, files: bundle.manifest.files.length + 1, bytes };
 }

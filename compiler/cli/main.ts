@@ -9,6 +9,7 @@ import { ERROR_CODES, FlashmemError } from '../errors.js';
 import { compileCommand } from './compile-command.js';
 import { runCommand } from './run-command.js';
 import { inspectCommand } from './inspect-command.js';
+import { verifyCommand } from './verify-command.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
@@ -21,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('flashmemc')
     .version(version())
     .strict()
-    .demandCommand(1, 'name a command: compile, run or inspect')
+    .demandCommand(1, 'name a command: compile, run, inspect or verify')
     .epilogue(`Error codes:\n${Object.entries(ERROR_CODES).map(([c, d]) => `  ${c}  ${d}`).join('\n')}`)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   compileCommand(cli);
   runCommand(cli);
   inspectCommand(cli);
+  verifyCommand(cli);
   try {
     await cli.parseAsync();
   } catch (e) {

@@ -1,19 +1,19 @@
 /**
- * Conv and ConvTranspose (1-D, 2-D and 3-D spatial, groups, dilations, strides, pads, auto_pad).
+ * Conv and ConvTranspose (1-D, 2-D and 3-D spatial, groups incl. depthwise, dilations, strides,
+ * pads, auto_pad, output_padding / output_shape).
  *
- * Both lower to one register-tiled kernel: an invocation computes a block of `ocTile` output
- * channels x `pxTile` consecutive output pixels, reducing over (kernel tap, input channel) with the
- * input channel innermost. The output-channel block comes from workgroup_id.y, so every
- * invocation of a workgroup reads the same weights (uniform loads, which software rasterisers
- * such as llvmpipe turn into one scalar load) while the pixels differ per invocation.
- * 1x1 convolutions (a GEMM) take the same path with no per-tap bounds checks, and depthwise
- * convolutions use ocTile 1 so that no work is wasted on the padding of channel blocks.
+ * Register-tiled kernels: an invocation computes `ocTile` output channels x `pxTile` output
+ * pixels, reducing over (kernel tap, input channel). Weights are re-laid out once (at compile
+ * time when constant, by a packing kernel otherwise) so that a tap's ocTile weights are one run
+ * of vec4s. The channel block comes from workgroup_id.y and the batch from workgroup_id.z; the
+ * pixels from workgroup_id.x and the local id. See KernelKind for the three variants and
+ * bench/conv-bench.ts for the measurements behind the tile sizes.
  *
  * The window geometry helpers (auto_pad, ceil_mode, ...) are shared with pool.ts.
  */
 import { attrInt, attrInts, attrString } from '../ir/attrs.js';
 import { isFloat, numElements, type ConstTensor, type FusedActivation, type Node, type TensorType } from '../ir/types.js';
-import { computeEntry, grid1D, lit, storageDecls, u, type StorageDecl } from '../codegen/wgsl.js';
+import { computeEntry, grid1D, lit, storageDecls, u } from '../codegen/wgsl.js';
 import { fail, quoteName } from '../errors.js';
 import { applyActivation } from './activation.js';
 import type { LowerContext, LowerTensor, OpDef, ShapeContext, TargetLimits } from './op.js';
@@ -137,10 +137,11 @@ function transposeWindow(node: Node, inShape: readonly number[], kernel: readonl
     }
     const target = requested ? requested[requested.length - rank + axis]! : autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER' ? inShape[axis]! * strides[axis]! : undefined;
     if (target !== undefined) {
+      // a target beyond the full extent leaves trailing outputs that no input reaches (bias only)
       const total = Math.max(0, full - target);
       const begin = autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2);
       geometry.padsBegin[axis] = begin;
-      geometry.padsEnd[axis] = total - begin;
+      geometry.padsEnd[axis] = full - begin - target;
     }
     const out = full - geometry.padsBegin[axis]! - geometry.padsEnd[axis]!;
     if (out <= 0) fail('FM_SHAPE', `${describeNode(node)}: spatial axis ${axis} would have ${out} outputs; reduce pads`);
@@ -235,9 +236,22 @@ function convTransposeShapes(ctx: Pick<ShapeContext, 'node' | 'inputs'>): ConvSh
 type Vec3 = [number, number, number];
 type ConvMode = 'conv' | 'transpose';
 
+/**
+ * Kernel variants:
+ * - 'rows' (Conv): an invocation owns pxTile consecutive outputs of one output row, so for each
+ *   (kernel row, input channel) the inputs under all kernel columns are loaded once and reused
+ *   across the unrolled kernel columns (a 3x3 stride-1 tile of 8 needs 10 loads, not 24).
+ * - 'pointwise' (1x1, stride 1, unpadded Conv, pixel count divisible by 4): a GEMM over
+ *   flattened pixels whose inputs are read as aligned vec4.
+ * - 'gather' (ConvTranspose): flattened output pixels, each tap's input found by inverting the
+ *   forward convolution (a tap contributes only where (o + pad - k*dil) is a multiple of the stride).
+ */
+type KernelKind = 'rows' | 'pointwise' | 'gather';
+
 /** Everything the kernel template needs; spatial axes are left-padded to 3 (D, H, W). */
 interface ConvPlan {
   mode: ConvMode;
+  kind: KernelKind;
   shapes: ConvShapes;
   inVol: Vec3;
   outVol: Vec3;
@@ -245,47 +259,118 @@ interface ConvPlan {
   strides: Vec3;
   dilations: Vec3;
   padsBegin: Vec3;
-  /** output channels per invocation (1, 2, 4 or 8) */
+  /** output channels per invocation: 1, 2, or a multiple of 4 (then weights load as vec4) */
   ocTile: number;
-  /** consecutive output pixels per invocation */
+  /** output pixels per invocation (consecutive in the row for 'rows', in the flattened image otherwise) */
   pxTile: number;
   /** ceil(outPerGroup / ocTile) channel blocks per group */
   blocksPerGroup: number;
+  /** pixel tiles per (image, channel block): the x extent of the grid */
+  pixelTiles: number;
+  /** invocations per workgroup (a multiple of 8, the SIMD width of software rasterisers) */
+  workgroupSize: number;
 }
 
-const WORKGROUP_SIZE = 64;
+export interface ConvTiles {
+  ocTile: number;
+  pxTile: number;
+}
 
 function toVol(values: readonly number[], fill: number): Vec3 {
   const padded = [...new Array<number>(3 - values.length).fill(fill), ...values];
   return padded as Vec3;
 }
 
-/** Tile sizes: measured on llvmpipe (bench/conv-bench.ts); blocks of 8 channels x 4 pixels keep all accumulators in registers. */
-export function chooseTiles(outPerGroup: number): { ocTile: number; pxTile: number } {
-  if (outPerGroup >= 8) return { ocTile: 8, pxTile: 4 };
-  if (outPerGroup >= 3) return { ocTile: 4, pxTile: 4 };
-  return { ocTile: outPerGroup, pxTile: 8 };
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Multiply-accumulates of one conv (per batch) from which the larger tiles pay off. Measured on
+ * Mesa llvmpipe (bench/conv-bench.ts, bench/conv-compile-bench.ts): there every storage load is
+ * a loop over the SIMD lanes while an FMA is one vector instruction, so bigger tiles run faster
+ * (16 channels x 8 pixels: ~15% less time than 8 x 8 on a ResNet 3x3 layer), but their many
+ * accumulators make the driver's JIT compile at the first dispatch twice as slow (~200 ms vs
+ * ~100 ms per kernel), which only a heavy layer earns back. ResNet-50 cold first run: 3.0 s
+ * with 8 x 8 everywhere vs 5.6 s with 16 x 8 everywhere; steady state 0.8 vs 0.7 s CPU.
+ */
+const HEAVY_LAYER_MACS = 256 * 1024 * 1024;
+
+/**
+ * Channel tile: the largest candidate that wastes at most 1/8 of a group's channels on padding,
+ * else 4; depthwise-like groups (1 or 2 channels per group) use exactly that many.
+ */
+function chooseOcTile(kind: KernelKind, outPerGroup: number, heavy: boolean): number {
+  if (outPerGroup <= 2) return outPerGroup;
+  for (const ocTile of kind === 'rows' && heavy ? [16, 8] : [8]) {
+    const padding = Math.ceil(outPerGroup / ocTile) * ocTile - outPerGroup;
+    if (padding * 8 <= outPerGroup) return ocTile;
+  }
+  return 4;
 }
 
-function makePlan(mode: ConvMode, shapes: ConvShapes, tiles = chooseTiles(shapes.outPerGroup)): ConvPlan {
+/** Row tile: 4..8 outputs (fewer only for narrower rows), the one leaving the fewest idle columns. */
+function chooseRowTile(rowLength: number): number {
+  let best = Math.min(8, rowLength), bestIdle = Infinity;
+  for (let tile = Math.min(8, rowLength); tile >= Math.min(4, rowLength); tile--) {
+    const idle = Math.ceil(rowLength / tile) * tile - rowLength;
+    if (idle < bestIdle) { best = tile; bestIdle = idle; }
+  }
+  return best;
+}
+
+function choosePixelTile(kind: KernelKind, outVol: Vec3, heavy: boolean): number {
+  if (kind === 'rows') return chooseRowTile(outVol[2]);
+  return kind === 'pointwise' && heavy ? 16 : 8;
+}
+
+/**
+ * Workgroup size: software rasterisers run a workgroup in chunks of 8 lanes and still execute
+ * chunks whose lanes all returned early, so the size is the multiple of 8 (<= 64) that leaves
+ * the fewest idle invocations over the whole grid (ties go to the larger size).
+ */
+function chooseWorkgroupSize(tiles: number): number {
+  let best = 64, bestIdle = Infinity;
+  for (const size of [64, 32, 16, 8]) {
+    const idle = Math.ceil(tiles / size) * size - tiles;
+    if (idle < bestIdle) { best = size; bestIdle = idle; }
+  }
+  return best;
+}
+
+function kernelKind(mode: ConvMode, g: WindowGeometry): KernelKind {
+  if (mode === 'transpose') return 'gather';
+  const unitWindow = [...g.kernel, ...g.strides].every((v) => v === 1) && [...g.padsBegin, ...g.padsEnd].every((v) => v === 0);
+  return unitWindow && numElements(g.inShape) % 4 === 0 ? 'pointwise' : 'rows';
+}
+
+function makePlan(mode: ConvMode, shapes: ConvShapes, tiles?: ConvTiles): ConvPlan {
   const g = shapes.geometry;
+  const kind = kernelKind(mode, g);
+  const outVol = toVol(g.outShape, 1);
+  const macs = shapes.outChannels * numElements(outVol) * shapes.inPerGroup * numElements(g.kernel);
+  const heavy = macs >= HEAVY_LAYER_MACS;
+  const ocTile = tiles?.ocTile ?? chooseOcTile(kind, shapes.outPerGroup, heavy);
+  const pxTile = tiles?.pxTile ?? choosePixelTile(kind, outVol, heavy);
+  if (kind === 'pointwise' && pxTile % 4 !== 0) fail('FM_UNSUPPORTED_OP', `pointwise conv tiles need a multiple of 4 pixels, got ${pxTile}`);
+  const pixelTiles = kind === 'rows' ? outVol[0] * outVol[1] * Math.ceil(outVol[2] / pxTile) : Math.ceil(numElements(outVol) / pxTile);
   return {
-    mode, shapes,
-    inVol: toVol(g.inShape, 1), outVol: toVol(g.outShape, 1), kVol: toVol(g.kernel, 1),
+    mode, kind, shapes, outVol,
+    inVol: toVol(g.inShape, 1), kVol: toVol(g.kernel, 1),
     strides: toVol(g.strides, 1), dilations: toVol(g.dilations, 1), padsBegin: toVol(g.padsBegin, 0),
-    ...tiles,
-    blocksPerGroup: Math.ceil(shapes.outPerGroup / tiles.ocTile),
+    ocTile, pxTile,
+    blocksPerGroup: Math.ceil(shapes.outPerGroup / ocTile),
+    pixelTiles,
+    workgroupSize: chooseWorkgroupSize(pixelTiles),
   };
 }
 
-/** Number of elements of the re-laid-out weights: [group][block][kd][kh][kw][ic][ocTile]. */
+/** Number of elements of the re-laid-out weights: [group][block][kd][kh][ic][kw][ocTile]. */
 function packedWeightCount(p: ConvPlan): number {
   return p.shapes.groups * p.blocksPerGroup * numElements(p.kVol) * p.shapes.inPerGroup * p.ocTile;
 }
 
 /**
- * Index into the ONNX weight tensor of packed element (group, out channel within group, input
- * channel within group, flat tap). Conv W is [M, C/group, k...]; ConvTranspose W is [C, M/group, k...].
+ * Index into the ONNX weight tensor of (group, out channel within group, input channel within
+ * group, flat tap). Conv W is [M, C/group, k...]; ConvTranspose W is [C, M/group, k...].
  */
 function sourceWeightIndex(p: ConvPlan, group: number, oc: number, ic: number, tap: number): number {
   const taps = numElements(p.kVol);
@@ -296,22 +381,25 @@ function sourceWeightIndex(p: ConvPlan, group: number, oc: number, ic: number, t
 }
 
 /**
- * Packed weight layout: [group][channel block][kd][kh][kw][input channel][ocTile], channels past
- * the end of a group's last block zero. The kernel reads one contiguous ocTile vector per
- * (tap, input channel) and walks the whole block's weights in order.
+ * Packed weight layout: [group][channel block][kd][kh][input channel][kw][ocTile], channels past
+ * the end of a group's last block zero. The kernels read the ocTile weights of one tap as
+ * ocTile/4 vec4 loads and walk a block's weights in order: (kernel row, input channel, kernel column).
  */
 function packWeights(p: ConvPlan, w: ConstTensor): ConstTensor {
   const packed = new Float32Array(packedWeightCount(p));
-  const taps = numElements(p.kVol);
+  const kw = p.kVol[2];
+  const rows = p.kVol[0] * p.kVol[1];
   const { inPerGroup: cg, outPerGroup: mg, groups } = p.shapes;
   let i = 0;
   for (let group = 0; group < groups; group++) {
     for (let block = 0; block < p.blocksPerGroup; block++) {
-      for (let tap = 0; tap < taps; tap++) {
+      for (let row = 0; row < rows; row++) {
         for (let ic = 0; ic < cg; ic++) {
-          for (let j = 0; j < p.ocTile; j++, i++) {
-            const oc = block * p.ocTile + j;
-            if (oc < mg) packed[i] = w.data[sourceWeightIndex(p, group, oc, ic, tap)]!;
+          for (let col = 0; col < kw; col++) {
+            for (let j = 0; j < p.ocTile; j++, i++) {
+              const oc = block * p.ocTile + j;
+              if (oc < mg) packed[i] = w.data[sourceWeightIndex(p, group, oc, ic, row * kw + col)]!;
+            }
           }
         }
       }
@@ -323,139 +411,302 @@ function packWeights(p: ConvPlan, w: ConstTensor): ConstTensor {
 /** GPU version of packWeights for weights that are runtime tensors. */
 function packWeightsWgsl(p: ConvPlan): { wgsl: string; workgroups: [number, number, number] } {
   const total = packedWeightCount(p);
-  const taps = numElements(p.kVol);
+  const kw = p.kVol[2];
+  const rows = p.kVol[0] * p.kVol[1];
   const { inPerGroup: cg, outPerGroup: mg } = p.shapes;
   const grid = grid1D(total);
+  const tap = `row * ${u(kw)} + col`;
   const source = p.mode === 'conv'
-    ? `((group * ${u(mg)} + oc) * ${u(cg)} + ic) * ${u(taps)} + tap`
-    : `((group * ${u(cg)} + ic) * ${u(mg)} + oc) * ${u(taps)} + tap`;
+    ? `((group * ${u(mg)} + oc) * ${u(cg)} + ic) * ${u(rows * kw)} + ${tap}`
+    : `((group * ${u(cg)} + ic) * ${u(mg)} + oc) * ${u(rows * kw)} + ${tap}`;
   const body = `${grid.prologue}
   let j = i % ${u(p.ocTile)};
-  let ic = (i / ${u(p.ocTile)}) % ${u(cg)};
-  let tap = (i / ${u(p.ocTile * cg)}) % ${u(taps)};
-  let blockIndex = i / ${u(p.ocTile * cg * taps)};
+  let col = (i / ${u(p.ocTile)}) % ${u(kw)};
+  let ic = (i / ${u(p.ocTile * kw)}) % ${u(cg)};
+  let row = (i / ${u(p.ocTile * kw * cg)}) % ${u(rows)};
+  let blockIndex = i / ${u(p.ocTile * kw * cg * rows)};
   let group = blockIndex / ${u(p.blocksPerGroup)};
   let oc = (blockIndex % ${u(p.blocksPerGroup)}) * ${u(p.ocTile)} + j;
-  packed[i] = select(0.0, w[min(${source}, ${u(numElements([p.shapes.groups, mg, cg, taps]) - 1)})], oc < ${u(mg)});`;
+  packed[i] = select(0.0, w[min(${source}, ${u(p.shapes.groups * mg * cg * rows * kw - 1)})], oc < ${u(mg)});`;
   const wgsl = `${storageDecls([{ name: 'w', type: 'f32' }, { name: 'packed', type: 'f32' }])}\n\n${computeEntry(grid.workgroupSize, body)}\n`;
   return { wgsl, workgroups: grid.workgroups };
 }
 
-interface AxisCode {
-  /** WGSL declarations of the input coordinate `c{axis}_{j}` and validity `v{axis}_{j}` of pixel j */
-  lines: string[];
-  /** whether any tap of this axis can fall outside the input */
-  checked: boolean;
+/** Binding declarations like storageDecls, but a binding may be an array of vec4<f32>. */
+function convBindings(decls: readonly { name: string; vec4: boolean }[]): string {
+  return decls
+    .map((d, i) => `@group(0) @binding(${i}) var<storage, read_write> ${d.name}: array<${d.vec4 ? 'vec4<f32>' : 'f32'}>;`)
+    .join('\n');
+}
+
+/** Shape of the per-invocation accumulator tile: ocTile channels as `quads` vectors of `lanes`. */
+function accumulatorLayout(p: ConvPlan): { lanes: number; quads: number; vt: string; wUnit: number } {
+  const lanes = Math.min(p.ocTile, 4);
+  return { lanes, quads: Math.ceil(p.ocTile / lanes), vt: lanes === 1 ? 'f32' : `vec${lanes}<f32>`, wUnit: lanes === 4 ? 4 : 1 };
+}
+
+/** `let w_{q}` loads of the ocTile weights at packed (vec4 or scalar) index `wi + offset`. */
+function weightLoads(p: ConvPlan, offset: number, suffix = ''): string[] {
+  const { lanes, quads } = accumulatorLayout(p);
+  return range(quads).map((q) => {
+    if (lanes === 4) return `let w${suffix}_${q} = w[wi + ${u(offset + q)}];`;
+    const comps = range(lanes).map((c) => `w[wi + ${u(offset + c)}]`);
+    return `let w${suffix}_${q} = ${lanes === 1 ? comps[0] : `vec${lanes}<f32>(${comps.join(', ')})`};`;
+  });
+}
+
+function accumulatorDecls(p: ConvPlan): string {
+  const { quads, vt } = accumulatorLayout(p);
+  return range(p.pxTile).flatMap((j) => range(quads).map((q) => `var acc_${j}_${q} = ${vt}(0.0);`)).join('\n  ');
+}
+
+/** Where a tile's pixels go: consecutive flat output pixels `first + j`, valid while `offset + j < extent`. */
+interface TilePixels {
+  /** WGSL u32 expression: flat output pixel (within one channel plane) of tile pixel 0 */
+  first: string;
+  /** WGSL variable counting pixels along the tiled extent (ow0 or pix0) */
+  offset: string;
+  extent: number;
+}
+
+/**
+ * Whether a tile's outputs can be stored as aligned vec4s: a tile covers whole groups of 4
+ * pixels starting at a multiple of 4 in every channel plane.
+ */
+function storesVec4(p: ConvPlan, pixels: TilePixels): boolean {
+  return p.pxTile % 4 === 0 && pixels.extent % 4 === 0 && numElements(p.outVol) % 4 === 0;
+}
+
+/**
+ * Stores every accumulator plus bias, through the fused activation. The bias of each channel is
+ * loaded once (storage loads are not merged across the stores in between), and outputs go out as
+ * vec4 where aligned: on software rasterisers each storage access is a loop over the SIMD lanes.
+ */
+function storeCode(p: ConvPlan, hasBias: boolean, activation: FusedActivation | undefined, pixels: TilePixels): string {
+  const { lanes } = accumulatorLayout(p);
+  const mg = p.shapes.outPerGroup, P = p.pxTile;
+  const outPix = numElements(p.outVol);
+  const lastChannel = p.shapes.outChannels - 1;
+  const vec4Stores = storesVec4(p, pixels);
+  const value = (j: number, channel: number) => {
+    const q = Math.floor(channel / lanes), c = channel % lanes;
+    const acc = `acc_${j}_${q}${lanes === 1 ? '' : `[${c}]`}`;
+    return applyActivation(`(${acc}${hasBias ? ` + bias_${channel}` : ''})`, activation);
+  };
+  const chunkGuard = (first: number) => (first === 0 || pixels.extent % P === 0 ? undefined : `${pixels.offset} + ${u(first)} < ${u(pixels.extent)}`);
+  const guarded = (cond: string | undefined, stmt: string) => (cond ? `if (${cond}) { ${stmt} }` : stmt);
+
+  const lines: string[] = [];
+  if (hasBias) {
+    for (const channel of range(p.ocTile)) {
+      const index = mg % p.ocTile === 0 ? `ocBase + ${u(channel)}` : `min(ocBase + ${u(channel)}, ${u(lastChannel)})`;
+      lines.push(`let bias_${channel} = b[${index}];`);
+    }
+  }
+  for (const channel of range(p.ocTile)) {
+    const stores = vec4Stores
+      ? range(P / 4).map((v) => guarded(chunkGuard(4 * v),
+        `y[plane_${channel} + ${u(v)}] = vec4<f32>(${range(4).map((k) => value(4 * v + k, channel)).join(', ')});`))
+      : range(P).map((j) => guarded(chunkGuard(j), `y[plane_${channel} + ${u(j)}] = ${value(j, channel)};`));
+    const plane = `let plane_${channel} = (yBase + ${u(channel * outPix)} + ${pixels.first})${vec4Stores ? ' / 4u' : ''};`;
+    const body = [plane, ...stores].join('\n    ');
+    lines.push(mg % p.ocTile === 0 ? `{\n    ${body}\n  }` : `if (ocInGroup + ${u(channel)} < ${u(mg)}) {\n    ${body}\n  }`);
+  }
+  return lines.join('\n  ');
+}
+
+/** Shared prologue: tile index, early exit, channel block and group, base offsets. */
+function prologue(p: ConvPlan): string {
+  const { inChannels, outChannels, inPerGroup: cg, outPerGroup: mg } = p.shapes;
+  const { wUnit } = accumulatorLayout(p);
+  return `let tile = wid.x * ${u(p.workgroupSize)} + lid.x;
+  if (tile >= ${u(p.pixelTiles)}) { return; }
+  let block = wid.y;
+  let n = wid.z;
+  let group = block / ${u(p.blocksPerGroup)};
+  let ocInGroup = (block % ${u(p.blocksPerGroup)}) * ${u(p.ocTile)};
+  let ocBase = group * ${u(mg)} + ocInGroup;
+  let xBase = (n * ${u(inChannels)} + group * ${u(cg)}) * ${u(numElements(p.inVol))};
+  let yBase = (n * ${u(outChannels)} + ocBase) * ${u(numElements(p.outVol))};
+  let wBlock = block * ${u((numElements(p.kVol) * cg * p.ocTile) / wUnit)};`;
+}
+
+function kernelShell(p: ConvPlan, bindings: { name: string; vec4: boolean }[], body: string): string {
+  return `${convBindings(bindings)}
+
+// ${p.mode} (${p.kind}): ${p.ocTile} output channels x ${p.pxTile} output pixels per invocation
+@compute @workgroup_size(${p.workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${prologue(p)}
+  ${accumulatorDecls(p)}
+  ${body}
+}
+`;
+}
+
+function rowPixels(p: ConvPlan): TilePixels {
+  return { first: `(od * ${u(p.outVol[1])} + oh) * ${u(p.outVol[2])} + ow0`, offset: 'ow0', extent: p.outVol[2] };
+}
+
+function flatPixels(p: ConvPlan): TilePixels {
+  return { first: 'pix0', offset: 'pix0', extent: numElements(p.outVol) };
+}
+
+function bindingList(p: ConvPlan, hasBias: boolean): { name: string; vec4: boolean }[] {
+  const list = [{ name: 'x', vec4: p.kind === 'pointwise' }, { name: 'w', vec4: accumulatorLayout(p).wUnit === 4 }];
+  if (hasBias) list.push({ name: 'b', vec4: false });
+  list.push({ name: 'y', vec4: storesVec4(p, p.kind === 'rows' ? rowPixels(p) : flatPixels(p)) });
+  return list;
+}
+
+/**
+ * 'rows' kernel. Output columns ow0 + j read input column ow0*s - pad + (j*s + kw*dil); the
+ * distinct offsets e = j*s + kw*dil are loaded once per (kernel row, input channel).
+ */
+function rowsWgsl(p: ConvPlan, hasBias: boolean, activation: FusedActivation | undefined): string {
+  const [, ih, iw] = p.inVol;
+  const [od, oh, ow] = p.outVol;
+  const [kd, kh, kw] = p.kVol;
+  const [sd, sh, sw] = p.strides;
+  const [dd, dh, dw] = p.dilations;
+  const [pd, ph, pw] = p.padsBegin;
+  const cg = p.shapes.inPerGroup, P = p.pxTile, inPix = numElements(p.inVol);
+  const { quads, wUnit } = accumulatorLayout(p);
+  const offsets = [...new Set(range(P).flatMap((j) => range(kw).map((c) => j * sw + c * dw)))].sort((a, b) => a - b);
+  const tilesPerRow = Math.ceil(ow / P);
+  const rowCheck = (axisPad: number, out: number, s: number, k: number, d: number, size: number, c: string) => {
+    const conds = [];
+    if (axisPad > 0) conds.push(`${c} >= 0`);
+    if ((out - 1) * s - axisPad + (k - 1) * d >= size) conds.push(`${c} < ${lit(size, 'i32')}`);
+    return conds.length > 0 ? conds.join(' && ') : 'true';
+  };
+  // Input column of offset e is c0 + e with c0 = ow0*s - pad; which bounds can fail is known
+  // from the first and the last tile of a row.
+  const masked = new Set<number>();
+  const columns = offsets.map((e) => {
+    const conds = [];
+    if (e - pw < 0) conds.push(`col_${e} >= 0`);
+    if ((tilesPerRow - 1) * P * sw - pw + e >= iw) conds.push(`col_${e} < ${lit(iw, 'i32')}`);
+    const lines = [`let col_${e} = c0 + ${lit(e, 'i32')};`];
+    if (conds.length > 0) {
+      masked.add(e);
+      lines.push(`let colOk_${e} = ${conds.join(' && ')};`);
+      lines.push(`let colOff_${e} = u32(select(0, col_${e}, colOk_${e}));`, `let m_${e} = select(0.0, 1.0, colOk_${e});`);
+    } else {
+      lines.push(`let colOff_${e} = u32(col_${e});`);
+    }
+    return lines.join('\n  ');
+  }).join('\n  ');
+  const inputLoads = offsets.map((e) => `let x_${e} = x[xi + colOff_${e}]${masked.has(e) ? ` * m_${e}` : ''};`);
+  const taps = range(kw).flatMap((c) => [
+    ...weightLoads(p, (c * p.ocTile) / wUnit, `${c}`),
+    ...range(P).flatMap((j) => range(quads).map((q) => `acc_${j}_${q} += w${c}_${q} * x_${j * sw + c * dw};`)),
+  ]);
+
+  const body = `let owb = tile % ${u(tilesPerRow)};
+  let rowIndex = tile / ${u(tilesPerRow)};
+  let oh = rowIndex % ${u(oh)};
+  let od = rowIndex / ${u(oh)};
+  let ow0 = owb * ${u(P)};
+  let c0 = i32(ow0) * ${lit(sw, 'i32')} - ${lit(pw, 'i32')};
+  ${columns}
+  for (var kd = 0i; kd < ${lit(kd, 'i32')}; kd++) {
+    let id = i32(od) * ${lit(sd, 'i32')} + kd * ${lit(dd, 'i32')} - ${lit(pd, 'i32')};
+    for (var kh = 0i; kh < ${lit(kh, 'i32')}; kh++) {
+      let ih = i32(oh) * ${lit(sh, 'i32')} + kh * ${lit(dh, 'i32')} - ${lit(ph, 'i32')};
+      if (${rowCheck(pd, od, sd, kd, dd, p.inVol[0], 'id')} && ${rowCheck(ph, oh, sh, kh, dh, ih, 'ih')}) {
+        var xi = xBase + u32(id * ${lit(ih, 'i32')} + ih) * ${u(iw)};
+        var wi = wBlock + u32(kd * ${lit(kh, 'i32')} + kh) * ${u((cg * kw * p.ocTile) / wUnit)};
+        for (var ic = 0u; ic < ${u(cg)}; ic++) {
+          ${inputLoads.join('\n          ')}
+          ${taps.join('\n          ')}
+          xi += ${u(inPix)};
+          wi += ${u((kw * p.ocTile) / wUnit)};
+        }
+      }
+    }
+  }
+  ${storeCode(p, hasBias, activation, rowPixels(p))}`;
+  return kernelShell(p, bindingList(p, hasBias), body);
+}
+
+/** 'pointwise' kernel: a GEMM over flattened pixels, inputs read as aligned vec4. */
+function pointwiseWgsl(p: ConvPlan, hasBias: boolean, activation: FusedActivation | undefined): string {
+  const P = p.pxTile, cg = p.shapes.inPerGroup;
+  const { quads, wUnit } = accumulatorLayout(p);
+  const loads = [
+    ...weightLoads(p, 0),
+    ...range(P / 4).map((v) => `let xv_${v} = x[xi + ${u(v)}];`),
+    ...range(P).flatMap((j) => range(quads).map((q) => `acc_${j}_${q} += w_${q} * xv_${j >> 2}[${j & 3}];`)),
+  ];
+  const body = `let pix0 = tile * ${u(P)};
+  // pixels past the end read the next channel (or a clamped index) and are never stored
+  var xi = (xBase + pix0) / 4u;
+  var wi = wBlock;
+  for (var ic = 0u; ic < ${u(cg)}; ic++) {
+    ${loads.join('\n    ')}
+    xi += ${u(numElements(p.inVol) / 4)};
+    wi += ${u(p.ocTile / wUnit)};
+  }
+  ${storeCode(p, hasBias, activation, flatPixels(p))}`;
+  return kernelShell(p, bindingList(p, hasBias), body);
 }
 
 const AXES = ['d', 'h', 'w'] as const;
 
 /**
- * Input coordinate along one axis for output coordinate `o{axis}_{j}` and tap `k{axis}`.
- * Conv: i = o*s - pad + k*dil. ConvTranspose (gather form): t = o + pad - k*dil must be a
- * multiple of the stride, and i = t / s.
+ * ConvTranspose input coordinate along one axis for output coordinate `o{axis}_{j}` and tap
+ * `k{axis}`: t = o + pad - k*dil must be a non-negative multiple of the stride below in*s, and
+ * i = t / s. Checks that can never fail are left out.
  */
-function axisCode(p: ConvPlan, axis: number): AxisCode {
+function transposeAxisCode(p: ConvPlan, axis: number): { lines: string[]; checked: boolean } {
   const name = AXES[axis]!;
   const s = p.strides[axis]!, d = p.dilations[axis]!, pad = p.padsBegin[axis]!;
   const inSize = p.inVol[axis]!, outSize = p.outVol[axis]!, k = p.kVol[axis]!;
   const lines: string[] = [];
   let checked = false;
   for (let j = 0; j < p.pxTile; j++) {
-    const o = `o${name}_${j}`;
     const conds: string[] = [];
-    if (p.mode === 'conv') {
-      const lowest = -pad, highest = (outSize - 1) * s - pad + (k - 1) * d;
-      lines.push(`let c${name}_${j} = ${o} * ${lit(s, 'i32')} + k${name} * ${lit(d, 'i32')} - ${lit(pad, 'i32')};`);
-      if (lowest < 0) conds.push(`c${name}_${j} >= 0`);
-      if (highest >= inSize) conds.push(`c${name}_${j} < ${lit(inSize, 'i32')}`);
-    } else {
-      const lowest = pad - (k - 1) * d, highest = outSize - 1 + pad;
-      lines.push(`let t${name}_${j} = ${o} + ${lit(pad, 'i32')} - k${name} * ${lit(d, 'i32')};`);
-      if (lowest < 0) conds.push(`t${name}_${j} >= 0`);
-      if (s > 1) conds.push(`t${name}_${j} % ${lit(s, 'i32')} == 0`);
-      if (highest >= inSize * s) conds.push(`t${name}_${j} < ${lit(inSize * s, 'i32')}`);
-      lines.push(`let c${name}_${j} = ${s > 1 ? `t${name}_${j} / ${lit(s, 'i32')}` : `t${name}_${j}`};`);
-    }
+    lines.push(`let t${name}_${j} = o${name}_${j} + ${lit(pad, 'i32')} - k${name} * ${lit(d, 'i32')};`);
+    if (pad - (k - 1) * d < 0) conds.push(`t${name}_${j} >= 0`);
+    if (s > 1) conds.push(`t${name}_${j} % ${lit(s, 'i32')} == 0`);
+    if (outSize - 1 + pad >= inSize * s) conds.push(`t${name}_${j} < ${lit(inSize * s, 'i32')}`);
+    lines.push(`let c${name}_${j} = ${s > 1 ? `t${name}_${j} / ${lit(s, 'i32')}` : `t${name}_${j}`};`);
     if (conds.length > 0) checked = true;
     lines.push(`let v${name}_${j} = ${conds.length > 0 ? conds.join(' && ') : 'true'};`);
   }
   return { lines, checked };
 }
 
-function vecType(width: number): string {
-  return width === 1 ? 'f32' : `vec${width}<f32>`;
-}
-
-/** The WGSL of the tiled Conv / ConvTranspose kernel. Bindings: x, packed weights, [bias], y. */
-function convWgsl(p: ConvPlan, hasBias: boolean, activation: FusedActivation | undefined): string {
-  const { inChannels, outChannels, inPerGroup: cg, outPerGroup: mg } = p.shapes;
+/** 'gather' kernel (ConvTranspose) over flattened output pixels. */
+function gatherWgsl(p: ConvPlan, hasBias: boolean, activation: FusedActivation | undefined): string {
+  const cg = p.shapes.inPerGroup, P = p.pxTile;
   const [, ih, iw] = p.inVol;
   const [od, oh, ow] = p.outVol;
   const [kd, kh, kw] = p.kVol;
   const inPix = numElements(p.inVol), outPix = numElements(p.outVol);
-  const T = p.ocTile, P = p.pxTile;
-  const lanes = Math.min(T, 4), quads = Math.ceil(T / lanes);
-  const vt = vecType(lanes);
-  const px = Array.from({ length: P }, (_, j) => j);
-  const quadIdx = Array.from({ length: quads }, (_, q) => q);
-
-  const axes = [0, 1, 2].map((a) => axisCode(p, a));
+  const { quads, wUnit } = accumulatorLayout(p);
+  const axes = [0, 1, 2].map((a) => transposeAxisCode(p, a));
   const masked = axes.some((a) => a.checked);
-  const decls: StorageDecl[] = [{ name: 'x', type: 'f32' }, { name: 'w', type: 'f32' }];
-  if (hasBias) decls.push({ name: 'b', type: 'f32' });
-  decls.push({ name: 'y', type: 'f32' });
-
-  const pixelCoords = px.map((j) => [
+  const pixelCoords = range(P).map((j) => [
     `let p_${j} = min(pix0 + ${u(j)}, ${u(outPix - 1)});`,
     `let od_${j} = ${od > 1 ? `i32(p_${j} / ${u(oh * ow)})` : '0i'};`,
     `let oh_${j} = ${oh > 1 ? `i32((p_${j} / ${u(ow)}) % ${u(oh)})` : '0i'};`,
     `let ow_${j} = ${ow > 1 ? `i32(p_${j} % ${u(ow)})` : '0i'};`,
   ].join('\n  ')).join('\n  ');
-
-  const loadWeights = quadIdx.map((q) => {
-    const comps = Array.from({ length: lanes }, (_, c) => `w[wi + ${u(q * lanes + c)}]`);
-    return `let w_${q} = ${lanes === 1 ? comps[0] : `${vt}(${comps.join(', ')})`};`;
-  }).join('\n          ');
-  const loadInputs = px.map((j) => `let x_${j} = x[xi + off_${j}]${masked ? ` * m_${j}` : ''};`).join('\n          ');
-  const fmas = px.flatMap((j) => quadIdx.map((q) => `acc_${j}_${q} += w_${q} * x_${j};`)).join('\n          ');
-
-  const rowLines = px.map((j) => `let vdh_${j} = vd_${j} && vh_${j};\n      let row_${j} = (cd_${j} * ${lit(ih, 'i32')} + ch_${j}) * ${lit(iw, 'i32')};`).join('\n      ');
-  const tapLines = px.map((j) => [
+  const rowLines = range(P).map((j) => `let vdh_${j} = vd_${j} && vh_${j};\n      let row_${j} = (cd_${j} * ${lit(ih, 'i32')} + ch_${j}) * ${lit(iw, 'i32')};`).join('\n      ');
+  const tapLines = range(P).map((j) => [
     `let valid_${j} = vdh_${j} && vw_${j};`,
     `let off_${j} = u32(select(0, row_${j} + cw_${j}, valid_${j}));`,
     ...(masked ? [`let m_${j} = select(0.0, 1.0, valid_${j});`] : []),
   ].join('\n        ')).join('\n        ');
-
-  const oc = (q: number, c: number) => `ocInGroup + ${u(q * lanes + c)}`;
-  const stores = px.map((j) => {
-    const perChannel = quadIdx.flatMap((q) => Array.from({ length: lanes }, (_, c) => {
-      const channel = q * lanes + c;
-      const value = `acc_${j}_${q}${lanes === 1 ? '' : `[${c}]`}${hasBias ? ` + b[ocBase + ${u(channel)}]` : ''}`;
-      const store = `y[yo_${j} + ${u(channel * outPix)}] = ${applyActivation(`(${value})`, activation)};`;
-      return mg % T === 0 ? store : `if (${oc(q, c)} < ${u(mg)}) { ${store} }`;
-    }));
-    const body = [`let yo_${j} = yBase + pix0 + ${u(j)};`, ...perChannel].join('\n    ');
-    return outPix % P === 0 || j === 0 ? `{\n    ${body}\n  }` : `if (pix0 + ${u(j)} < ${u(outPix)}) {\n    ${body}\n  }`;
-  }).join('\n  ');
-
-  return `${storageDecls(decls)}
-
-// ${p.mode} tile: ${T} output channels x ${P} output pixels per invocation
-@compute @workgroup_size(${WORKGROUP_SIZE})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let pix0 = (wid.x * ${u(WORKGROUP_SIZE)} + lid.x) * ${u(P)};
-  if (pix0 >= ${u(outPix)}) { return; }
-  let block = wid.y;
-  let n = wid.z;
-  let group = block / ${u(p.blocksPerGroup)};
-  let ocInGroup = (block % ${u(p.blocksPerGroup)}) * ${u(T)};
-  let ocBase = group * ${u(mg)} + ocInGroup;
+  const loads = [
+    ...weightLoads(p, 0),
+    ...range(P).map((j) => `let x_${j} = x[xi + off_${j}]${masked ? ` * m_${j}` : ''};`),
+    ...range(P).flatMap((j) => range(quads).map((q) => `acc_${j}_${q} += w_${q} * x_${j};`)),
+  ];
+  const body = `let pix0 = tile * ${u(P)};
   ${pixelCoords}
-  let xBase = (n * ${u(inChannels)} + group * ${u(cg)}) * ${u(inPix)};
-  let yBase = (n * ${u(outChannels)} + ocBase) * ${u(outPix)};
-  let wBlock = block * ${u(numElements(p.kVol) * cg * T)};
-  ${px.flatMap((j) => quadIdx.map((q) => `var acc_${j}_${q} = ${vt}(0.0);`)).join('\n  ')}
   for (var kd = 0i; kd < ${lit(kd, 'i32')}; kd++) {
     ${axes[0]!.lines.join('\n    ')}
     for (var kh = 0i; kh < ${lit(kh, 'i32')}; kh++) {
@@ -464,21 +715,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       for (var kw = 0i; kw < ${lit(kw, 'i32')}; kw++) {
         ${axes[2]!.lines.join('\n        ')}
         ${tapLines}
-        var wi = wBlock + u32((kd * ${lit(kh, 'i32')} + kh) * ${lit(kw, 'i32')} + kw) * ${u(cg * T)};
+        var wi = wBlock + (u32(kd * ${lit(kh, 'i32')} + kh) * ${u(cg * kw)} + u32(kw)) * ${u(p.ocTile / wUnit)};
         var xi = xBase;
         for (var ic = 0u; ic < ${u(cg)}; ic++) {
-          ${loadWeights}
-          ${loadInputs}
-          ${fmas}
-          wi += ${u(T)};
+          ${loads.join('\n          ')}
+          wi += ${u((kw * p.ocTile) / wUnit)};
           xi += ${u(inPix)};
         }
       }
     }
   }
-  ${stores}
+  ${storeCode(p, hasBias, activation, flatPixels(p))}`;
+  return kernelShell(p, bindingList(p, hasBias), body);
 }
-`;
+
+function convWgsl(p: ConvPlan, hasBias: boolean, activation: FusedActivation | undefined): string {
+  switch (p.kind) {
+    case 'rows': return rowsWgsl(p, hasBias, activation);
+    case 'pointwise': return pointwiseWgsl(p, hasBias, activation);
+    case 'gather': return gatherWgsl(p, hasBias, activation);
+  }
 }
 
 function checkBindingSizes(node: Node, limits: TargetLimits, tensors: readonly { what: string; elements: number }[]): void {
@@ -518,8 +774,7 @@ function lowerConvLike(ctx: LowerContext, p: ConvPlan): void {
     { what: 'output Y', elements: numElements(y.type.shape) },
     { what: 'packed weights', elements: packedWeightCount(p) },
   ]);
-  const tiles = Math.ceil(numElements(p.outVol) / p.pxTile);
-  const workgroups: [number, number, number] = [Math.ceil(tiles / WORKGROUP_SIZE), groups * p.blocksPerGroup, batch];
+  const workgroups: [number, number, number] = [Math.ceil(p.pixelTiles / p.workgroupSize), groups * p.blocksPerGroup, batch];
   if (workgroups.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
     fail('FM_LIMIT', `${describeNode(node)}: needs workgroup grid [${workgroups}], over the per-dimension limit ${limits.maxComputeWorkgroupsPerDimension}`);
   }
@@ -561,7 +816,7 @@ export const convTransposeOp: OpDef = {
 export const convOps: readonly OpDef[] = [convOp, convTransposeOp];
 
 /** For benchmarks and tests: the Conv kernel with explicit tile sizes. */
-export function lowerConvWithTiles(ctx: LowerContext, tiles: { ocTile: number; pxTile: number }): void {
+export function lowerConvWithTiles(ctx: LowerContext, tiles: ConvTiles): void {
   const shapes = convShapes({ node: ctx.node, inputs: ctx.inputs.map((t) => t?.type) });
   lowerConvLike(ctx, makePlan('conv', shapes, tiles));
 }

@@ -14,8 +14,14 @@ import type { OpDef, ShapeContext } from '../ops/op.js';
 
 /** Folded constants larger than this stay computed on the GPU instead (e.g. a huge Expand). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
-/** Ops whose outputs are weights however large they are. */
+/** Ops whose outputs are weights however large they are (within MAX_ALWAYS_FOLD_BYTES). */
 const ALWAYS_FOLD = new Set(['Constant', 'ConstantOfShape']);
+/**
+ * Host bytes (Float32Array or Float64Array, see HostData) beyond which even an ALWAYS_FOLD output
+ * is left to its GPU kernel: a forged ConstantOfShape must not make the compiler allocate
+ * gigabytes before any limit check.
+ */
+const MAX_ALWAYS_FOLD_BYTES = 2 ** 30;
 const MAX_ELEMENTS = 2 ** 31;
 
 export function inferShapesAndFold(graph: Graph): Graph {
@@ -25,7 +31,7 @@ export function inferShapesAndFold(graph: Graph): Graph {
     const def = opFor(node, graph.opset);
     const ctx = shapeContext({ ...graph, values }, node);
     const folded = tryFold(def, ctx);
-    const types = folded ?? withNodeContext(node, () => def.inferTypes(ctx));
+    const types = folded ?? inferChecked(def, ctx);
     checkOutputs(node, types);
     node.outputs.forEach((name, i) => {
       if (!name) return;
@@ -49,11 +55,41 @@ function tryFold(def: OpDef, ctx: ShapeContext): ConstTensor[] | undefined {
   if (!def.fold) return undefined;
   const allConstant = ctx.node.inputs.every((name, i) => !name || ctx.consts[i] !== undefined);
   if (!allConstant && !def.foldNeedsOnlyTypes) return undefined;
-  if (!ALWAYS_FOLD.has(ctx.node.opType)) {
-    const types = withNodeContext(ctx.node, () => def.inferTypes(ctx));
-    if (types.some((t) => numElements(t.shape) > MAX_FOLDED_ELEMENTS)) return undefined;
-  }
-  return withNodeContext(ctx.node, () => def.fold!(ctx, ctx.consts));
+  // sizes are checked before folding allocates anything, for every op
+  const types = inferChecked(def, ctx);
+  checkOutputs(ctx.node, types);
+  const tooBig = ALWAYS_FOLD.has(ctx.node.opType)
+    ? types.some((t) => numElements(t.shape) * hostBytesPerElement(t) > MAX_ALWAYS_FOLD_BYTES)
+    : types.some((t) => numElements(t.shape) > MAX_FOLDED_ELEMENTS);
+  if (tooBig) return undefined;
+  const folded = withNodeContext(ctx.node, () => def.fold!(ctx, ctx.consts));
+  checkShapes(ctx.node, folded, 'folds to');
+  return folded;
+}
+
+/** HostData stores float32/float16/bfloat16 as Float32Array and everything else as Float64Array. */
+function hostBytesPerElement(t: TensorType): number {
+  return t.dtype === 'float32' || t.dtype === 'float16' || t.dtype === 'bfloat16' ? 4 : 8;
+}
+
+/** The op's output types, with exceptions and malformed results attributed to the node. */
+function inferChecked(def: OpDef, ctx: ShapeContext): TensorType[] {
+  const types = withNodeContext(ctx.node, () => def.inferTypes(ctx));
+  checkShapes(ctx.node, types, 'infers');
+  return types;
+}
+
+/**
+ * An op rule that returns something other than a list of {dtype, shape} (typically when a
+ * required input or attribute is missing and the rule did not check) is reported on the node.
+ */
+function checkShapes(node: Node, types: unknown, verb: string): asserts types is TensorType[] {
+  const bad = !Array.isArray(types)
+    ? 'no list of types'
+    : types.findIndex((t) => !t || typeof (t as TensorType).dtype !== 'string' || !Array.isArray((t as TensorType).shape));
+  if (bad === -1) return;
+  const what = typeof bad === 'string' ? bad : `no valid type for output ${bad}`;
+  fail('FM_ONNX_INVALID', `node ${quoteName(node.name)} (${node.opType}) ${verb} ${what}; check its inputs (${node.inputs.length} given) and attributes`);
 }
 
 function checkOutputs(node: Node, types: TensorType[]): void {

@@ -127,20 +127,28 @@ describe('flashmemc CLI', () => {
     }
   });
 
-  it('--target-limits refuses kernels the target cannot run, naming the node', async () => {
+  it('--target-limits: kernels are split to fit the target, or refused naming the node', async () => {
     const wide = join(tmp.dir, 'wide.onnx');
     const names = ['a', 'b', 'c', 'd', 'e'];
     writeFileSync(wide, buildModel({
-      inputs: names.map((name) => ({ name, dtype: f32, shape: [4] })),
+      inputs: names.map((name) => ({ name, dtype: f32, shape: [1024] })),
       outputs: [{ name: 's', dtype: f32 }],
       nodes: [{ name: 'sum5', opType: 'Sum', inputs: names, outputs: ['s'] }],
     }));
     const compat = await cli('compile', wide, '--out', join(tmp.dir, 'wide-compat'), '--target-limits', 'compat');
-    expect(compat.code).toBe(2);
-    expect(compat.stderr).toMatch(/FM_LIMIT.*"sum5".*storage buffers.*allows 4/);
+    expect(compat.code).toBe(0);
+    const schedule = JSON.parse(readFileSync(join(tmp.dir, 'wide-compat', 'schedule.json'), 'utf8'));
+    const dispatches = schedule.models[0].run.filter((s: { op: string }) => s.op === 'dispatch');
+    expect(dispatches.length).toBeGreaterThan(1);
+    for (const d of dispatches) expect(d.bindings.length).toBeLessThanOrEqual(4);
+
     const limitsFile = join(tmp.dir, 'limits.json');
-    writeFileSync(limitsFile, JSON.stringify({ maxStorageBuffersPerShaderStage: 8 }));
-    expect((await cli('compile', wide, '--out', join(tmp.dir, 'wide-ok'), '--target-limits', limitsFile)).code).toBe(0);
+    writeFileSync(limitsFile, JSON.stringify({ maxStorageBufferBindingSize: 1024 }));
+    const tiny = await cli('compile', wide, '--out', join(tmp.dir, 'wide-tiny'), '--target-limits', limitsFile);
+    expect(tiny.code).toBe(2);
+    expect(tiny.stderr).toMatch(/FM_LIMIT.*"sum5"/);
+    const bad = await cli('compile', wide, '--out', join(tmp.dir, 'wide-bad'), '--target-limits', 'no-such-preset');
+    expect(bad.stderr).toMatch(/FM_BAD_ARGUMENT.*--target-limits/);
   });
 
   it('argument errors are FM_BAD_ARGUMENT', async () => {

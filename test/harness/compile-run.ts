@@ -22,19 +22,39 @@ export interface CompiledBundle {
   close(): void;
 }
 
-/** compileModel in a worker thread (see compile-worker.ts for why); errors keep their FM_ code. */
+type WorkerReply = { id: number; report?: CompileReport; error?: { message: string; code?: string; stack?: string } };
+
+let compileWorker: { worker: Worker; pending: Map<number, { resolve: (r: CompileReport) => void; reject: (e: Error) => void }> } | undefined;
+let nextRequest = 0;
+
+function worker() {
+  if (compileWorker) return compileWorker;
+  const w = new Worker(new URL('./compile-worker.mjs', import.meta.url));
+  w.unref();
+  const pending = new Map<number, { resolve: (r: CompileReport) => void; reject: (e: Error) => void }>();
+  w.on('message', ({ id, report, error }: WorkerReply) => {
+    const p = pending.get(id)!;
+    pending.delete(id);
+    if (report) p.resolve(report);
+    else if (error?.code?.startsWith('FM_')) p.reject(new FlashmemError(error.code as ErrorCode, error.message.replace(/^FM_\w+: /, '')));
+    else p.reject(Object.assign(new Error(error?.message), { stack: error?.stack }));
+  });
+  w.on('error', (e) => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+    compileWorker = undefined;
+  });
+  compileWorker = { worker: w, pending };
+  return compileWorker;
+}
+
+/** compileModel in the test process's compile worker (see compile-worker.ts for why); errors keep their FM_ code. */
 export function compileOffThread(modelPath: string, outDir: string, options: CompileOptions = {}): Promise<CompileReport> {
+  const { worker: w, pending } = worker();
+  const id = nextRequest++;
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./compile-worker.mjs', import.meta.url), {
-      workerData: { modelPath, outDir, options },
-    });
-    worker.once('message', (m: { report?: CompileReport; error?: { message: string; code?: string; stack?: string } }) => {
-      if (m.report) resolve(m.report);
-      else if (m.error?.code?.startsWith('FM_')) reject(new FlashmemError(m.error.code as ErrorCode, m.error.message.replace(/^FM_\w+: /, '')));
-      else reject(Object.assign(new Error(m.error?.message), { stack: m.error?.stack }));
-      void worker.terminate();
-    });
-    worker.once('error', reject);
+    pending.set(id, { resolve, reject });
+    w.postMessage({ id, modelPath, outDir, options });
   });
 }
 

@@ -1,0 +1,119 @@
+/**
+ * Verifies a bundle folder without a GPU, the way an app would load it, in two layers:
+ * 1. here, with the compiler's zod schemas: manifest.json (format and version first), the sha256 of
+ *    runtime.js and schedule.json, and schedule.json;
+ * 2. the bundle's own runtime.js, through its verifyBundle(): every check loadBundle makes before GPU
+ *    work (cross references, bounds of every step against the target limits) and the sha256 of
+ *    every file.
+ * runtime.js is executed only after its bytes matched the manifest, and the verified bytes are the
+ * ones imported (as a data: URL), so a file swapped after the check is never run either.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { fail, FlashmemError } from '../errors.js';
+import { FORMAT_VERSION } from '../../schemas/common.js';
+import { manifestSchema, type FileEntry, type Manifest, type ManifestModel } from '../../schemas/manifest.js';
+import { scheduleSchema } from '../../schemas/schedule.js';
+
+export interface VerifyBundleOptions {
+  /** WebGPU limits to check the schedule against; default: WebGPU's defaults raised to the manifest's requiredLimits */
+  limits?: Record<string, number>;
+}
+
+export interface VerifyReport {
+  models: ManifestModel[];
+  /** files verified, manifest.json included */
+  files: number;
+  /** their bytes */
+  bytes: number;
+}
+
+interface BundleRuntime {
+  verifyBundle?: (dir: string, options?: { limits?: Record<string, number> }) => Promise<VerifyReport>;
+}
+
+const MANIFEST = 'manifest.json';
+/** as the runtime: a manifest lists files and signatures only */
+const MAX_MANIFEST_BYTES = 16 << 20;
+
+export async function verifyBundleDir(bundleDir: string, options: VerifyBundleOptions = {}): Promise<VerifyReport> {
+  const dir = resolve(bundleDir);
+  const manifest = await readManifest(dir);
+  const runtimeEntry = onlyFile(manifest, 'runtime', 'runtime.js');
+  const runtimeBytes = await readHashed(dir, runtimeEntry);
+  const scheduleEntry = onlyFile(manifest, 'schedule', 'schedule.json');
+  parseWith(scheduleSchema, parseJson(await readHashed(dir, scheduleEntry), scheduleEntry.path), scheduleEntry.path);
+  const runtime = await importVerifiedRuntime(runtimeBytes);
+  if (typeof runtime.verifyBundle !== 'function') {
+    fail('FM_BUNDLE_VERSION', `${dir}/runtime.js has no verifyBundle(): the bundle was written by an older flashmemc, recompile it`);
+  }
+  return runtime.verifyBundle(dir, { limits: options.limits });
+}
+
+async function readManifest(dir: string): Promise<Manifest> {
+  const bytes = await readBundleFile(dir, MANIFEST);
+  if (bytes.length > MAX_MANIFEST_BYTES) fail('FM_BUNDLE_INVALID', `${MANIFEST} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const json = parseJson(bytes, MANIFEST);
+  const header = (typeof json === 'object' && json !== null ? json : {}) as { format?: unknown; formatVersion?: unknown };
+  if (header.format !== 'flashmemc-bundle') {
+    fail('FM_BUNDLE_VERSION', `${MANIFEST} has format ${JSON.stringify(header.format)}, not "flashmemc-bundle": ${dir} is not a flashmemc bundle`);
+  }
+  if (header.formatVersion !== FORMAT_VERSION) {
+    fail('FM_BUNDLE_VERSION', `the bundle has format version ${JSON.stringify(header.formatVersion)}, this flashmemc reads version ${FORMAT_VERSION}: recompile the model`);
+  }
+  return parseWith(manifestSchema, json, MANIFEST);
+}
+
+function onlyFile(manifest: Manifest, kind: FileEntry['kind'], path: string): FileEntry {
+  const entries = manifest.files.filter((entry) => entry.kind === kind);
+  if (entries.length !== 1 || entries[0]!.path !== path) {
+    fail('FM_BUNDLE_INVALID', `${MANIFEST} must list exactly one ${kind} file, ${path}; it lists ${entries.map((e) => JSON.stringify(e.path)).join(', ') || 'none'}`);
+  }
+  return entries[0]!;
+}
+
+async function readHashed(dir: string, entry: FileEntry): Promise<Buffer> {
+  const bytes = await readBundleFile(dir, entry.path);
+  const refusal = entry.kind === 'runtime' ? ': refusing to execute it' : '';
+  if (bytes.length !== entry.size) {
+    fail('FM_BUNDLE_HASH', `${entry.path} has ${bytes.length} bytes, the manifest says ${entry.size} (truncated or replaced)${refusal}`);
+  }
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== entry.sha256) fail('FM_BUNDLE_HASH', `${entry.path} has sha256 ${actual}, the manifest says ${entry.sha256} (tampered or corrupt)${refusal}`);
+  return bytes;
+}
+
+async function readBundleFile(dir: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(join(dir, path));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') fail('FM_BUNDLE_INVALID', `bundle file ${path} is missing (${join(dir, path)})`, error);
+    fail('FM_IO', `reading bundle file ${join(dir, path)} failed: ${(error as Error).message}`, error);
+  }
+}
+
+function parseJson(bytes: Uint8Array, file: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (error) {
+    fail('FM_BUNDLE_INVALID', `${file} is not valid UTF-8 JSON: ${(error as Error).message}`, error);
+  }
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) fail('FM_BUNDLE_INVALID', `${file} does not match the bundle format:\n${z.prettifyError(result.error)}`);
+  return result.data;
+}
+
+/** Imports exactly the bytes that were hashed; the runtime imports only node: built-ins, which data: URLs may. */
+async function importVerifiedRuntime(bytes: Buffer): Promise<BundleRuntime> {
+  try {
+    return (await import(`data:text/javascript;base64,${bytes.toString('base64')}`)) as BundleRuntime;
+  } catch (error) {
+    throw new FlashmemError('FM_BUNDLE_INVALID', `runtime.js could not be loaded: ${(error as Error).message}`, { cause: error });
+  }
+}

@@ -1,0 +1,23 @@
+import type { Argv } from 'yargs';
+import { verifyBundleDir } from '../bundle/verify.js';
+import { resolveTargetLimits } from './compile-command.js';
+
+export function verifyCommand(cli: Argv): void {
+  cli.command(
+    'verify <bundle>',
+    'verify a bundle without a GPU: format, schemas, sha256 of every file, bounds against the target limits',
+    (y) => y
+      .positional('bundle', { type: 'string', demandOption: true, describe: 'bundle folder written by flashmemc compile' })
+      .option('target-limits', { type: 'string', describe: 'WebGPU limits to check against: webgpu, compat, or a JSON file of limits (default: WebGPU defaults raised to the manifest\'s requiredLimits)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print a JSON report' }),
+    async (args) => {
+      const limits = args['target-limits'] === undefined ? undefined : { ...resolveTargetLimits(args['target-limits']) };
+      const report = await verifyBundleDir(args.bundle, { limits });
+      if (args.json) {
+        process.stdout.write(`${JSON.stringify({ ok: true, ...report }, null, 2)}\n`);
+      } else {
+        process.stdout.write(`OK: ${report.files} files, ${report.bytes} bytes verified (${report.models.map((m) => JSON.stringify(m.name)).join(', ')})\n`);
+      }
+    },
+  );
+}
