@@ -13,19 +13,20 @@ const { onnx } = onnxProto;
 export function randomizeConstantWeights(model: Uint8Array, seed = 1): Uint8Array {
   const proto = onnx.ModelProto.decode(model);
   const graph = proto.graph!;
+  graph.initializer ??= [];
   const initializers = new Map(graph.initializer.map((t) => [t.name, t]));
   const role = consumerRoles(graph);
   const kept: onnxProto.onnx.INodeProto[] = [];
   let next = seed;
-  for (const node of graph.node) {
-    const shapeTensor = node.opType === 'ConstantOfShape' ? initializers.get(node.input[0]!) : undefined;
+  for (const node of graph.node ?? []) {
+    const shapeTensor = node.opType === 'ConstantOfShape' ? initializers.get(node.input?.[0] ?? '') : undefined;
     if (!shapeTensor) {
       kept.push(node);
       continue;
     }
     const dims = int64Values(shapeTensor);
     const count = dims.reduce((a, b) => a * b, 1);
-    const out = node.output[0]!;
+    const out = node.output![0]!;
     const [lo, hi] = range(role.get(out), dims);
     const data = randomFloats(count, next++, lo, hi);
     graph.initializer.push({ name: out, dataType: 1, dims, rawData: new Uint8Array(data.buffer) });
