@@ -493,29 +493,3 @@ describe('lowering with fused activations and target limits', () => {
     for (const k of kernels) expect(k.wgsl).not.toMatch(/node|in0|out0/);
   });
 });
-
-// Timings on the software GPU: FLASHMEM_BENCH=1 npx vitest run test/ops/elementwise.test.ts -t bench
-describe.runIf(process.env.FLASHMEM_BENCH)('bench', () => {
-  const big = [1, 64, 112, 112];
-  // 111 x 111 planes are not a multiple of 4: one element per invocation
-  const odd = [1, 64, 111, 111];
-  const benchCases: [string, SingleNodeCase][] = [
-    ['Add, equal shapes', { opType: 'Add', inputs: [floats(big, 1), floats(big, 2)] }],
-    ['Add, equal shapes, scalar path', { opType: 'Add', inputs: [floats(odd, 1), floats(odd, 2)] }],
-    ['Add, per-channel bias [64,1,1]', { opType: 'Add', inputs: [floats(big, 1), floats([64, 1, 1], 3)] }],
-    ['Add, per-channel bias [64,1,1], scalar path', { opType: 'Add', inputs: [floats(odd, 1), floats([64, 1, 1], 3)] }],
-    ['Mul, constant scalar', { opType: 'Mul', inputs: [floats(big, 1), constant(floats([], 4))] }],
-    ['Erf', { opType: 'Erf', inputs: [floats(big, 5)] }],
-  ];
-  for (const [name, c] of benchCases) {
-    it(name, async () => {
-      const [ref] = await runNodeOnOrt(c);
-      const gpu = await prepareOnGpu(c, lowerCase(c));
-      expect(maxViolation(await gpu.run(), ref!.data)).toBeLessThanOrEqual(1);
-      const ms = await gpu.time(10);
-      gpu.destroy();
-      const shape = c.inputs[0]!.shape;
-      console.log(`${name} [${shape}]: ${ms.toFixed(2)} ms (${(numElements(shape) / ms / 1e3).toFixed(0)} Melem/s)`);
-    });
-  }
-});

@@ -255,28 +255,3 @@ describe('lowering details', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Timings (MATMUL_BENCH=1 npx vitest run test/ops/matmul.test.ts -t bench)
-// ---------------------------------------------------------------------------------------------
-
-describe.skipIf(!process.env.MATMUL_BENCH)('bench', () => {
-  const bench = async (name: string, c: SingleNodeCase & { attrs?: Record<string, number> }, iters: number) => {
-    const gpu = await prepareGpu(lowerNode(c, DEFAULT_LIMITS));
-    const once = async () => {
-      const encoder = gpu.device.createCommandEncoder();
-      gpu.dispatch(encoder);
-      gpu.device.queue.submit([encoder.finish()]);
-      await keepAlive(gpu.device.queue.onSubmittedWorkDone());
-    };
-    await once();
-    const t0 = performance.now();
-    for (let i = 0; i < iters; i++) await once();
-    const ms = (performance.now() - t0) / iters;
-    gpu.destroy();
-    console.log(`[matmul bench] ${name}: ${ms.toFixed(2)} ms`);
-  };
-  const big = (shape: number[]): HarnessInput => ({ dtype: 'float32', shape, data: new Float32Array(numElements(shape)).fill(0.001), constant: true });
-  it('1x1024 x 1024x1024', () => bench('1x1024 x 1024x1024 (Gemm transB, const)', { opType: 'Gemm', attrs: { transB: 1 }, inputs: [floats([1, 1024]), big([1024, 1024])] }, 20));
-  it('256x256x256', () => bench('256x256 x 256x256 (MatMul, runtime B)', { opType: 'MatMul', inputs: [floats([256, 256]), floats([256, 256])] }, 10));
-  it('256x256x256 constant B', () => bench('256x256 x 256x256 (MatMul, constant B, packed)', { opType: 'MatMul', inputs: [floats([256, 256]), big([256, 256])] }, 10));
-  it('VGG fc6 1x25088 x 25088x4096', () => bench('1x25088 x 25088x4096 (Gemm transB, const, 411 MB)', { opType: 'Gemm', attrs: { transB: 1 }, inputs: [floats([1, 25088]), big([4096, 25088]), big([4096])] }, 3), 600_000);
-});
