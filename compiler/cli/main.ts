@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** flashmemc command line: compile, run, inspect. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { packageRoot } from '../bundle/runtime-gen.js';
 import yargs, { type Argv } from 'yargs';
@@ -56,7 +57,16 @@ function reportError(e: unknown): number {
   return 70;
 }
 
-const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
-if (invokedDirectly) {
+/** true when this file is the process entry, also through npm's bin symlink */
+function invokedDirectly(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
   main(hideBin(process.argv)).then((code) => process.exit(code));
 }

@@ -56,12 +56,21 @@ export function lifetimes(program: KernelProgram): Map<string, Lifetime> {
   return spans;
 }
 
-export function planMemory(program: KernelProgram, limits: TargetLimits): MemoryPlan {
+/**
+ * `streamed` (weight id -> kernel index at which its loading starts) moves those weights out of
+ * the resident weight arena into the lifetime arena, live from load start to last use.
+ */
+export function planMemory(program: KernelProgram, limits: TargetLimits, streamed?: ReadonlyMap<string, number>): MemoryPlan {
   const spans = lifetimes(program);
   const roots = [...spans.keys()].map((id) => program.tensors.get(id)!);
   for (const t of roots) checkBindable(t, limits);
-  const weights = roots.filter((t) => t.role === 'weight').sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
-  const activations = roots.filter((t) => t.role !== 'weight');
+  const isStreamed = (t: ProgramTensor) => t.role === 'weight' && streamed?.has(t.id) === true;
+  for (const [id, loadStart] of streamed ?? []) {
+    const span = spans.get(id);
+    if (span) span.first = Math.min(span.first, loadStart);
+  }
+  const weights = roots.filter((t) => t.role === 'weight' && !isStreamed(t)).sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
+  const activations = roots.filter((t) => t.role !== 'weight' || isStreamed(t));
 
   const buffers: PlannedBuffer[] = [];
   const placements = new Map<string, Placement>();
