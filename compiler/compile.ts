@@ -5,7 +5,9 @@ import { basename, extname } from 'node:path';
 import { importOnnxFile } from './frontend/onnx.js';
 import { DEFAULT_LIMITS, type TargetLimits } from './ops/op.js';
 import { runPipeline } from './passes/pipeline.js';
-import { assembleBundle } from './bundle/assemble.js';
+import { assembleBundle, assembleStreamBundle } from './bundle/assemble.js';
+import { planStreaming, type StreamStats } from './schedule/stream.js';
+import { FlashmemError } from './errors.js';
 import type { BundleContents } from './bundle/contents.js';
 import { writeBundle } from './bundle/write.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
@@ -19,6 +21,10 @@ export interface CompileOptions {
   /** defaults to the model file's stem */
   modelName?: string;
   shardBytes?: number;
+  /** 'preload' uploads every weight at load; 'stream' streams weights under memoryBudget */
+  strategy?: 'preload' | 'stream';
+  /** bytes of GPU memory the runtime may allocate (stream strategy) */
+  memoryBudget?: number;
 }
 
 export interface CompileReport {
@@ -30,6 +36,9 @@ export interface CompileReport {
   plannedPeakBytes: number;
   passTimings: { pass: string; ms: number }[];
   totalMs: number;
+  strategy: 'preload' | 'stream';
+  /** stream strategy: what the load plan decided */
+  streaming?: StreamStats & { budgetBytes: number; solverStatus: string; solveMs: number; windows: number; preloadedWeights: number; predictedStallMs: number };
 }
 
 export function compileToContents(modelPath: string, options: CompileOptions = {}): { contents: BundleContents; report: CompileReport } {
@@ -48,13 +57,52 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
     plannedPeakBytes: contents.schedule.models[0]!.plannedPeakBytes,
     passTimings: timings,
     totalMs: performance.now() - start,
+    strategy: 'preload',
+  };
+  return { contents, report };
+}
+
+/** Like compileToContents, with the stream strategy: the load plan is solved (ILP) under the budget. */
+export async function compileStreamingContents(modelPath: string, options: CompileOptions & { memoryBudget: number }): Promise<{ contents: BundleContents; report: CompileReport }> {
+  const start = performance.now();
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
+  const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
+  const { state, timings } = runPipeline(graph, { limits, dumpDir: options.dumpDir });
+  const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget });
+  const { contents, stats } = assembleStreamBundle({ modelName, graph: state.graph, program: state.program!, shardBytes: options.shardBytes }, stream, limits);
+  const model = contents.schedule.models[0]!;
+  const report: CompileReport = {
+    modelName,
+    kernels: state.program!.kernels.length,
+    shaders: contents.shaders.size,
+    weightBytes: contents.models[0]!.weightBytes,
+    activationBytes: stream.memory.activationBytes,
+    plannedPeakBytes: model.plannedPeakBytes,
+    passTimings: timings,
+    totalMs: performance.now() - start,
+    strategy: 'stream',
+    streaming: {
+      ...stats, budgetBytes: options.memoryBudget, solverStatus: stream.loadPlan.stats.status, solveMs: stream.loadPlan.stats.solveMs,
+      windows: stream.loadPlan.stats.windows, preloadedWeights: stream.loadPlan.weights.filter((w) => w.preload).length,
+      predictedStallMs: stream.loadPlan.predictedStallMs,
+    },
   };
   return { contents, report };
 }
 
 export async function compileModel(modelPath: string, outDir: string, options: CompileOptions = {}): Promise<CompileReport> {
   const start = performance.now();
-  const { contents, report } = compileToContents(modelPath, options);
+  const { contents, report } = options.strategy === 'stream'
+    ? await compileStreamingContents(modelPath, { ...options, memoryBudget: requireBudget(options.memoryBudget) })
+    : compileToContents(modelPath, options);
   await writeBundle(outDir, contents, { runtime: generateRuntime() });
   return { ...report, totalMs: performance.now() - start };
+}
+
+function requireBudget(budget: number | undefined): number {
+  if (budget === undefined || !Number.isFinite(budget) || budget <= 0) {
+    throw new FlashmemError('FM_BAD_ARGUMENT', 'the stream strategy needs a positive --memory-budget (e.g. 64MiB)');
+  }
+  return budget;
 }

@@ -48,7 +48,7 @@ export const modelSchedule = z.object({
   buffers: z.array(bufferDecl),
   init: z.array(step),
   run: z.array(step),
-  /** planned peak of GPU bytes (sum of buffer sizes) */
+  /** planned peak of GPU bytes: the buffers above plus the runtime's readback buffer (all outputs) */
   plannedPeakBytes: uint,
 }).strict();
 

@@ -4,13 +4,15 @@
  */
 import { createHash } from 'node:crypto';
 import type { ManifestModel } from '../../schemas/manifest.js';
-import type { ModelSchedule } from '../../schemas/schedule.js';
+import type { ModelSchedule, Step } from '../../schemas/schedule.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import type { KernelProgram } from '../codegen/program.js';
 import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory-plan.js';
-import { buildPreloadSchedule } from '../schedule/preload.js';
-import { layoutShards, DEFAULT_SHARD_BYTES } from '../schedule/weights.js';
+import { buildPreloadSchedule, uploadSteps } from '../schedule/preload.js';
+import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule/weights.js';
+import { buildStreamRun, readbackBytes, type StreamPlan, type StreamStats } from '../schedule/stream.js';
+import type { TargetLimits } from '../ops/op.js';
 import type { BundleContents } from './contents.js';
 import { workgroupSize, workgroupStorageBytes } from '../codegen/wgsl.js';
 
@@ -26,38 +28,82 @@ export interface AssembleInput {
   shardBytes?: number;
 }
 
-export function assembleBundle({ modelName, graph, program, plan, shardBytes = DEFAULT_SHARD_BYTES }: AssembleInput): BundleContents {
-  const shaders = new Map<string, string>();
-  const shaderList: string[] = [];
-  const shaderIndex = program.kernels.map((k) => {
-    const path = shaderPath(k.wgsl);
-    if (!shaders.has(path)) {
-      shaders.set(path, k.wgsl);
-      shaderList.push(path);
+/** Shader files deduplicated by content, in order of first use. */
+class ShaderTable {
+  readonly files = new Map<string, string>();
+  readonly list: string[] = [];
+  index(wgsl: string): number {
+    const path = shaderPath(wgsl);
+    if (!this.files.has(path)) {
+      this.files.set(path, wgsl);
+      this.list.push(path);
     }
-    return shaderList.indexOf(path);
-  });
-  const weights = plan.weights.map((id) => ({ id, data: program.tensors.get(id)!.data! }));
-  const shards = layoutShards(weights, shardBytes);
+    return this.list.indexOf(path);
+  }
+}
+
+export function assembleBundle({ modelName, graph, program, plan, shardBytes = DEFAULT_SHARD_BYTES }: AssembleInput): BundleContents {
+  const shaders = new ShaderTable();
+  const shaderIndex = program.kernels.map((k) => shaders.index(k.wgsl));
+  const shards = layoutShards(weightData(program, plan.weights), shardBytes);
   const schedule = buildPreloadSchedule({ model: modelName, program, plan, shards, shaderIndex });
+  return contents(modelSignature(modelName, graph, program, plan.weights), schedule, shaders, shards);
+}
+
+/** A bundle whose schedule streams the weights the load plan chose, under the plan's budget. */
+export function assembleStreamBundle(
+  { modelName, graph, program, shardBytes = DEFAULT_SHARD_BYTES }: Omit<AssembleInput, 'plan'>, stream: StreamPlan, limits: TargetLimits,
+): { contents: BundleContents; stats: StreamStats } {
+  const { memory, loadPlan } = stream;
+  const streamedIds = loadPlan.weights.filter((w) => !w.preload).sort((a, b) => a.loadStart - b.loadStart).map((w) => w.id);
+  const allWeights = [...memory.weights, ...streamedIds];
+  const shards = layoutShards(weightData(program, allWeights), shardBytes);
+  const shaders = new ShaderTable();
+  const built = buildStreamRun(program, stream, shards, limits);
+  const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...withoutWgsl(step), shader: shaders.index(step.wgsl) } : step));
+  const buffers = [...memory.buffers.map((b) => ({ role: b.role, size: b.size })), { role: 'staging' as const, size: stream.ringBytes }];
+  const schedule: ModelSchedule = {
+    model: modelName,
+    strategy: 'stream',
+    buffers,
+    init: memory.weights.flatMap((w) => uploadSteps(program, memory, shards, w)),
+    run,
+    plannedPeakBytes: buffers.reduce((s, b) => s + b.size, 0) + readbackBytes(program),
+  };
+  return { contents: contents(modelSignature(modelName, graph, program, allWeights), schedule, shaders, shards), stats: built.stats };
+}
+
+function withoutWgsl<T extends { wgsl: string }>(step: T): Omit<T, 'wgsl'> {
+  const { wgsl: _wgsl, ...rest } = step;
+  return rest;
+}
+
+function weightData(program: KernelProgram, ids: readonly string[]) {
+  return ids.map((id) => ({ id, data: program.tensors.get(id)!.data! }));
+}
+
+function modelSignature(name: string, graph: Graph, program: KernelProgram, weights: readonly string[]): ManifestModel {
   const signature = (id: string) => ({ name: id, dtype: graph.values.get(id)!.type.dtype, shape: [...graph.values.get(id)!.type.shape] });
-  const model: ManifestModel = {
-    name: modelName,
+  return {
+    name,
     inputs: program.inputs.map(signature),
     outputs: program.outputs.map(signature),
-    weightBytes: plan.weights.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
+    weightBytes: weights.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
   };
+}
+
+function contents(model: ManifestModel, schedule: ModelSchedule, shaders: ShaderTable, shards: ShardLayout): BundleContents {
   return {
     models: [model],
     schedule: {
       formatVersion: FORMAT_VERSION,
-      shaders: shaderList,
+      shaders: shaders.list,
       shards: shards.shards.map((s) => ({ path: s.path, size: s.size })),
       models: [schedule],
     },
-    shaders,
+    shaders: shaders.files,
     shards: shards.shards,
-    requiredLimits: requiredLimits([schedule], shaders),
+    requiredLimits: requiredLimits([schedule], shaders.files),
     requiredFeatures: [],
   };
 }

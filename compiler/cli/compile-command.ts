@@ -28,12 +28,16 @@ export function compileCommand(cli: Argv): void {
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
+      .option('strategy', { choices: ['preload', 'stream'] as const, default: 'preload' as const, describe: 'preload every weight at load, or stream weights under --memory-budget' })
+      .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
       const report = await compileModel(args.model, args.out, {
         inputShapes: parseInputShapes(args['input-shape']),
         limits: resolveTargetLimits(args['target-limits']),
+        strategy: args.strategy,
+        memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
         dumpDir: args['dump-ir'],
       });
       if (args.json) {
@@ -44,9 +48,26 @@ export function compileCommand(cli: Argv): void {
           `weights ${mib(report.weightBytes)}, activation arena ${mib(report.activationBytes)}, ` +
           `planned peak GPU ${mib(report.plannedPeakBytes)} in ${(report.totalMs / 1000).toFixed(2)} s -> ${args.out}\n`,
         );
+        const s = report.streaming;
+        if (s) {
+          process.stdout.write(
+            `streaming under ${mib(s.budgetBytes)}: ${s.streamedWeights} weights (${mib(s.streamedBytes)}) streamed, ${s.preloadedWeights} preloaded; ` +
+            `${mib(s.carriedBytes)} carried by ${s.carrierKernels} kernels, ${mib(s.directBytes)} uploaded directly; ` +
+            `load plan ${s.solverStatus} in ${s.solveMs.toFixed(0)} ms (${s.windows} windows)\n`,
+          );
+        }
       }
     },
   );
+}
+
+/** '48MiB', '1.5GiB', '65536' -> bytes */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$/i.exec(text);
+  if (!m) throw new FlashmemError('FM_BAD_ARGUMENT', `size ${JSON.stringify(text)} is not of the form 123, 64KiB, 48MiB or 2GiB`);
+  const unit = (m[2] ?? 'B').toLowerCase();
+  const scale: Record<string, number> = { b: 1, kib: 1024, mib: 1048576, gib: 1073741824, kb: 1000, mb: 1e6, gb: 1e9 };
+  return Math.round(Number(m[1]) * scale[unit]!);
 }
 
 /** A preset name or a JSON file whose numeric fields override the default limits. */

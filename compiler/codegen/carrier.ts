@@ -12,27 +12,40 @@ import { fail } from '../errors.js';
 import { u } from './wgsl.js';
 
 export interface CarriedCopy {
-  /** u32 word offsets relative to the bound ring / destination ranges */
+  /** u32 word offset inside the bound staging-ring range */
   srcWord: number;
-  dstWord: number;
+  /** words to copy into this copy's own destination binding (from its start) */
   words: number;
 }
 
 export interface CarrierRewrite {
   wgsl: string;
-  /** binding indices the rewrite added: the staging ring range, then the destination range */
+  /** binding index of the staging-ring range; destination i is bound at ringBinding + 1 + i */
   ringBinding: number;
-  destinationBinding: number;
 }
 
-const ENTRY = /@compute\s+@workgroup_size\(([^)]*)\)\s*fn\s+main\s*\(([^)]*)\)/;
+const ENTRY_START = /@compute\s+@workgroup_size\(([^)]*)\)\s*fn\s+main\s*\(/;
+
+/** The entry point's header: workgroup size text, parameter list (balanced parentheses) and extent. */
+function parseEntry(wgsl: string): { size: string; params: string; start: number; end: number } {
+  const m = ENTRY_START.exec(wgsl);
+  if (!m) fail('FM_LIMIT', 'internal: kernel has no recognisable entry point to rewrite as a carrier');
+  let depth = 1;
+  let i = m.index + m[0].length;
+  const paramsStart = i;
+  for (; i < wgsl.length && depth > 0; i++) {
+    if (wgsl[i] === '(') depth++;
+    else if (wgsl[i] === ')') depth--;
+  }
+  return { size: m[1]!, params: wgsl.slice(paramsStart, i - 1), start: m.index, end: i };
+}
 
 export function rewriteAsCarrier(wgsl: string, workgroups: readonly [number, number, number], bindingCount: number, copies: readonly CarriedCopy[]): CarrierRewrite {
-  const m = ENTRY.exec(wgsl);
-  if (!m) fail('FM_LIMIT', 'internal: kernel has no recognisable entry point to rewrite as a carrier');
-  const size = m[1]!.split(',').map((s) => Number(s.trim().replace(/u$/, '')));
+  const entry = parseEntry(wgsl);
+  const m = [undefined, entry.size, entry.params] as const;
+  const size = m[1].split(',').map((s) => Number(s.trim().replace(/u$/, '')));
   const [sx = 1, sy = 1, sz = 1] = size;
-  const params = m[2]!.trim();
+  const params = m[2].trim();
   const gidName = /@builtin\(global_invocation_id\)\s+(\w+)/.exec(params)?.[1];
   const entryParams = gidName ? params : [params, '@builtin(global_invocation_id) fm_gid: vec3<u32>'].filter(Boolean).join(', ');
   const gid = gidName ?? 'fm_gid';
@@ -43,21 +56,21 @@ export function rewriteAsCarrier(wgsl: string, workgroups: readonly [number, num
   const planeThreads = rowThreads * workgroups[1] * sy;
   const totalThreads = planeThreads * workgroups[2] * sz;
   const ring = bindingCount;
-  const destination = bindingCount + 1;
-  const loops = copies.map((c) =>
-    `  for (var j = t; j < ${u(c.words)}; j += ${u(totalThreads)}) { fm_dst[${u(c.dstWord)} + j] = fm_ring[${u(c.srcWord)} + j]; }`).join('\n');
+  const destinations = copies.map((_, i) => `@group(0) @binding(${ring + 1 + i}) var<storage, read_write> fm_dst${i}: array<u32>;`).join('\n');
+  const loops = copies.map((c, i) =>
+    `  for (var j = t; j < ${u(c.words)}; j += ${u(totalThreads)}) { fm_dst${i}[j] = fm_ring[${u(c.srcWord)} + j]; }`).join('\n');
 
-  const body = wgsl.replace(ENTRY, `fn fm_compute(${helperParams})`);
+  const body = `${wgsl.slice(0, entry.start)}fn fm_compute(${helperParams})${wgsl.slice(entry.end)}`;
   const rewritten = `${body}
 @group(0) @binding(${ring}) var<storage, read_write> fm_ring: array<u32>;
-@group(0) @binding(${destination}) var<storage, read_write> fm_dst: array<u32>;
+${destinations}
 
-@compute @workgroup_size(${m[1]})
+@compute @workgroup_size(${entry.size})
 fn main(${entryParams}) {
   let t = ${gid}.x + ${gid}.y * ${u(rowThreads)} + ${gid}.z * ${u(planeThreads)};
 ${loops}
   fm_compute(${args});
 }
 `;
-  return { wgsl: rewritten, ringBinding: ring, destinationBinding: destination };
+  return { wgsl: rewritten, ringBinding: ring };
 }

@@ -42,8 +42,13 @@ function cliName(name: string): string {
   return /^[\w./:-]+$/.test(name) ? name : quoteName(name);
 }
 
+/** A symbol as a placeholder in a hint; a model-provided symbol cannot make the message huge. */
+function symbolPlaceholder(symbol: string): string {
+  return `<${symbol.length > 64 ? `${symbol.slice(0, 64)}…` : symbol}>`;
+}
+
 function inputShapeHint(input: DeclaredInput): string {
-  const dims = input.dims ? input.dims.map((d) => (typeof d === 'number' ? String(d) : `<${d ? d.symbol : 'd'}>`)) : ['<d0>', '<d1>', '...'];
+  const dims = input.dims ? input.dims.map((d) => (typeof d === 'number' ? String(d) : symbolPlaceholder(d ? d.symbol : 'd'))) : ['<d0>', '<d1>', '...'];
   return `--input-shape ${cliName(input.name)}=${dims.join('x')} (API: options.inputShapes)`;
 }
 

@@ -68,6 +68,7 @@ export interface SolveStats {
 
 export interface LoadPlan {
   weights: WeightPlan[];
+  chunkBytes: number;
   stats: SolveStats;
   /** predicted stall: bytes carried beyond capacity, in ms at uploadBytesPerMs */
   predictedStallMs: number;
@@ -127,7 +128,7 @@ export async function solveLoadPlan(p: LoadProblem): Promise<LoadPlan> {
   }
   stats.solveMs = performance.now() - start;
   const weights = p.weights.map((w) => state.decided.get(w.id)!);
-  return { weights, stats, predictedStallMs: state.stallBytes() / p.uploadBytesPerMs, minFeasibleBudget: minBudget };
+  return { weights, chunkBytes: p.chunkBytes, stats, predictedStallMs: state.stallBytes() / p.uploadBytesPerMs, minFeasibleBudget: minBudget };
 }
 
 /** Capacity and memory already committed by earlier windows. */
@@ -235,9 +236,7 @@ function solveWindow(glpk: Glpk, p: LoadProblem, state: PlanState, batch: LoadWe
     objective: { direction: glpk.GLP_MIN, name: 'cost', vars: objective },
     subjectTo, bounds, binaries, generals,
   };
-  const t0 = performance.now();
   const result = glpk.solve(lp, { msglev: glpk.GLP_MSG_OFF, tmlim: p.windowTimeLimitS ?? 1, mipgap: 0.02 });
-  if (process.env.FM_DEBUG_LP) console.log(`window: ${batch.length} weights, ${subjectTo.length} rows, ${binaries.length + generals.length} int vars, glpk ${result.time}s, total ${(performance.now() - t0).toFixed(0)}ms status ${result.result.status}`);
   const status = result.result.status;
   if (status !== glpk.GLP_OPT && status !== glpk.GLP_FEAS) return undefined;
   const vars = result.result.vars;

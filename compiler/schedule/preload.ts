@@ -53,6 +53,7 @@ export function buildPreloadSchedule({ model, program, plan, shards, shaderIndex
     buffers: plan.buffers.map((b) => ({ role: b.role, size: b.size })),
     init,
     run,
-    plannedPeakBytes: plan.buffers.reduce((s, b) => s + b.size, 0),
+    // schedule buffers plus the runtime's readback buffer (every output, back to back)
+    plannedPeakBytes: plan.buffers.reduce((s, b) => s + b.size, 0) + program.outputs.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
   };
 }

@@ -1,0 +1,249 @@
+/**
+ * The streaming schedule (FlashMem): weights the load plan streams live in the lifetime arena
+ * only from the kernel that starts loading them to their last use, so GPU memory stays within the
+ * budget. Each run uploads their bytes from the shards into a small staging ring, and the kernels
+ * the plan chose as carriers copy them from the ring into place inside their own dispatch
+ * (compiler/codegen/carrier.ts). Bytes no carrier can take (before the first kernel, or beyond a
+ * kernel's binding budget) are uploaded straight into their slot just before they are needed.
+ */
+import { fail } from '../errors.js';
+import { rewriteAsCarrier, type CarriedCopy } from '../codegen/carrier.js';
+import type { KernelProgram, ProgramKernel } from '../codegen/program.js';
+import type { CostClass, TargetLimits } from '../ops/op.js';
+import type { Region, Step } from '../../schemas/schedule.js';
+import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
+import { alignUp, planMemory, type MemoryPlan } from './memory-plan.js';
+import { regionOf } from './preload.js';
+import type { ShardLayout } from './weights.js';
+
+export interface StreamOptions {
+  budgetBytes: number;
+  chunkBytes?: number;
+  maxDistance?: number;
+  /** host->GPU bandwidth used to price stalls; 1 GB/s by default */
+  uploadBytesPerMs?: number;
+}
+
+/**
+ * Extra bytes a kernel can move alongside its own traffic without slowing down beyond the
+ * threshold, as a ratio of that traffic: FlashMem's measured classes (elementwise ~+300%,
+ * reusable Conv/MatMul ~+20%, hierarchical LayerNorm/Softmax 0%).
+ */
+export const CAPACITY_RATIO: Record<CostClass, number> = {
+  elementwise: 3, 'data-movement': 3, reusable: 0.2, hierarchical: 0, view: 0,
+};
+
+export interface StreamPlan {
+  memory: MemoryPlan;
+  loadPlan: LoadPlan;
+  ringBytes: number;
+  budgetBytes: number;
+}
+
+const RETRIES = 3;
+
+export async function planStreaming(program: KernelProgram, limits: TargetLimits, options: StreamOptions): Promise<StreamPlan> {
+  const resident = planMemory(program, limits);
+  const chunkBytes = options.chunkBytes ?? defaultChunkBytes(resident.weightBytes);
+  const ringBytes = Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / 16))));
+  const steps = loadSteps(program, resident);
+  const weights: LoadWeight[] = resident.weights.map((id) => {
+    const span = resident.lifetimes.get(id)!;
+    return { id, bytes: alignUp(program.tensors.get(id)!.bytes), firstUse: span.first, lastUse: span.last };
+  });
+  const forcePreload = new Set(weights.filter((w) => w.lastUse >= program.kernels.length).map((w) => w.id));
+  const overheadBytes = ringBytes + readbackBytes(program);
+  let budget = options.budgetBytes;
+  for (let attempt = 0; ; attempt++) {
+    const loadPlan = await solveLoadPlan({
+      steps, weights, budgetBytes: budget, overheadBytes, chunkBytes,
+      maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.uploadBytesPerMs ?? 1e6, forcePreload,
+    });
+    const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
+    const memory = planMemory(program, limits, streamed);
+    const peak = memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes;
+    if (peak <= options.budgetBytes) return { memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes };
+    // the load plan counts live bytes; the arena also pays for fragmentation: plan against less
+    if (attempt === RETRIES) {
+      fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
+        `(at least ${loadPlan.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
+    }
+    budget -= peak - options.budgetBytes;
+  }
+}
+
+/** The runtime reads every output back through one mapped buffer of their total size. */
+export function readbackBytes(program: KernelProgram): number {
+  return program.outputs.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0);
+}
+
+/** About 512 chunks over all weights, a power of two between 4 KiB and 1 MiB (and 256-byte aligned). */
+function defaultChunkBytes(weightBytes: number): number {
+  const target = weightBytes / 512;
+  let chunk = 4096;
+  while (chunk < target && chunk < 1 << 20) chunk *= 2;
+  return chunk;
+}
+
+function loadSteps(program: KernelProgram, resident: MemoryPlan): LoadStep[] {
+  const live = new Array<number>(program.kernels.length).fill(0);
+  for (const [id, span] of resident.lifetimes) {
+    if (program.tensors.get(id)!.role === 'weight') continue;
+    const bytes = alignUp(program.tensors.get(id)!.bytes);
+    for (let k = Math.max(0, span.first); k <= Math.min(span.last, program.kernels.length - 1); k++) live[k]! += bytes;
+  }
+  return program.kernels.map((k, i) => ({
+    capacityBytes: CAPACITY_RATIO[k.costClass] * k.bindings.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
+    activationBytes: live[i]!,
+  }));
+}
+
+/** One byte range [from, to) of a streamed weight, moved at one step. */
+interface Piece {
+  weight: string;
+  from: number;
+  to: number;
+}
+
+/** A dispatch of the stream schedule, before shaders are deduplicated into files. */
+export type StreamStep = Exclude<Step, { op: 'dispatch' }> | (Omit<Extract<Step, { op: 'dispatch' }>, 'shader'> & { wgsl: string });
+
+export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shards: ShardLayout, limits: TargetLimits): { run: StreamStep[]; ringBuffer: number; stats: StreamStats } {
+  const { memory, loadPlan, ringBytes } = stream;
+  const ringBuffer = memory.buffers.length;
+  const carried = piecesByStep(program, loadPlan, stream);
+  const stats: StreamStats = { streamedWeights: 0, streamedBytes: 0, carriedBytes: 0, directBytes: 0, carrierKernels: 0 };
+  for (const w of loadPlan.weights) {
+    if (w.preload) continue;
+    stats.streamedWeights++;
+    stats.streamedBytes += program.tensors.get(w.id)!.bytes;
+  }
+
+  const run: StreamStep[] = program.inputs.map((id, input) => ({ op: 'writeInput' as const, input, dst: regionOf(program, memory, id) }));
+  const direct = (p: Piece) => {
+    stats.directBytes += p.to - p.from;
+    return uploads(p, shards, regionOf(program, memory, p.weight), 0);
+  };
+  run.push(...(carried.get(-1) ?? []).flatMap(direct));
+
+  // decide, per kernel, which pieces it carries through the ring; the rest go direct
+  const plans = program.kernels.map((kernel, k) => carrierPlan(kernel, carried.get(k) ?? [], limits, ringBytes));
+  let segmentEnd = -1;
+  program.kernels.forEach((kernel, k) => {
+    if (k > segmentEnd && plans[k]!.ring.length > 0) {
+      segmentEnd = segmentFrom(plans, k, ringBytes);
+      run.push(...ringUploads(plans, k, segmentEnd, shards, ringBuffer));
+    }
+    run.push(...plans[k]!.direct.flatMap(direct));
+    run.push(dispatchStep(program, memory, kernel, plans[k]!, ringBuffer, stats));
+  });
+  run.push(...program.outputs.map((id, output) => ({ op: 'readOutput' as const, output, src: regionOf(program, memory, id) })));
+  return { run, ringBuffer, stats };
+}
+
+export interface StreamStats {
+  streamedWeights: number;
+  streamedBytes: number;
+  carriedBytes: number;
+  directBytes: number;
+  carrierKernels: number;
+}
+
+/** Chunks carried per step, as contiguous byte ranges of each weight, in the order the plan loads them. */
+function piecesByStep(program: KernelProgram, loadPlan: LoadPlan, stream: StreamPlan): Map<number, Piece[]> {
+  const chunk = chunkBytesOf(stream);
+  const byStep = new Map<number, Piece[]>();
+  for (const w of loadPlan.weights) {
+    if (w.preload) continue;
+    const bytes = program.tensors.get(w.id)!.bytes;
+    let from = 0;
+    for (const c of w.carriers) {
+      const to = Math.min(bytes, from + c.chunks * chunk);
+      if (to > from) (byStep.get(c.step) ?? byStep.set(c.step, []).get(c.step)!).push({ weight: w.id, from, to });
+      from = to;
+    }
+    if (from < bytes) fail('FM_BAD_ARGUMENT', `internal: load plan leaves bytes of a weight unloaded`);
+  }
+  return byStep;
+}
+
+function chunkBytesOf(stream: StreamPlan): number {
+  // planStreaming passes chunkBytes to the solver; recover it from the plan's chunk accounting
+  return stream.loadPlan.chunkBytes;
+}
+
+interface CarrierPlan {
+  /** pieces copied by the kernel, with their offset in the segment's ring (filled by segmentFrom) */
+  ring: { piece: Piece; ringOffset: number }[];
+  direct: Piece[];
+  ringNeed: number;
+}
+
+function carrierPlan(kernel: ProgramKernel, pieces: Piece[], limits: TargetLimits, ringBytes: number): CarrierPlan {
+  const free = limits.maxStorageBuffersPerShaderStage - kernel.bindings.length - 1;
+  const plan: CarrierPlan = { ring: [], direct: [], ringNeed: 0 };
+  for (const piece of pieces) {
+    const size = alignUp(piece.to - piece.from);
+    if (plan.ring.length < free && plan.ringNeed + size <= ringBytes && kernel.costClass !== 'hierarchical') {
+      plan.ring.push({ piece, ringOffset: plan.ringNeed });
+      plan.ringNeed += size;
+    } else plan.direct.push(piece);
+  }
+  return plan;
+}
+
+/** The last kernel whose carried bytes still fit the ring together with those of kernels from..it. */
+function segmentFrom(plans: CarrierPlan[], from: number, ringBytes: number): number {
+  let used = 0;
+  let end = from;
+  for (let k = from; k < plans.length; k++) {
+    if (used + plans[k]!.ringNeed > ringBytes) break;
+    for (const r of plans[k]!.ring) r.ringOffset += used;
+    used += plans[k]!.ringNeed;
+    end = k;
+  }
+  return end;
+}
+
+function ringUploads(plans: CarrierPlan[], from: number, to: number, shards: ShardLayout, ringBuffer: number): StreamStep[] {
+  const steps: StreamStep[] = [];
+  for (let k = from; k <= to; k++) {
+    for (const { piece, ringOffset } of plans[k]!.ring) steps.push(...uploads(piece, shards, { buffer: ringBuffer, offset: ringOffset, size: 0 }, piece.from));
+  }
+  return steps;
+}
+
+/** Upload steps moving a piece from its shard ranges to `base` (+ offset within the piece). */
+function uploads(piece: Piece, shards: ShardLayout, base: Region, baseWeightOffset: number): StreamStep[] {
+  const steps: StreamStep[] = [];
+  for (const p of shards.pieces.get(piece.weight)!) {
+    const lo = Math.max(piece.from, p.weightOffset);
+    const hi = Math.min(piece.to, p.weightOffset + p.length);
+    if (hi <= lo) continue;
+    steps.push({
+      op: 'upload', shard: p.shard, shardOffset: p.shardOffset + (lo - p.weightOffset),
+      dst: { buffer: base.buffer, offset: base.offset + (lo - baseWeightOffset), size: hi - lo }, weight: piece.weight,
+    });
+  }
+  return steps;
+}
+
+function dispatchStep(program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, ringBuffer: number, stats: StreamStats): StreamStep {
+  const bindings = kernel.bindings.map((id) => regionOf(program, memory, id));
+  const base = { op: 'dispatch' as const, workgroups: kernel.workgroups, label: kernel.label, node: kernel.node };
+  if (plan.ring.length === 0) return { ...base, wgsl: kernel.wgsl, bindings };
+  const ringStart = plan.ring[0]!.ringOffset;
+  const ringEnd = Math.max(...plan.ring.map((r) => r.ringOffset + (r.piece.to - r.piece.from)));
+  const copies: CarriedCopy[] = plan.ring.map((r) => ({ srcWord: (r.ringOffset - ringStart) / 4, words: (r.piece.to - r.piece.from) / 4 }));
+  const rewrite = rewriteAsCarrier(kernel.wgsl, kernel.workgroups, kernel.bindings.length, copies);
+  stats.carrierKernels++;
+  for (const r of plan.ring) stats.carriedBytes += r.piece.to - r.piece.from;
+  const destinations = plan.ring.map((r) => {
+    const slot = regionOf(program, memory, r.piece.weight);
+    return { buffer: slot.buffer, offset: slot.offset + r.piece.from, size: r.piece.to - r.piece.from };
+  });
+  return {
+    ...base, label: `${kernel.label}+carry`, wgsl: rewrite.wgsl,
+    bindings: [...bindings, { buffer: ringBuffer, offset: ringStart, size: ringEnd - ringStart }, ...destinations],
+  };
+}
