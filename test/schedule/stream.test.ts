@@ -1,0 +1,121 @@
+/**
+ * Streaming under a memory budget: the load plan's guarantees on a synthetic graph, and compiled
+ * models whose streamed bundles give the preload bundle's outputs while the GPU bytes the runtime
+ * actually allocates stay within the budget.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { solveLoadPlan, minFeasibleBudget, type LoadProblem } from '../../compiler/schedule/load-plan.js';
+import { compileStreamingContents } from '../../compiler/compile.js';
+import { FlashmemError } from '../../compiler/errors.js';
+import { randomInputs } from '../../compiler/cli/inputs.js';
+import { compileAndOpen, type CompiledBundle } from '../harness/compile-run.js';
+import { maxViolation } from '../harness/single-node.js';
+import { randomizeConstantWeights } from '../harness/randomize.js';
+import { CONFORMANCE_DIR, REPO_ROOT, conformanceAvailable, tempDir } from '../harness/paths.js';
+
+const MIB = 1048576;
+
+function syntheticProblem(kernels: number, weightCount: number): LoadProblem {
+  const steps = Array.from({ length: kernels }, (_, k) => ({ capacityBytes: (k % 3 === 0 ? 2 : 0.25) * MIB, activationBytes: MIB }));
+  const weights = Array.from({ length: weightCount }, (_, i) => {
+    const first = 1 + Math.floor((i * (kernels - 2)) / weightCount);
+    return { id: `w${i}`, bytes: MIB * (1 + (i % 4)), firstUse: first, lastUse: Math.min(kernels - 1, first + (i % 3)) };
+  });
+  return { steps, weights, budgetBytes: 16 * MIB, overheadBytes: MIB, chunkBytes: 256 * 1024, maxDistance: 6, uploadBytesPerMs: 4 * MIB };
+}
+
+describe('load plan (ILP)', () => {
+  it('loads every weight before its first use and keeps memory within the budget at every step', async () => {
+    const p = syntheticProblem(120, 60);
+    const plan = await solveLoadPlan(p);
+    expect(['optimal', 'feasible']).toContain(plan.stats.status);
+    expect(plan.stats.windows).toBeGreaterThan(1);
+    const held = new Array<number>(p.steps.length + 1).fill(0);
+    for (const w of p.weights) {
+      const wp = plan.weights.find((x) => x.id === w.id)!;
+      if (wp.preload) {
+        for (let k = -1; k < p.steps.length; k++) held[k + 1]! += w.bytes;
+        continue;
+      }
+      const chunks = wp.carriers.reduce((s, c) => s + c.chunks, 0);
+      expect(chunks * p.chunkBytes).toBeGreaterThanOrEqual(w.bytes);
+      for (const c of wp.carriers) {
+        expect(c.step).toBeLessThan(w.firstUse);
+        expect(c.step).toBeGreaterThanOrEqual(w.firstUse - p.maxDistance);
+      }
+      expect(wp.loadStart).toBe(wp.carriers[0]!.step);
+      for (let k = wp.loadStart; k <= w.lastUse; k++) held[k + 1]! += w.bytes;
+    }
+    held.forEach((bytes, i) => {
+      const activations = p.steps[i - 1]?.activationBytes ?? 0;
+      expect(bytes + activations + p.overheadBytes, `step ${i - 1}`).toBeLessThanOrEqual(p.budgetBytes);
+    });
+  });
+
+  it('refuses a budget below the smallest feasible one and says what that is', async () => {
+    const p = syntheticProblem(40, 20);
+    const min = minFeasibleBudget(p);
+    await expect(solveLoadPlan({ ...p, budgetBytes: min - 1 })).rejects.toThrow(new RegExp(`smallest feasible budget.*${min} bytes`));
+  });
+
+  it('plans a 1,000-kernel graph in rolling windows (solve time: bench/load-plan.ts)', async () => {
+    const p = { ...syntheticProblem(1000, 400), budgetBytes: 64 * MIB };
+    const plan = await solveLoadPlan(p);
+    expect(plan.weights).toHaveLength(400);
+    expect(plan.stats.windows).toBeGreaterThanOrEqual(20);
+    expect(plan.weights.filter((w) => !w.preload).length).toBeGreaterThan(300);
+  }, 120_000);
+});
+
+async function outputsOf(bundle: CompiledBundle, seed: number) {
+  return bundle.run(randomInputs(bundle.manifest.models[0]!, seed));
+}
+
+async function expectStreamMatchesPreload(modelPath: string, budgets: number[]) {
+  const preload = await compileAndOpen(modelPath);
+  try {
+    const expected = await outputsOf(preload, 11);
+    for (const budget of budgets) {
+      const stream = await compileAndOpen(modelPath, { strategy: 'stream', memoryBudget: budget });
+      try {
+        const actual = await outputsOf(stream, 11);
+        for (const [name, values] of Object.entries(expected)) {
+          expect(maxViolation(actual[name] as Float32Array, values as Float32Array, 1e-4, 1e-6), `${name} at budget ${budget}`).toBeLessThanOrEqual(1);
+        }
+        const peak = stream.session.stats().peakGpuBytes;
+        expect(peak, `measured peak GPU bytes at budget ${budget}`).toBeLessThanOrEqual(budget);
+        expect(peak).toBeLessThan(preload.session.stats().peakGpuBytes);
+        expect(stream.report.streaming!.streamedWeights).toBeGreaterThan(0);
+        expect(stream.report.streaming!.carrierKernels).toBeGreaterThan(0);
+      } finally {
+        stream.close();
+      }
+    }
+  } finally {
+    preload.close();
+  }
+}
+
+describe('streamed bundles', () => {
+  it('mini-resnet: same outputs as preload, measured peak within the budget', async () => {
+    await expectStreamMatchesPreload(join(REPO_ROOT, 'examples', 'mini-resnet', 'model.onnx'), [200 * 1024, 180 * 1024]);
+  });
+
+  it('a budget below the smallest feasible one is refused with that budget in the message', async () => {
+    await expect(compileStreamingContents(join(REPO_ROOT, 'examples', 'mini-resnet', 'model.onnx'), { memoryBudget: 64 * 1024 }))
+      .rejects.toSatisfy((e: unknown) => e instanceof FlashmemError && e.code === 'FM_BAD_ARGUMENT' && /smallest feasible budget .* \d+ bytes/.test(e.message));
+  });
+
+  it.skipIf(!conformanceAvailable('streamed squeezenet'))('squeezenet (random weights): same outputs as preload under 6 MiB and 4.5 MiB (preload needs 8.5 MiB)', async () => {
+    const tmp = tempDir('stream');
+    try {
+      const path = join(tmp.dir, 'squeezenet.onnx');
+      writeFileSync(path, randomizeConstantWeights(readFileSync(join(CONFORMANCE_DIR, 'light', 'light_squeezenet.onnx'))));
+      await expectStreamMatchesPreload(path, [6 * MIB, 4.5 * MIB]);
+    } finally {
+      tmp.cleanup();
+    }
+  }, 300_000);
+});
