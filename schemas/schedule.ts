@@ -42,9 +42,28 @@ export const dispatchStep = z.object({
 
 export const step = z.discriminatedUnion('op', [uploadStep, writeInputStep, readOutputStep, dispatchStep]);
 
+/** What the load plan decided (stream strategy); deterministic fields only, so bundles stay reproducible. */
+export const loadPlanSummary = z.object({
+  budgetBytes: uint,
+  solver: z.enum(['optimal', 'feasible', 'greedy', 'trivial']),
+  objective: z.number(),
+  /** relative MIP gap bound: 0 when proven optimal, else the solver's gap tolerance */
+  gap: z.number().min(0),
+  windows: uint,
+  greedyWindows: uint,
+  streamedWeights: uint,
+  preloadedWeights: uint,
+  streamedBytes: uint,
+  carriedBytes: uint,
+  directBytes: uint,
+  carrierKernels: uint,
+  ringBytes: uint,
+}).strict();
+
 export const modelSchedule = z.object({
   model: z.string(),
   strategy: z.enum(['preload', 'stream']),
+  loadPlan: loadPlanSummary.optional(),
   buffers: z.array(bufferDecl),
   init: z.array(step),
   run: z.array(step),
@@ -62,5 +81,6 @@ export const scheduleSchema = z.object({
 export type Schedule = z.infer<typeof scheduleSchema>;
 export type ModelSchedule = z.infer<typeof modelSchedule>;
 export type Step = z.infer<typeof step>;
+export type LoadPlanSummary = z.infer<typeof loadPlanSummary>;
 export type Region = z.infer<typeof region>;
 export type DispatchStep = z.infer<typeof dispatchStep>;

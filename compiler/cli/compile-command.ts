@@ -28,7 +28,7 @@ export function compileCommand(cli: Argv): void {
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
-      .option('strategy', { choices: ['preload', 'stream'] as const, default: 'preload' as const, describe: 'preload every weight at load, or stream weights under --memory-budget' })
+      .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
       .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
@@ -36,7 +36,7 @@ export function compileCommand(cli: Argv): void {
       const report = await compileModel(args.model, args.out, {
         inputShapes: parseInputShapes(args['input-shape']),
         limits: resolveTargetLimits(args['target-limits']),
-        strategy: args.strategy,
+        strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
         memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
         dumpDir: args['dump-ir'],
       });

@@ -69,6 +69,11 @@ export function inspectCommand(cli: Argv): void {
         out.push(`  kernels: ${m.dispatches} dispatches: ${Object.entries(m.kernelsByLabel).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${l} x${n}`).join(', ')}`);
         out.push(`  weights: ${m.weights} tensors, ${mib(m.weightBytes)}; largest: ${m.largestWeights.map((w) => `${JSON.stringify(w.weight)} ${mib(w.bytes)}`).join(', ')}`);
         out.push(`  GPU memory: ${m.buffers.map((b) => `${b.role} ${mib(b.size)}`).join(', ')}; planned peak ${mib(m.plannedPeakBytes)}`);
+        const plan = schedule.models[i]!.loadPlan;
+        if (plan) {
+          out.push(`  load plan (${plan.solver}, ${plan.windows} windows): budget ${mib(plan.budgetBytes)}; ${plan.streamedWeights} weights streamed (${mib(plan.streamedBytes)}), ` +
+            `${plan.preloadedWeights} preloaded; ${mib(plan.carriedBytes)} carried by ${plan.carrierKernels} kernels through a ${mib(plan.ringBytes)} staging ring, ${mib(plan.directBytes)} uploaded directly`);
+        }
       }
       process.stdout.write(`${out.join('\n')}\n`);
     },

@@ -9,7 +9,7 @@ import { buildModel, randomFloats, type ModelSpec, type NodeSpec } from '../../f
 import { importOnnx } from '../../compiler/frontend/onnx.js';
 import { runPipeline } from '../../compiler/passes/pipeline.js';
 import { DEFAULT_LIMITS } from '../../compiler/ops/op.js';
-import { compileToContents } from '../../compiler/compile.js';
+import { compileStreamingContents, compileToContents } from '../../compiler/compile.js';
 import { REPO_ROOT, tempDir } from '../harness/paths.js';
 
 const GOLDEN_DIR = join(REPO_ROOT, 'test', 'golden', 'files');
@@ -80,6 +80,17 @@ describe('golden WGSL', () => {
       checkGolden(`${c.name}.wgsl`, text);
     });
   }
+});
+
+describe('golden carrier kernel', () => {
+  it('a streamed kernel carrying weight chunks from the staging ring', async () => {
+    const { contents } = await compileStreamingContents(join(REPO_ROOT, 'examples', 'mini-resnet', 'model.onnx'), { memoryBudget: 200 * 1024 });
+    const run = contents.schedule.models[0]!.run;
+    const carrier = run.find((s) => s.op === 'dispatch' && s.label.endsWith('+carry'));
+    expect(carrier, 'the streamed schedule has a carrier kernel').toBeDefined();
+    const path = contents.schedule.shaders[(carrier as { shader: number }).shader]!;
+    checkGolden('carrier-kernel.wgsl', contents.shaders.get(path)!);
+  });
 });
 
 describe('golden schedule', () => {
