@@ -325,6 +325,7 @@ const constantOp: OpDef = {
 
 function constantOfShapeSpec(ctx: ShapeContext): { type: TensorType; value: number } {
   const shape = constInts(ctx, 0, 'shape');
+  if (shape.length > 64) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: a shape input of ${shape.length} dimensions is not a plausible tensor shape`);
   const bad = shape.find((d) => !Number.isInteger(d) || d < 0);
   if (bad !== undefined) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: shape [${shape}] has invalid dimension ${bad}`);
   const value = attrTensor(ctx.node, 'value') ?? makeConst('float32', [1], [0]);

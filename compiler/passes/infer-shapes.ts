@@ -29,6 +29,7 @@ export function inferShapesAndFold(graph: Graph): Graph {
   const kept: Node[] = [];
   for (const node of graph.nodes) {
     const def = opFor(node, graph.opset);
+    requireFirstInput(node);
     const ctx = shapeContext({ ...graph, values }, node);
     const folded = tryFold(def, ctx);
     const types = folded ?? inferChecked(def, ctx);
@@ -110,5 +111,14 @@ function withNodeContext<T>(node: Node, fn: () => T): T {
   } catch (e) {
     if (e instanceof FlashmemError) throw e;
     throw new FlashmemError('FM_ONNX_INVALID', `node ${quoteName(node.name)} (${node.opType}): ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Ops without inputs are sources (Constant); for every other op the first input is required. */
+const SOURCE_OPS = new Set(['Constant']);
+
+function requireFirstInput(node: Node): void {
+  if (!SOURCE_OPS.has(node.opType) && !node.inputs[0]) {
+    fail('FM_ONNX_INVALID', `node ${quoteName(node.name)} (${node.opType}) has no first input; it is required`);
   }
 }
