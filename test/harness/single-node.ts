@@ -11,6 +11,7 @@ import { numElements } from '../../compiler/ir/types.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
 import { wgslType } from '../../compiler/codegen/wgsl.js';
 import { runOrt } from './ort.js';
+import { FlashmemError } from '../../compiler/errors.js';
 
 export interface HarnessInput {
   dtype: DType;
@@ -42,7 +43,8 @@ export function testDevice(): Promise<GPUDevice> {
   return devicePromise;
 }
 
-function toIrAttrs(attrs: Record<string, AttrSpec> = {}): Attrs {
+/** The fixture builder's attribute specs as IR attributes (what the frontend would produce). */
+export function toIrAttrs(attrs: Record<string, AttrSpec> = {}): Attrs {
   const out: Attrs = {};
   for (const [k, v] of Object.entries(attrs)) {
     if (typeof v === 'number') out[k] = Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
@@ -187,4 +189,17 @@ export async function expectMatchesOrt(c: SingleNodeCase, rtol = 1e-3, atol = 1e
       throw new Error(`${c.opType} output ${i}: mismatch (violation ${v.toFixed(2)}x tolerance)\n gpu: ${Array.from(g.data.slice(0, 8))}\n ref: ${r.data.slice(0, 8)}`);
     }
   }
+}
+
+/** Asserts fn throws a FlashmemError with `code` (and a message matching `pattern`). */
+export function expectFlashmemError(fn: () => unknown, code: string, pattern?: RegExp): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  if (!(error instanceof FlashmemError)) throw new Error(`expected a FlashmemError ${code}, got ${String(error)}`);
+  if (error.code !== code) throw new Error(`expected ${code}, got ${error.code}: ${error.message}`);
+  if (pattern && !pattern.test(error.message)) throw new Error(`message ${JSON.stringify(error.message)} does not match ${pattern}`);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectMatchesOrt, maxViolation, runNodeOnOrt, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
+import { expectFlashmemError, expectMatchesOrt, toIrAttrs, maxViolation, runNodeOnOrt, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
 import { randomFloats, type AttrSpec } from '../../fixtures/onnx-builder.js';
 import { opFor } from '../../compiler/ops/index.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
@@ -9,23 +9,9 @@ import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler
 
 // ---- helpers: run an OpDef's shape rule and fold on the CPU, exactly as the compiler's passes do
 
-function irAttrs(attrs: Record<string, AttrSpec> = {}): Attrs {
-  const out: Attrs = {};
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === 'number') out[k] = Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v };
-    else if (typeof v === 'string') out[k] = { type: 'string', value: v };
-    else if (Array.isArray(v)) {
-      out[k] = (v as number[]).every(Number.isInteger) ? { type: 'ints', value: v as number[] } : { type: 'floats', value: v as number[] };
-    } else if ('floats' in v) out[k] = { type: 'floats', value: v.floats };
-    else if ('float' in v) out[k] = { type: 'float', value: v.float };
-    else out[k] = { type: 'tensor', value: makeConst(v.tensor.dtype, v.tensor.shape, Array.from(v.tensor.data as ArrayLike<number>, Number)) };
-  }
-  return out;
-}
-
 function nodeOf(c: SingleNodeCase, outputs?: string[]): Node {
   return {
-    name: 'node', opType: c.opType, domain: '', attrs: irAttrs(c.attrs),
+    name: 'node', opType: c.opType, domain: '', attrs: toIrAttrs(c.attrs),
     inputs: c.inputs.map((inp, i) => (inp.omitted ? '' : `in${i}`)),
     outputs: outputs ?? Array.from({ length: c.outputs?.length ?? 1 }, (_, i) => `out${i}`),
   };
@@ -65,18 +51,6 @@ async function expectFoldMatchesOrt(c: SingleNodeCase, onlyTypes = false): Promi
 async function expectBoth(c: SingleNodeCase): Promise<void> {
   await expectMatchesOrt(c, 0, 0);
   await expectFoldMatchesOrt(c);
-}
-
-function expectFlashmemError(fn: () => unknown, code: string, pattern?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FlashmemError);
-    expect((e as FlashmemError).code).toBe(code);
-    if (pattern) expect((e as Error).message).toMatch(pattern);
-    return;
-  }
-  throw new Error(`expected ${code}`);
 }
 
 // ---- inputs
