@@ -67,6 +67,8 @@ export const modelSchedule = z.object({
   buffers: z.array(bufferDecl),
   init: z.array(step),
   run: z.array(step),
+  /** bytes live in the activation arena during each dispatch (activations and streamed weights) */
+  liveArenaBytes: z.array(uint).optional(),
   /** planned peak of GPU bytes: the buffers above plus the runtime's readback buffer (all outputs) */
   plannedPeakBytes: uint,
 }).strict();

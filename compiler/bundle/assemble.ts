@@ -8,7 +8,7 @@ import type { ModelSchedule, Step } from '../../schemas/schedule.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import type { KernelProgram } from '../codegen/program.js';
 import type { Graph } from '../ir/types.js';
-import type { MemoryPlan } from '../schedule/memory-plan.js';
+import { liveArenaBytes, type MemoryPlan } from '../schedule/memory-plan.js';
 import { buildPreloadSchedule, uploadSteps } from '../schedule/preload.js';
 import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule/weights.js';
 import { buildStreamRun, readbackBytes, type StreamPlan, type StreamStats } from '../schedule/stream.js';
@@ -83,6 +83,7 @@ export function assembleStreamBundle(
     buffers,
     init: memory.weights.flatMap((w) => uploadSteps(program, memory, shards, w)),
     run,
+    liveArenaBytes: liveArenaBytes(memory, program.kernels.length),
     plannedPeakBytes: buffers.reduce((s, b) => s + b.size, 0) + readbackBytes(program),
   };
   return { contents: contents(modelSignature(modelName, graph, program, allWeights), schedule, shaders, shards), stats: built.stats };

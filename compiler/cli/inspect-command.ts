@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { memoryChartSvg, memoryOverTime } from './memory-chart.js';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { FlashmemError } from '../errors.js';
@@ -46,7 +47,8 @@ export function inspectCommand(cli: Argv): void {
     'summarise a bundle: models, kernels, weights, memory',
     (y) => y
       .positional('bundle', { type: 'string', demandOption: true })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false })
+      .option('svg', { type: 'string', describe: 'write a memory-over-time chart of the first model (SVG) to this file' }),
     (args) => {
       const manifest = manifestSchema.safeParse(readManifest(args.bundle));
       if (!manifest.success) throw new FlashmemError('FM_BUNDLE_INVALID', `manifest.json: ${manifest.error.message}`);
@@ -54,6 +56,10 @@ export function inspectCommand(cli: Argv): void {
       if (!parsed.success) throw new FlashmemError('FM_BUNDLE_INVALID', `schedule.json: ${parsed.error.message}`);
       const schedule: Schedule = parsed.data;
       const models = schedule.models.map(summarizeModel);
+      if (args.svg) {
+        const first = schedule.models[0]!;
+        writeFileSync(args.svg, memoryChartSvg(`${first.model} (${first.strategy}): GPU memory over the run`, memoryOverTime(first), first.loadPlan?.budgetBytes));
+      }
       const files = manifest.data.files;
       const totals = { shaders: schedule.shaders.length, shards: schedule.shards.length, bundleBytes: files.reduce((s, f) => s + f.size, 0) };
       if (args.json) {

@@ -135,3 +135,14 @@ function placeByLifetime(
   if (tensors.length > 0) buffers.push({ role: 'activations', size: arenaSize });
   return arenaSize;
 }
+
+/** Bytes live in the activation arena while each kernel runs (activations and streamed weights). */
+export function liveArenaBytes(plan: MemoryPlan, kernels: number): number[] {
+  const live = new Array<number>(kernels).fill(0);
+  for (const [id, placement] of plan.placements) {
+    if (plan.buffers[placement.buffer]!.role !== 'activations') continue;
+    const span = plan.lifetimes.get(id)!;
+    for (let k = Math.max(0, span.first); k <= Math.min(kernels - 1, span.last); k++) live[k]! += alignUp(Math.max(placement.size, 4));
+  }
+  return live;
+}

@@ -4,7 +4,7 @@
  */
 import type { ModelSchedule, Region, Step } from '../../schemas/schedule.js';
 import { storageRoot, type KernelProgram } from '../codegen/program.js';
-import type { MemoryPlan, Placement } from './memory-plan.js';
+import { liveArenaBytes, type MemoryPlan, type Placement } from './memory-plan.js';
 import type { ShardLayout } from './weights.js';
 
 export interface ScheduleInputs {
@@ -53,6 +53,7 @@ export function buildPreloadSchedule({ model, program, plan, shards, shaderIndex
     buffers: plan.buffers.map((b) => ({ role: b.role, size: b.size })),
     init,
     run,
+    liveArenaBytes: liveArenaBytes(plan, program.kernels.length),
     // schedule buffers plus the runtime's readback buffer (every output, back to back)
     plannedPeakBytes: plan.buffers.reduce((s, b) => s + b.size, 0) + program.outputs.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
   };

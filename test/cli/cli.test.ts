@@ -91,6 +91,23 @@ describe('flashmemc CLI', () => {
     expect(i.stdout).toMatch(/kernels: \d+ dispatches/);
   });
 
+  it('compile --memory-budget streams; inspect shows the load plan and writes a memory chart', async () => {
+    const streamed = join(tmp.dir, 'streamed');
+    const c = await cli('compile', model, '--out', streamed, '--memory-budget', '16KiB');
+    expect(c.stderr).toBe('');
+    expect(c.stdout).toMatch(/streaming under 0\.02 MiB: \d+ weights/);
+    const svg = join(tmp.dir, 'memory.svg');
+    const i = await cli('inspect', streamed, '--svg', svg);
+    expect(i.stdout).toMatch(/load plan \(\w+, 1 windows\): budget 0\.02 MiB/);
+    const chart = readFileSync(svg, 'utf8');
+    expect(chart).toMatch(/^<svg /);
+    expect(chart.match(/<polygon /g)).toHaveLength(3);
+    expect(chart).toContain('budget 0.02 MiB');
+    const tooSmall = await cli('compile', model, '--out', join(tmp.dir, 'too-small'), '--memory-budget', '1KiB');
+    expect(tooSmall.code).toBe(2);
+    expect(tooSmall.stderr).toMatch(/FM_BAD_ARGUMENT.*smallest feasible budget/);
+  });
+
   it('--input-shape fixes symbolic dims; without it the error names the input', async () => {
     const symbolic = join(tmp.dir, 'symbolic.onnx');
     writeFileSync(symbolic, buildModel(tinyCnn(['batch', 3, 'h', 'w'])));
