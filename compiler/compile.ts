@@ -41,12 +41,18 @@ export interface CompileReport {
   streaming?: StreamStats & { budgetBytes: number; solverStatus: string; solveMs: number; windows: number; preloadedWeights: number; predictedStallMs: number };
 }
 
-export function compileToContents(modelPath: string, options: CompileOptions = {}): { contents: BundleContents; report: CompileReport } {
-  const start = performance.now();
+/** Import and the pass pipeline: what both strategies start from. */
+function optimise(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
   const { state, timings } = runPipeline(graph, { limits, dumpDir: options.dumpDir });
+  return { limits, modelName, state, timings };
+}
+
+export function compileToContents(modelPath: string, options: CompileOptions = {}): { contents: BundleContents; report: CompileReport } {
+  const start = performance.now();
+  const { modelName, state, timings } = optimise(modelPath, options);
   const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, plan: state.plan!, shardBytes: options.shardBytes });
   const report: CompileReport = {
     modelName,
@@ -65,10 +71,7 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
 /** Like compileToContents, with the stream strategy: the load plan is solved (ILP) under the budget. */
 export async function compileStreamingContents(modelPath: string, options: CompileOptions & { memoryBudget: number }): Promise<{ contents: BundleContents; report: CompileReport }> {
   const start = performance.now();
-  const limits = options.limits ?? DEFAULT_LIMITS;
-  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
-  const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
-  const { state, timings } = runPipeline(graph, { limits, dumpDir: options.dumpDir });
+  const { limits, modelName, state, timings } = optimise(modelPath, options);
   const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget });
   const { contents, stats } = assembleStreamBundle({ modelName, graph: state.graph, program: state.program!, shardBytes: options.shardBytes }, stream, limits);
   const model = contents.schedule.models[0]!;
