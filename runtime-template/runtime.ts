@@ -196,7 +196,8 @@ interface DispatchStep {
   label: string;
   node: string;
 }
-type Step = UploadStep | WriteInputStep | ReadOutputStep | DispatchStep;
+interface CopyStep { op: 'copy'; src: Region; dst: Region; weight: string }
+type Step = UploadStep | WriteInputStep | ReadOutputStep | DispatchStep | CopyStep;
 
 interface ModelSchedule {
   model: string;
@@ -747,6 +748,7 @@ function checkStep(step: Step, at: string, context: BoundsContext): void {
   switch (step.op) {
     case 'upload': return checkUpload(step, where, context);
     case 'dispatch': return checkDispatch(step, where, context);
+    case 'copy': return checkCopy(step, where, context);
     case 'writeInput':
       if (isInit) fail('FM_BUNDLE_INVALID', `${where}: init steps run once at load and cannot write inputs`);
       return checkIoRegion(step.dst, context.info.inputs, step.input, 'input', where, context);
@@ -774,6 +776,13 @@ function checkUpload(step: UploadStep, where: string, context: BoundsContext): v
   if (step.shardOffset + step.dst.size > shardSize) {
     fail('FM_BUNDLE_INVALID', `${where}: weight ${quote(step.weight)} reads bytes [${step.shardOffset}, ${step.shardOffset + step.dst.size}) of shard ${step.shard}, which has ${shardSize}`);
   }
+}
+
+function checkCopy(step: CopyStep, where: string, context: BoundsContext): void {
+  checkRegion(step.src, `${where} source`, context);
+  checkRegion(step.dst, `${where} destination`, context);
+  if (step.src.size !== step.dst.size) fail('FM_BUNDLE_INVALID', `${where}: copies ${step.src.size} bytes into a region of ${step.dst.size}`);
+  if (step.src.buffer === step.dst.buffer) fail('FM_BUNDLE_INVALID', `${where}: source and destination are the same buffer`);
 }
 
 function checkIoRegion(region: Region, tensors: readonly TensorInfo[], index: number, kind: string, where: string, context: BoundsContext): void {
@@ -1197,7 +1206,8 @@ type RunCommand =
   | { kind: 'writeInput'; input: number; buffer: GPUBuffer; offset: number }
   | { kind: 'upload'; bytes: Uint8Array<ArrayBuffer>; buffer: GPUBuffer; offset: number }
   | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number] }
-  | { kind: 'readOutput'; output: number; buffer: GPUBuffer; offset: number; size: number };
+  | { kind: 'readOutput'; output: number; buffer: GPUBuffer; offset: number; size: number }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
 
 interface LoadedModel {
   info: ModelInfo;
@@ -1326,6 +1336,8 @@ class Session implements FlashmemSession {
         const pipeline = await pipelines.request(step.shader, step.bindings.length);
         errors.capture(() => recorder.dispatch(pipeline, this.bindGroup(step, model.buffers, layouts), step.workgroups));
         this.counters.dispatches++;
+      } else if (step.op === 'copy') {
+        errors.capture(() => recorder.copy(model.buffers[step.src.buffer]!, step.src.offset, model.buffers[step.dst.buffer]!, step.dst.offset, step.src.size));
       }
     }
     errors.capture(() => recorder.submit());
@@ -1357,6 +1369,8 @@ class Session implements FlashmemSession {
         const bytes = shard.slice(step.shardOffset, step.shardOffset + step.dst.size);
         return { kind: 'upload', bytes, buffer: model.buffers[step.dst.buffer]!, offset: step.dst.offset };
       }
+      case 'copy':
+        return { kind: 'copy', src: model.buffers[step.src.buffer]!, srcOffset: step.src.offset, dst: model.buffers[step.dst.buffer]!, dstOffset: step.dst.offset, size: step.src.size };
       case 'dispatch': {
         const pipeline = await pipelines.request(step.shader, step.bindings.length);
         loaded.dispatchesPerRun++;
@@ -1454,6 +1468,7 @@ class Session implements FlashmemSession {
         case 'upload': recorder.write(command.buffer, command.offset, command.bytes); break;
         case 'dispatch': recorder.dispatch(command.pipeline, command.bindGroup, command.workgroups); break;
         case 'readOutput': recorder.copy(command.buffer, command.offset, model.readback!, model.readbackOffsets[command.output]!, command.size); break;
+        case 'copy': recorder.copy(command.src, command.srcOffset, command.dst, command.dstOffset, command.size); break;
       }
     }
     recorder.submit();

@@ -1,8 +1,8 @@
 /**
  * schedule.json: the steps the runtime replays. GPU memory is a fixed set of buffers allocated
  * once; every tensor is a byte range of one of them. `init` runs once at load (preloaded weight
- * uploads); `run` runs on every inference (input writes, streamed weight uploads, dispatches,
- * output reads) in order.
+ * uploads); `run` runs on every inference (input writes, streamed weight uploads into the staging
+ * ring, ring-to-slot copies, dispatches, output reads) in order.
  */
 import { z } from 'zod';
 import { FORMAT_VERSION, bundlePath, uint } from './common.js';
@@ -29,6 +29,9 @@ export const uploadStep = z.object({
 export const writeInputStep = z.object({ op: z.literal('writeInput'), input: uint, dst: region }).strict();
 export const readOutputStep = z.object({ op: z.literal('readOutput'), output: uint, src: region }).strict();
 
+/** A GPU-side copy between buffer ranges, recorded in the run's command encoder (no submit). */
+export const copyStep = z.object({ op: z.literal('copy'), src: region, dst: region, weight: z.string() }).strict();
+
 export const dispatchStep = z.object({
   op: z.literal('dispatch'),
   /** index into schedule.shaders */
@@ -40,7 +43,7 @@ export const dispatchStep = z.object({
   node: z.string(),
 }).strict();
 
-export const step = z.discriminatedUnion('op', [uploadStep, writeInputStep, readOutputStep, dispatchStep]);
+export const step = z.discriminatedUnion('op', [uploadStep, writeInputStep, readOutputStep, dispatchStep, copyStep]);
 
 /** What the load plan decided (stream strategy); deterministic fields only, so bundles stay reproducible. */
 export const loadPlanSummary = z.object({
@@ -55,6 +58,7 @@ export const loadPlanSummary = z.object({
   preloadedWeights: uint,
   streamedBytes: uint,
   carriedBytes: uint,
+  copiedBytes: uint,
   directBytes: uint,
   carrierKernels: uint,
   ringBytes: uint,

@@ -76,6 +76,7 @@ export function assembleStreamBundle(
       preloadedWeights: loadPlan.weights.filter((w) => w.preload).length,
       streamedBytes: built.stats.streamedBytes,
       carriedBytes: built.stats.carriedBytes,
+      copiedBytes: built.stats.copiedBytes,
       directBytes: built.stats.directBytes,
       carrierKernels: built.stats.carrierKernels,
       ringBytes: stream.ringBytes,

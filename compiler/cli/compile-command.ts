@@ -52,7 +52,7 @@ export function compileCommand(cli: Argv): void {
         if (s) {
           process.stdout.write(
             `streaming under ${mib(s.budgetBytes)}: ${s.streamedWeights} weights (${mib(s.streamedBytes)}) streamed, ${s.preloadedWeights} preloaded; ` +
-            `${mib(s.carriedBytes)} carried by ${s.carrierKernels} kernels, ${mib(s.directBytes)} uploaded directly; ` +
+            `${mib(s.carriedBytes)} carried by ${s.carrierKernels} kernels, ${mib(s.copiedBytes)} copied from the ring, ${mib(s.directBytes)} uploaded directly; ` +
             `load plan ${s.solverStatus} in ${s.solveMs.toFixed(0)} ms (${s.windows} windows)\n`,
           );
         }

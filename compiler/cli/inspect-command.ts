@@ -78,7 +78,7 @@ export function inspectCommand(cli: Argv): void {
         const plan = schedule.models[i]!.loadPlan;
         if (plan) {
           out.push(`  load plan (${plan.solver}, ${plan.windows} windows): budget ${mib(plan.budgetBytes)}; ${plan.streamedWeights} weights streamed (${mib(plan.streamedBytes)}), ` +
-            `${plan.preloadedWeights} preloaded; ${mib(plan.carriedBytes)} carried by ${plan.carrierKernels} kernels through a ${mib(plan.ringBytes)} staging ring, ${mib(plan.directBytes)} uploaded directly`);
+            `${plan.preloadedWeights} preloaded; ${mib(plan.carriedBytes)} carried by ${plan.carrierKernels} kernels through a ${mib(plan.ringBytes)} staging ring, ${mib(plan.copiedBytes)} copied from the ring between kernels, ${mib(plan.directBytes)} uploaded directly`);
         }
       }
       process.stdout.write(`${out.join('\n')}\n`);

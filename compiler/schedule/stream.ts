@@ -3,8 +3,10 @@
  * only from the kernel that starts loading them to their last use, so GPU memory stays within the
  * budget. Each run uploads their bytes from the shards into a small staging ring, and the kernels
  * the plan chose as carriers copy them from the ring into place inside their own dispatch
- * (compiler/codegen/carrier.ts). Bytes no carrier can take (before the first kernel, or beyond a
- * kernel's binding budget) are uploaded straight into their slot just before they are needed.
+ * (compiler/codegen/carrier.ts). Bytes a kernel cannot carry (beyond its binding budget or
+ * capacity class) are staged in the ring too and moved by a copy command recorded before it, so a
+ * segment stays one submission; only bytes needed before the first kernel, or pieces larger than
+ * the ring, are written straight into their slot.
  */
 import { fail } from '../errors.js';
 import { rewriteAsCarrier, type CarriedCopy } from '../codegen/carrier.js';
@@ -41,11 +43,16 @@ export interface StreamPlan {
 }
 
 const RETRIES = 3;
+/**
+ * The staging ring takes this fraction of the budget: a larger ring stages bigger pieces (fewer
+ * direct writes, each of which splits the run's submission), a smaller one leaves more for weights.
+ */
+const RING_FRACTION = 8;
 
 export async function planStreaming(program: KernelProgram, limits: TargetLimits, options: StreamOptions): Promise<StreamPlan> {
   const resident = planMemory(program, limits);
   const chunkBytes = options.chunkBytes ?? defaultChunkBytes(resident.weightBytes);
-  const ringBytes = Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / 16))));
+  const ringBytes = Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / RING_FRACTION))));
   const steps = loadSteps(program, resident);
   const weights: LoadWeight[] = resident.weights.map((id) => {
     const span = resident.lifetimes.get(id)!;
@@ -112,7 +119,7 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
   const { memory, loadPlan, ringBytes } = stream;
   const ringBuffer = memory.buffers.length;
   const carried = piecesByStep(program, loadPlan, stream);
-  const stats: StreamStats = { streamedWeights: 0, streamedBytes: 0, carriedBytes: 0, directBytes: 0, carrierKernels: 0 };
+  const stats: StreamStats = { streamedWeights: 0, streamedBytes: 0, carriedBytes: 0, copiedBytes: 0, directBytes: 0, carrierKernels: 0 };
   for (const w of loadPlan.weights) {
     if (w.preload) continue;
     stats.streamedWeights++;
@@ -130,11 +137,12 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
   const plans = program.kernels.map((kernel, k) => carrierPlan(kernel, carried.get(k) ?? [], limits, ringBytes));
   let segmentEnd = -1;
   program.kernels.forEach((kernel, k) => {
-    if (k > segmentEnd && plans[k]!.ring.length > 0) {
+    if (k > segmentEnd && plans[k]!.ringNeed > 0) {
       segmentEnd = segmentFrom(plans, k, ringBytes);
       run.push(...ringUploads(plans, k, segmentEnd, shards, ringBuffer));
     }
     run.push(...plans[k]!.direct.flatMap(direct));
+    run.push(...plans[k]!.copied.map((c) => copyStep(program, memory, c, ringBuffer, stats)));
     run.push(dispatchStep(program, memory, kernel, plans[k]!, ringBuffer, stats));
   });
   run.push(...program.outputs.map((id, output) => ({ op: 'readOutput' as const, output, src: regionOf(program, memory, id) })));
@@ -144,7 +152,11 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
 export interface StreamStats {
   streamedWeights: number;
   streamedBytes: number;
+  /** copied by carrier kernels inside their dispatch */
   carriedBytes: number;
+  /** staged in the ring and copied by a copy command between kernels */
+  copiedBytes: number;
+  /** written straight into their slot (before the first kernel, or larger than the ring) */
   directBytes: number;
   carrierKernels: number;
 }
@@ -172,22 +184,35 @@ function chunkBytesOf(stream: StreamPlan): number {
   return stream.loadPlan.chunkBytes;
 }
 
+interface StagedPiece {
+  piece: Piece;
+  /** offset in the staging ring (relative to the kernel until segmentFrom places the segment) */
+  ringOffset: number;
+}
+
 interface CarrierPlan {
-  /** pieces copied by the kernel, with their offset in the segment's ring (filled by segmentFrom) */
-  ring: { piece: Piece; ringOffset: number }[];
+  /** pieces the kernel itself copies from the ring inside its dispatch */
+  ring: StagedPiece[];
+  /** pieces staged in the ring and moved by a copy command recorded just before the kernel */
+  copied: StagedPiece[];
+  /** pieces larger than the ring: written straight into their slot (this splits the submission) */
   direct: Piece[];
   ringNeed: number;
 }
 
 function carrierPlan(kernel: ProgramKernel, pieces: Piece[], limits: TargetLimits, ringBytes: number): CarrierPlan {
   const free = limits.maxStorageBuffersPerShaderStage - kernel.bindings.length - 1;
-  const plan: CarrierPlan = { ring: [], direct: [], ringNeed: 0 };
+  const plan: CarrierPlan = { ring: [], copied: [], direct: [], ringNeed: 0 };
   for (const piece of pieces) {
     const size = alignUp(piece.to - piece.from);
-    if (plan.ring.length < free && plan.ringNeed + size <= ringBytes && kernel.costClass !== 'hierarchical') {
-      plan.ring.push({ piece, ringOffset: plan.ringNeed });
-      plan.ringNeed += size;
-    } else plan.direct.push(piece);
+    if (plan.ringNeed + size > ringBytes) {
+      plan.direct.push(piece);
+      continue;
+    }
+    const staged = { piece, ringOffset: plan.ringNeed };
+    plan.ringNeed += size;
+    if (plan.ring.length < free && kernel.costClass !== 'hierarchical') plan.ring.push(staged);
+    else plan.copied.push(staged);
   }
   return plan;
 }
@@ -198,7 +223,7 @@ function segmentFrom(plans: CarrierPlan[], from: number, ringBytes: number): num
   let end = from;
   for (let k = from; k < plans.length; k++) {
     if (used + plans[k]!.ringNeed > ringBytes) break;
-    for (const r of plans[k]!.ring) r.ringOffset += used;
+    for (const r of [...plans[k]!.ring, ...plans[k]!.copied]) r.ringOffset += used;
     used += plans[k]!.ringNeed;
     end = k;
   }
@@ -208,7 +233,9 @@ function segmentFrom(plans: CarrierPlan[], from: number, ringBytes: number): num
 function ringUploads(plans: CarrierPlan[], from: number, to: number, shards: ShardLayout, ringBuffer: number): StreamStep[] {
   const steps: StreamStep[] = [];
   for (let k = from; k <= to; k++) {
-    for (const { piece, ringOffset } of plans[k]!.ring) steps.push(...uploads(piece, shards, { buffer: ringBuffer, offset: ringOffset, size: 0 }, piece.from));
+    for (const { piece, ringOffset } of [...plans[k]!.ring, ...plans[k]!.copied]) {
+      steps.push(...uploads(piece, shards, { buffer: ringBuffer, offset: ringOffset, size: 0 }, piece.from));
+    }
   }
   return steps;
 }
@@ -226,6 +253,18 @@ function uploads(piece: Piece, shards: ShardLayout, base: Region, baseWeightOffs
     });
   }
   return steps;
+}
+
+function copyStep(program: KernelProgram, memory: MemoryPlan, staged: StagedPiece, ringBuffer: number, stats: StreamStats): StreamStep {
+  const { piece, ringOffset } = staged;
+  const size = piece.to - piece.from;
+  const slot = regionOf(program, memory, piece.weight);
+  stats.copiedBytes += size;
+  return {
+    op: 'copy', weight: piece.weight,
+    src: { buffer: ringBuffer, offset: ringOffset, size },
+    dst: { buffer: slot.buffer, offset: slot.offset + piece.from, size },
+  };
 }
 
 function dispatchStep(program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, ringBuffer: number, stats: StreamStats): StreamStep {

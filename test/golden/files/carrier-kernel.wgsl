@@ -37,11 +37,13 @@ acc = max(acc, x[xBase + u32(off1)]);
 @group(0) @binding(2) var<storage, read_write> fm_ring: array<u32>;
 @group(0) @binding(3) var<storage, read_write> fm_dst0: array<u32>;
 @group(0) @binding(4) var<storage, read_write> fm_dst1: array<u32>;
+@group(0) @binding(5) var<storage, read_write> fm_dst2: array<u32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x + gid.y * 4096u + gid.z * 4096u;
   for (var j = t; j < 2304u; j += 4096u) { fm_dst0[j] = fm_ring[0u + j]; }
   for (var j = t; j < 16u; j += 4096u) { fm_dst1[j] = fm_ring[2304u + j]; }
+  for (var j = t; j < 2048u; j += 4096u) { fm_dst2[j] = fm_ring[2368u + j]; }
   fm_compute(gid);
 }
