@@ -2,23 +2,19 @@
  * Turns a planned kernel program into bundle contents: deduplicated shader files, weight shards,
  * the model's schedule, its signature and the WebGPU limits the bundle needs.
  */
-import { createHash } from 'node:crypto';
 import type { ManifestModel } from '../../schemas/manifest.js';
 import type { ModelSchedule, Step } from '../../schemas/schedule.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
-import type { KernelProgram } from '../codegen/program.js';
+import { readbackBytes, type KernelProgram } from '../codegen/program.js';
 import type { Graph } from '../ir/types.js';
 import { liveArenaBytes, type MemoryPlan } from '../schedule/memory-plan.js';
 import { buildPreloadSchedule, uploadSteps } from '../schedule/preload.js';
 import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule/weights.js';
-import { buildStreamRun, readbackBytes, type StreamPlan, type StreamStats } from '../schedule/stream.js';
+import { buildStreamRun, type StreamPlan, type StreamStats } from '../schedule/stream.js';
 import type { TargetLimits } from '../ops/op.js';
 import type { BundleContents } from './contents.js';
+import { shaderPath } from './write.js';
 import { workgroupSize, workgroupStorageBytes } from '../codegen/wgsl.js';
-
-export function shaderPath(wgsl: string): string {
-  return `shaders/${createHash('sha256').update(wgsl).digest('hex').slice(0, 16)}.wgsl`;
-}
 
 export interface AssembleInput {
   modelName: string;

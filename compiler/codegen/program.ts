@@ -47,3 +47,8 @@ export function storageRoot(program: KernelProgram, id: string): ProgramTensor {
 }
 
 export const GPU_ELEMENT_BYTES = 4;
+
+/** The runtime reads every output back through one mapped buffer of their total size. */
+export function readbackBytes(program: KernelProgram): number {
+  return program.outputs.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0);
+}

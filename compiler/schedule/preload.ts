@@ -3,7 +3,7 @@
  * inputs, replays the dispatches in order and reads the outputs.
  */
 import type { ModelSchedule, Region, Step } from '../../schemas/schedule.js';
-import { storageRoot, type KernelProgram } from '../codegen/program.js';
+import { readbackBytes, storageRoot, type KernelProgram } from '../codegen/program.js';
 import { liveArenaBytes, type MemoryPlan, type Placement } from './memory-plan.js';
 import type { ShardLayout } from './weights.js';
 
@@ -55,6 +55,6 @@ export function buildPreloadSchedule({ model, program, plan, shards, shaderIndex
     run,
     liveArenaBytes: liveArenaBytes(plan, program.kernels.length),
     // schedule buffers plus the runtime's readback buffer (every output, back to back)
-    plannedPeakBytes: plan.buffers.reduce((s, b) => s + b.size, 0) + program.outputs.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
+    plannedPeakBytes: plan.buffers.reduce((s, b) => s + b.size, 0) + readbackBytes(program),
   };
 }

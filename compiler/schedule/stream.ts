@@ -10,11 +10,11 @@
  */
 import { fail } from '../errors.js';
 import { rewriteAsCarrier, type CarriedCopy } from '../codegen/carrier.js';
-import type { KernelProgram, ProgramKernel } from '../codegen/program.js';
+import { readbackBytes, type KernelProgram, type ProgramKernel } from '../codegen/program.js';
 import type { CostClass, TargetLimits } from '../ops/op.js';
 import type { Region, Step } from '../../schemas/schedule.js';
 import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
-import { alignUp, planMemory, type MemoryPlan } from './memory-plan.js';
+import { alignUp, liveArenaBytes, planMemory, type MemoryPlan } from './memory-plan.js';
 import { regionOf } from './preload.js';
 import type { ShardLayout } from './weights.js';
 
@@ -79,11 +79,6 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
   }
 }
 
-/** The runtime reads every output back through one mapped buffer of their total size. */
-export function readbackBytes(program: KernelProgram): number {
-  return program.outputs.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0);
-}
-
 /** About 512 chunks over all weights, a power of two between 4 KiB and 1 MiB (and 256-byte aligned). */
 function defaultChunkBytes(weightBytes: number): number {
   const target = weightBytes / 512;
@@ -93,12 +88,8 @@ function defaultChunkBytes(weightBytes: number): number {
 }
 
 function loadSteps(program: KernelProgram, resident: MemoryPlan): LoadStep[] {
-  const live = new Array<number>(program.kernels.length).fill(0);
-  for (const [id, span] of resident.lifetimes) {
-    if (program.tensors.get(id)!.role === 'weight') continue;
-    const bytes = alignUp(program.tensors.get(id)!.bytes);
-    for (let k = Math.max(0, span.first); k <= Math.min(span.last, program.kernels.length - 1); k++) live[k]! += bytes;
-  }
+  // with every weight resident, the lifetime arena holds exactly the activations
+  const live = liveArenaBytes(resident, program.kernels.length);
   return program.kernels.map((k, i) => ({
     capacityBytes: CAPACITY_RATIO[k.costClass] * k.bindings.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
     activationBytes: live[i]!,
@@ -163,7 +154,7 @@ export interface StreamStats {
 
 /** Chunks carried per step, as contiguous byte ranges of each weight, in the order the plan loads them. */
 function piecesByStep(program: KernelProgram, loadPlan: LoadPlan, stream: StreamPlan): Map<number, Piece[]> {
-  const chunk = chunkBytesOf(stream);
+  const chunk = stream.loadPlan.chunkBytes;
   const byStep = new Map<number, Piece[]>();
   for (const w of loadPlan.weights) {
     if (w.preload) continue;
@@ -177,11 +168,6 @@ function piecesByStep(program: KernelProgram, loadPlan: LoadPlan, stream: Stream
     if (from < bytes) fail('FM_BAD_ARGUMENT', `internal: load plan leaves bytes of a weight unloaded`);
   }
   return byStep;
-}
-
-function chunkBytesOf(stream: StreamPlan): number {
-  // planStreaming passes chunkBytes to the solver; recover it from the plan's chunk accounting
-  return stream.loadPlan.chunkBytes;
 }
 
 interface StagedPiece {
