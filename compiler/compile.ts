@@ -5,6 +5,7 @@ import { basename, extname } from 'node:path';
 import { importOnnxFile } from './frontend/onnx.js';
 import { DEFAULT_LIMITS, type TargetLimits } from './ops/op.js';
 import { runPipeline } from './passes/pipeline.js';
+import type { LayoutCosts, WeightLayoutMode } from './passes/select-weight-layout.js';
 import { assembleBundle, assembleStreamBundle } from './bundle/assemble.js';
 import { planStreaming, type StreamStats } from './schedule/stream.js';
 import { FlashmemError } from './errors.js';
@@ -25,6 +26,10 @@ export interface CompileOptions {
   strategy?: 'preload' | 'stream';
   /** bytes of GPU memory the runtime may allocate (stream strategy) */
   memoryBudget?: number;
+  /** weight layouts: 'auto' (default: the device profile's layoutCost decides), or force 'buffer' / 'texture' */
+  weightLayout?: WeightLayoutMode;
+  /** texture/buffer latency ratios; overrides the profile's layoutCost */
+  layoutCost?: LayoutCosts;
 }
 
 export interface CompileReport {
@@ -46,7 +51,10 @@ function optimise(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
-  const { state, timings } = runPipeline(graph, { limits, dumpDir: options.dumpDir });
+  const { state, timings } = runPipeline(graph, {
+    limits, dumpDir: options.dumpDir, weightLayout: options.weightLayout, strategy: options.strategy,
+    layoutCost: options.layoutCost,
+  });
   return { limits, modelName, state, timings };
 }
 
@@ -58,7 +66,7 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
     modelName,
     kernels: state.program!.kernels.length,
     shaders: contents.shaders.size,
-    weightBytes: state.plan!.weightBytes,
+    weightBytes: state.plan!.weightBytes + state.plan!.textureBytes,
     activationBytes: state.plan!.activationBytes,
     plannedPeakBytes: contents.schedule.models[0]!.plannedPeakBytes,
     passTimings: timings,

@@ -185,13 +185,19 @@ interface Manifest {
 }
 
 interface Region { buffer: number; offset: number; size: number }
-interface UploadStep { op: 'upload'; shard: number; shardOffset: number; dst: Region; weight: string }
+/** whole rows [y, y + rows) of one layer of a weight texture; size = rows * width * 16 */
+interface TextureRegion { texture: number; layer: number; y: number; rows: number; size: number }
+/** a dispatch binding of a whole weight texture (texture_2d_array<f32>) */
+interface TextureBinding { texture: number }
+/** a weight texture: 2.5D layout, 4 reduction values per rgba32float texel, always resident */
+interface TextureDecl { format: 'rgba32float'; width: number; height: number; layers: number }
+interface UploadStep { op: 'upload'; shard: number; shardOffset: number; dst: Region | TextureRegion; weight: string }
 interface WriteInputStep { op: 'writeInput'; input: number; dst: Region }
 interface ReadOutputStep { op: 'readOutput'; output: number; src: Region }
 interface DispatchStep {
   op: 'dispatch';
   shader: number;
-  bindings: Region[];
+  bindings: (Region | TextureBinding)[];
   workgroups: [number, number, number];
   label: string;
   node: string;
@@ -203,6 +209,7 @@ interface ModelSchedule {
   model: string;
   strategy: 'preload' | 'stream';
   buffers: { role: 'weights' | 'activations' | 'staging'; size: number }[];
+  textures?: TextureDecl[];
   init: Step[];
   run: Step[];
   plannedPeakBytes: number;
@@ -665,6 +672,9 @@ interface BoundsLimits {
   maxStorageBuffersPerShaderStage: number;
   maxComputeWorkgroupsPerDimension: number;
   minStorageBufferOffsetAlignment: number;
+  maxTextureDimension2D: number;
+  maxTextureArrayLayers: number;
+  maxSampledTexturesPerShaderStage: number;
 }
 
 /** WebGPU's default limits: every device has at least these */
@@ -674,6 +684,9 @@ const WEBGPU_DEFAULT_LIMITS: Readonly<BoundsLimits> = {
   maxStorageBuffersPerShaderStage: 8,
   maxComputeWorkgroupsPerDimension: 65535,
   minStorageBufferOffsetAlignment: 256,
+  maxTextureDimension2D: 8192,
+  maxTextureArrayLayers: 256,
+  maxSampledTexturesPerShaderStage: 16,
 };
 
 /**
@@ -717,6 +730,7 @@ function checkScheduleBounds(bundle: VerifiedBundle, limits: BoundsLimits): void
       limits,
     };
     checkBuffers(context);
+    checkTextures(context);
     schedule.init.forEach((step, index) => checkStep(step, `init[${index}]`, context));
     schedule.run.forEach((step, index) => checkStep(step, `run[${index}]`, context));
     checkOutputsReadOnce(context);
@@ -746,7 +760,7 @@ function checkStep(step: Step, at: string, context: BoundsContext): void {
   const where = stepWhere(step, at, context);
   const isInit = at.startsWith('init');
   switch (step.op) {
-    case 'upload': return checkUpload(step, where, context);
+    case 'upload': return checkUpload(step, where, context, isInit);
     case 'dispatch': return checkDispatch(step, where, context);
     case 'copy': return checkCopy(step, where, context);
     case 'writeInput':
@@ -769,8 +783,55 @@ function checkRegion(region: Region, where: string, context: BoundsContext): voi
   }
 }
 
-function checkUpload(step: UploadStep, where: string, context: BoundsContext): void {
-  checkRegion(step.dst, where, context);
+/** bytes per rgba32float texel */
+const TEXEL_BYTES = 16;
+
+function isTextureRegion(dst: Region | TextureRegion): dst is TextureRegion {
+  return 'texture' in dst;
+}
+
+function isTextureBinding(binding: Region | TextureBinding): binding is TextureBinding {
+  return 'texture' in binding;
+}
+
+function checkTextures(context: BoundsContext): void {
+  const { limits } = context;
+  (context.schedule.textures ?? []).forEach((texture, i) => {
+    const where = `${modelWhere(context)} textures[${i}]`;
+    if (texture.width > limits.maxTextureDimension2D || texture.height > limits.maxTextureDimension2D) {
+      fail('FM_BUNDLE_INVALID', `${where}: ${texture.width}x${texture.height} texels exceed the device's maxTextureDimension2D ${limits.maxTextureDimension2D}`);
+    }
+    if (texture.layers > limits.maxTextureArrayLayers) {
+      fail('FM_BUNDLE_INVALID', `${where}: ${texture.layers} layers exceed the device's maxTextureArrayLayers ${limits.maxTextureArrayLayers}`);
+    }
+  });
+}
+
+function textureOf(index: number, where: string, context: BoundsContext): TextureDecl {
+  const texture = context.schedule.textures?.[index];
+  if (!texture) fail('FM_BUNDLE_INVALID', `${where}: texture ${index} does not exist (the model has ${context.schedule.textures?.length ?? 0})`);
+  return texture;
+}
+
+/** A texture upload writes whole rows of one layer, straight from the shard: its size must be exactly those rows. */
+function checkTextureRegion(dst: TextureRegion, where: string, context: BoundsContext): void {
+  const texture = textureOf(dst.texture, where, context);
+  if (dst.layer >= texture.layers || dst.y + dst.rows > texture.height) {
+    fail('FM_BUNDLE_INVALID', `${where}: rows [${dst.y}, ${dst.y + dst.rows}) of layer ${dst.layer} lie outside texture ${dst.texture} (${texture.width}x${texture.height}x${texture.layers})`);
+  }
+  if (dst.size !== dst.rows * texture.width * TEXEL_BYTES) {
+    fail('FM_BUNDLE_INVALID', `${where}: ${dst.size} bytes for ${dst.rows} rows of ${texture.width} texels (${dst.rows * texture.width * TEXEL_BYTES} bytes)`);
+  }
+}
+
+function checkUpload(step: UploadStep, where: string, context: BoundsContext, isInit: boolean): void {
+  if (isTextureRegion(step.dst)) {
+    // texture weights are resident: uploaded once at load, never streamed by run steps
+    if (!isInit) fail('FM_BUNDLE_INVALID', `${where}: texture uploads belong to init steps`);
+    checkTextureRegion(step.dst, where, context);
+  } else {
+    checkRegion(step.dst, where, context);
+  }
   const shardSize = context.shardSizes[step.shard];
   if (shardSize === undefined) fail('FM_BUNDLE_INVALID', `${where}: shard ${step.shard} does not exist (the bundle has ${context.shardSizes.length})`);
   if (step.shardOffset + step.dst.size > shardSize) {
@@ -799,11 +860,19 @@ function checkIoRegion(region: Region, tensors: readonly TensorInfo[], index: nu
 function checkDispatch(step: DispatchStep, where: string, context: BoundsContext): void {
   const { limits } = context;
   if (step.shader >= context.shaderCount) fail('FM_BUNDLE_INVALID', `${where}: shader ${step.shader} does not exist (the bundle has ${context.shaderCount})`);
-  if (step.bindings.length > limits.maxStorageBuffersPerShaderStage) {
-    fail('FM_BUNDLE_INVALID', `${where}: ${step.bindings.length} bindings exceed the device's maxStorageBuffersPerShaderStage ${limits.maxStorageBuffersPerShaderStage}`);
+  const regions = step.bindings.filter((binding): binding is Region => !isTextureBinding(binding));
+  const textures = step.bindings.length - regions.length;
+  if (regions.length > limits.maxStorageBuffersPerShaderStage) {
+    fail('FM_BUNDLE_INVALID', `${where}: ${regions.length} bindings exceed the device's maxStorageBuffersPerShaderStage ${limits.maxStorageBuffersPerShaderStage}`);
   }
-  step.bindings.forEach((binding, i) => checkBinding(binding, `${where} binding ${i}`, context));
-  checkBindingsDisjoint(step.bindings, where);
+  if (textures > limits.maxSampledTexturesPerShaderStage) {
+    fail('FM_BUNDLE_INVALID', `${where}: ${textures} texture bindings exceed the device's maxSampledTexturesPerShaderStage ${limits.maxSampledTexturesPerShaderStage}`);
+  }
+  step.bindings.forEach((binding, i) => {
+    if (isTextureBinding(binding)) textureOf(binding.texture, `${where} binding ${i}`, context);
+    else checkBinding(binding, `${where} binding ${i}`, context);
+  });
+  checkBindingsDisjoint(regions, where);
   step.workgroups.forEach((count, axis) => {
     if (count > limits.maxComputeWorkgroupsPerDimension) {
       fail('FM_BUNDLE_INVALID', `${where}: ${count} workgroups along ${'xyz'[axis]} exceed the device's maxComputeWorkgroupsPerDimension ${limits.maxComputeWorkgroupsPerDimension}`);
@@ -958,12 +1027,13 @@ async function browserDevice(manifest: Manifest): Promise<AcquiredDevice> {
 
 /** WebGPU flag values, fixed by the specification; literals, so Node needs no GPUBufferUsage globals. */
 const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 } as const;
+const TEXTURE_USAGE = { COPY_DST: 0x2, TEXTURE_BINDING: 0x4 } as const;
 const SHADER_STAGE_COMPUTE = 0x4;
 const MAP_MODE_READ = 0x1;
 
 /** Creates and destroys the session's buffers and counts their bytes, for stats(). */
 class GpuMemory {
-  private readonly sizes = new Map<GPUBuffer, number>();
+  private readonly sizes = new Map<GPUBuffer | GPUTexture, number>();
   liveBytes = 0;
   peakBytes = 0;
 
@@ -996,6 +1066,32 @@ class GpuMemory {
     this.liveBytes += descriptor.size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
     return buffer;
+  }
+
+  /** A weight texture, counted with its texel bytes; allocation failures are reported like buffers'. */
+  createTexture(decl: TextureDecl, label: string, role: string): GPUTexture {
+    const size = decl.width * decl.height * decl.layers * TEXEL_BYTES;
+    const what = `${size} bytes for ${role}`;
+    this.device.pushErrorScope('out-of-memory');
+    let texture: GPUTexture;
+    try {
+      texture = this.device.createTexture({
+        label, format: decl.format, size: [decl.width, decl.height, decl.layers], usage: TEXTURE_USAGE.COPY_DST | TEXTURE_USAGE.TEXTURE_BINDING,
+        // compatibility mode binds a texture only with this view dimension (a 1-layer texture would default to '2d')
+        textureBindingViewDimension: '2d-array',
+      } as GPUTextureDescriptor);
+    } catch (error) {
+      this.device.popErrorScope().catch(() => {});
+      fail('FM_WEBGPU', `allocating ${what} failed: ${errorMessage(error)}`, error);
+    }
+    this.allocationChecks.push(this.device.popErrorScope().then(
+      (error) => (error ? `out of GPU memory allocating ${what}: ${error.message}` : undefined),
+      () => undefined,
+    ));
+    this.sizes.set(texture, size);
+    this.liveBytes += size;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    return texture;
   }
 
   /** Rejects with FM_WEBGPU if the device reported any allocation so far out of memory. */
@@ -1073,6 +1169,15 @@ class CommandRecorder {
     this.device.queue.writeBuffer(target, offset, data);
   }
 
+  /** Whole texture rows from shard bytes already in the texel layout (no conversion). */
+  writeTexture(target: GPUTexture, width: number, dst: TextureRegion, data: Uint8Array<ArrayBuffer>): void {
+    this.submit();
+    this.device.queue.writeTexture(
+      { texture: target, origin: { x: 0, y: dst.y, z: dst.layer } }, data,
+      { offset: 0, bytesPerRow: width * TEXEL_BYTES, rowsPerImage: dst.rows }, { width, height: dst.rows, depthOrArrayLayers: 1 },
+    );
+  }
+
   submit(): void {
     if (!this.encoder) return;
     this.endPass();
@@ -1091,21 +1196,27 @@ class CommandRecorder {
   }
 }
 
+/** A dispatch's binding kinds, one letter per binding: 's' storage buffer, 't' weight texture. */
+function bindingKinds(step: DispatchStep): string {
+  return step.bindings.map((binding) => (isTextureBinding(binding) ? 't' : 's')).join('');
+}
+
 /** Explicit layouts (not 'auto'), so a binding the shader leaves unused is still accepted. */
 class BindGroupLayouts {
-  private readonly layouts = new Map<number, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+  private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
 
   constructor(private readonly device: GPUDevice) {}
 
-  forBindingCount(count: number): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
-    let layout = this.layouts.get(count);
+  /** `kinds` as bindingKinds gives them */
+  forBindings(kinds: string): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
+    let layout = this.layouts.get(kinds);
     if (!layout) {
-      const entries = Array.from({ length: count }, (_, binding): GPUBindGroupLayoutEntry => ({
-        binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' },
-      }));
+      const entries = [...kinds].map((kind, binding): GPUBindGroupLayoutEntry => (kind === 't'
+        ? { binding, visibility: SHADER_STAGE_COMPUTE, texture: { sampleType: 'unfilterable-float', viewDimension: '2d-array' } }
+        : { binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } }));
       const group = this.device.createBindGroupLayout({ entries });
       layout = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
-      this.layouts.set(count, layout);
+      this.layouts.set(kinds, layout);
     }
     return layout;
   }
@@ -1121,11 +1232,11 @@ class Pipelines {
     private readonly layouts: BindGroupLayouts,
   ) {}
 
-  request(shader: number, bindingCount: number): Promise<GPUComputePipeline> {
-    const key = `${shader}/${bindingCount}`;
+  request(shader: number, kinds: string): Promise<GPUComputePipeline> {
+    const key = `${shader}/${kinds}`;
     let pipeline = this.pending.get(key);
     if (!pipeline) {
-      pipeline = this.compile(shader, bindingCount);
+      pipeline = this.compile(shader, kinds);
       // awaited later; until then a failure must not count as an unhandled rejection
       pipeline.catch(() => {});
       this.pending.set(key, pipeline);
@@ -1133,12 +1244,12 @@ class Pipelines {
     return pipeline;
   }
 
-  private async compile(shader: number, bindingCount: number): Promise<GPUComputePipeline> {
+  private async compile(shader: number, kinds: string): Promise<GPUComputePipeline> {
     const { path, source } = this.shaders[shader]!;
     const module = this.device.createShaderModule({ label: path, code: source });
     try {
       return await keepAlive(this.device.createComputePipelineAsync({
-        layout: this.layouts.forBindingCount(bindingCount).pipeline,
+        layout: this.layouts.forBindings(kinds).pipeline,
         compute: { module, entryPoint: 'main' },
       }));
     } catch (error) {
@@ -1225,6 +1336,8 @@ interface ModelResources {
   info: ModelInfo;
   schedule: ModelSchedule;
   buffers: GPUBuffer[];
+  /** weight textures, schedule.textures[i] */
+  textures: GPUTexture[];
   readback?: GPUBuffer;
   readbackOffsets: number[];
 }
@@ -1294,7 +1407,7 @@ class Session implements FlashmemSession {
 
   private requestPipelines(schedule: ModelSchedule, pipelines: Pipelines): void {
     for (const step of [...schedule.init, ...schedule.run]) {
-      if (step.op === 'dispatch') void pipelines.request(step.shader, step.bindings.length);
+      if (step.op === 'dispatch') void pipelines.request(step.shader, bindingKinds(step));
     }
   }
 
@@ -1302,6 +1415,8 @@ class Session implements FlashmemSession {
     const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
     const buffers = schedule.buffers.map((buffer, i) =>
       this.memory.createBuffer({ label: `${buffer.role}-${i}`, size: buffer.size, usage }, `${buffer.role} buffer ${i} of model ${quote(info.name)}`));
+    const textures = (schedule.textures ?? []).map((texture, i) =>
+      this.memory.createTexture(texture, `weights-texture-${i}`, `weight texture ${i} of model ${quote(info.name)}`));
     const readbackOffsets: number[] = [];
     let readbackSize = 0;
     for (const step of schedule.run) {
@@ -1312,15 +1427,15 @@ class Session implements FlashmemSession {
     const readback = readbackSize > 0
       ? this.memory.createBuffer({ label: 'readback', size: readbackSize, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST }, `the readback buffer of model ${quote(info.name)}`)
       : undefined;
-    return { info, schedule, buffers, readback, readbackOffsets };
+    return { info, schedule, buffers, textures, readback, readbackOffsets };
   }
 
-  private bindGroup(step: DispatchStep, buffers: GPUBuffer[], layouts: BindGroupLayouts): GPUBindGroup {
+  private bindGroup(step: DispatchStep, buffers: GPUBuffer[], layouts: BindGroupLayouts, textures: GPUTexture[]): GPUBindGroup {
     return this.device.createBindGroup({
-      layout: layouts.forBindingCount(step.bindings.length).group,
-      entries: step.bindings.map((region, binding) => ({
-        binding, resource: { buffer: buffers[region.buffer]!, offset: region.offset, size: region.size },
-      })),
+      layout: layouts.forBindings(bindingKinds(step)).group,
+      entries: step.bindings.map((region, binding): GPUBindGroupEntry => (isTextureBinding(region)
+        ? { binding, resource: textures[region.texture]!.createView({ dimension: '2d-array' }) }
+        : { binding, resource: { buffer: buffers[region.buffer]!, offset: region.offset, size: region.size } })),
     });
   }
 
@@ -1330,11 +1445,18 @@ class Session implements FlashmemSession {
     for (const step of model.schedule.init) {
       if (step.op === 'upload') {
         const shard = await shards.use(step.shard);
-        errors.capture(() => recorder.write(model.buffers[step.dst.buffer]!, step.dst.offset, shard.subarray(step.shardOffset, step.shardOffset + step.dst.size)));
+        const dst = step.dst;
+        const bytes = shard.subarray(step.shardOffset, step.shardOffset + dst.size);
+        if (isTextureRegion(dst)) {
+          const width = model.schedule.textures![dst.texture]!.width;
+          errors.capture(() => recorder.writeTexture(model.textures[dst.texture]!, width, dst, bytes));
+        } else {
+          errors.capture(() => recorder.write(model.buffers[dst.buffer]!, dst.offset, bytes));
+        }
         this.countUpload(step.dst.size);
       } else if (step.op === 'dispatch') {
-        const pipeline = await pipelines.request(step.shader, step.bindings.length);
-        errors.capture(() => recorder.dispatch(pipeline, this.bindGroup(step, model.buffers, layouts), step.workgroups));
+        const pipeline = await pipelines.request(step.shader, bindingKinds(step));
+        errors.capture(() => recorder.dispatch(pipeline, this.bindGroup(step, model.buffers, layouts, model.textures), step.workgroups));
         this.counters.dispatches++;
       } else if (step.op === 'copy') {
         errors.capture(() => recorder.copy(model.buffers[step.src.buffer]!, step.src.offset, model.buffers[step.dst.buffer]!, step.dst.offset, step.src.size));
@@ -1367,14 +1489,16 @@ class Session implements FlashmemSession {
         loaded.uploadBytesPerRun += step.dst.size;
         // a copy, so that the shard itself can be released
         const bytes = shard.slice(step.shardOffset, step.shardOffset + step.dst.size);
-        return { kind: 'upload', bytes, buffer: model.buffers[step.dst.buffer]!, offset: step.dst.offset };
+        // checkUpload admits texture uploads in init steps only
+        const dst = step.dst as Region;
+        return { kind: 'upload', bytes, buffer: model.buffers[dst.buffer]!, offset: dst.offset };
       }
       case 'copy':
         return { kind: 'copy', src: model.buffers[step.src.buffer]!, srcOffset: step.src.offset, dst: model.buffers[step.dst.buffer]!, dstOffset: step.dst.offset, size: step.src.size };
       case 'dispatch': {
-        const pipeline = await pipelines.request(step.shader, step.bindings.length);
+        const pipeline = await pipelines.request(step.shader, bindingKinds(step));
         loaded.dispatchesPerRun++;
-        const bindGroup = errors.capture(() => this.bindGroup(step, model.buffers, layouts));
+        const bindGroup = errors.capture(() => this.bindGroup(step, model.buffers, layouts, model.textures));
         return { kind: 'dispatch', pipeline, bindGroup, workgroups: step.workgroups };
       }
     }

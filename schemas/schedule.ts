@@ -16,12 +16,31 @@ export const bufferDecl = z.object({
 /** a byte range of a schedule buffer */
 export const region = z.object({ buffer: uint, offset: uint, size: uint }).strict();
 
+/**
+ * A weight texture (2.5D layout): rgba32float texture_2d_array, `width` texels of 4 consecutive
+ * reduction values per row, one row per output (channel / column), rows spilling into `layers`.
+ * Texture weights are resident: uploaded by init steps, bound by dispatches, never streamed.
+ */
+export const textureDecl = z.object({
+  format: z.literal('rgba32float'),
+  width: uint.min(1),
+  height: uint.min(1),
+  layers: uint.min(1),
+}).strict();
+
+/** whole rows [y, y + rows) of one layer of a texture; size = rows * width * 16 bytes, read from the shard as is */
+export const textureRegion = z.object({ texture: uint, layer: uint, y: uint, rows: uint.min(1), size: uint }).strict();
+
+/** a dispatch binding: a buffer range (storage) or a whole weight texture (texture_2d_array<f32>) */
+export const textureBinding = z.object({ texture: uint }).strict();
+export const binding = z.union([region, textureBinding]);
+
 export const uploadStep = z.object({
   op: z.literal('upload'),
   /** index into the bundle's weight shards (schedule.shards) */
   shard: uint,
   shardOffset: uint,
-  dst: region,
+  dst: z.union([region, textureRegion]),
   /** weight label, for stats and inspect */
   weight: z.string(),
 }).strict();
@@ -36,7 +55,7 @@ export const dispatchStep = z.object({
   op: z.literal('dispatch'),
   /** index into schedule.shaders */
   shader: uint,
-  bindings: z.array(region).max(64),
+  bindings: z.array(binding).max(64),
   workgroups: z.tuple([uint, uint, uint]),
   /** kernel label, e.g. 'conv2d'; the node it computes */
   label: z.string(),
@@ -69,11 +88,13 @@ export const modelSchedule = z.object({
   strategy: z.enum(['preload', 'stream']),
   loadPlan: loadPlanSummary.optional(),
   buffers: z.array(bufferDecl),
+  /** weight textures (absent when every weight is in buffers) */
+  textures: z.array(textureDecl).optional(),
   init: z.array(step),
   run: z.array(step),
   /** bytes live in the activation arena during each dispatch (activations and streamed weights) */
   liveArenaBytes: z.array(uint).optional(),
-  /** planned peak of GPU bytes: the buffers above plus the runtime's readback buffer (all outputs) */
+  /** planned peak of GPU bytes: the buffers and textures above plus the runtime's readback buffer (all outputs) */
   plannedPeakBytes: uint,
 }).strict();
 
@@ -89,4 +110,8 @@ export type ModelSchedule = z.infer<typeof modelSchedule>;
 export type Step = z.infer<typeof step>;
 export type LoadPlanSummary = z.infer<typeof loadPlanSummary>;
 export type Region = z.infer<typeof region>;
+export type TextureDecl = z.infer<typeof textureDecl>;
+export type TextureRegion = z.infer<typeof textureRegion>;
+export type TextureBinding = z.infer<typeof textureBinding>;
+export type Binding = z.infer<typeof binding>;
 export type DispatchStep = z.infer<typeof dispatchStep>;

@@ -8,7 +8,8 @@ import { FORMAT_VERSION } from '../../schemas/common.js';
 import { readbackBytes, type KernelProgram } from '../codegen/program.js';
 import type { Graph } from '../ir/types.js';
 import { liveArenaBytes, type MemoryPlan } from '../schedule/memory-plan.js';
-import { buildPreloadSchedule, uploadSteps } from '../schedule/preload.js';
+import { buildPreloadSchedule, textureUploadSteps, texturesField, uploadSteps } from '../schedule/preload.js';
+import { textureRowBytes } from '../codegen/texture-layout.js';
 import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule/weights.js';
 import { buildStreamRun, type StreamPlan, type StreamStats } from '../schedule/stream.js';
 import type { TargetLimits } from '../ops/op.js';
@@ -41,9 +42,9 @@ class ShaderTable {
 export function assembleBundle({ modelName, graph, program, plan, shardBytes = DEFAULT_SHARD_BYTES }: AssembleInput): BundleContents {
   const shaders = new ShaderTable();
   const shaderIndex = program.kernels.map((k) => shaders.index(k.wgsl));
-  const shards = layoutShards(weightData(program, plan.weights), shardBytes);
+  const shards = layoutShards(weightData(program, [...plan.weights, ...plan.textures]), shardBytes);
   const schedule = buildPreloadSchedule({ model: modelName, program, plan, shards, shaderIndex });
-  return contents(modelSignature(modelName, graph, program, plan.weights), schedule, shaders, shards);
+  return contents(modelSignature(modelName, graph, program, [...plan.weights, ...plan.textures]), schedule, shaders, shards);
 }
 
 /** A bundle whose schedule streams the weights the load plan chose, under the plan's budget. */
@@ -52,7 +53,7 @@ export function assembleStreamBundle(
 ): { contents: BundleContents; stats: StreamStats } {
   const { memory, loadPlan } = stream;
   const streamedIds = loadPlan.weights.filter((w) => !w.preload).sort((a, b) => a.loadStart - b.loadStart).map((w) => w.id);
-  const allWeights = [...memory.weights, ...streamedIds];
+  const allWeights = [...memory.weights, ...memory.textures, ...streamedIds];
   const shards = layoutShards(weightData(program, allWeights), shardBytes);
   const shaders = new ShaderTable();
   const built = buildStreamRun(program, stream, shards, limits);
@@ -78,10 +79,14 @@ export function assembleStreamBundle(
       ringBytes: stream.ringBytes,
     },
     buffers,
-    init: memory.weights.flatMap((w) => uploadSteps(program, memory, shards, w)),
+    ...texturesField(program, memory),
+    init: [
+      ...memory.weights.flatMap((w) => uploadSteps(program, memory, shards, w)),
+      ...memory.textures.flatMap((w) => textureUploadSteps(program, memory, shards, w)),
+    ],
     run,
     liveArenaBytes: liveArenaBytes(memory, program.kernels.length),
-    plannedPeakBytes: buffers.reduce((s, b) => s + b.size, 0) + readbackBytes(program),
+    plannedPeakBytes: buffers.reduce((s, b) => s + b.size, 0) + memory.textureBytes + readbackBytes(program),
   };
   return { contents: contents(modelSignature(modelName, graph, program, allWeights), schedule, shaders, shards), stats: built.stats };
 }
@@ -91,8 +96,12 @@ function withoutWgsl<T extends { wgsl: string }>(step: T): Omit<T, 'wgsl'> {
   return rest;
 }
 
+/** Weights for the shards; texture weights are cut at whole texture rows. */
 function weightData(program: KernelProgram, ids: readonly string[]) {
-  return ids.map((id) => ({ id, data: program.tensors.get(id)!.data! }));
+  return ids.map((id) => {
+    const t = program.tensors.get(id)!;
+    return { id, data: t.data!, ...(t.texture ? { granule: textureRowBytes(t.texture) } : {}) };
+  });
 }
 
 function modelSignature(name: string, graph: Graph, program: KernelProgram, weights: readonly string[]): ManifestModel {
@@ -128,8 +137,9 @@ export function requiredLimits(schedules: ModelSchedule[], shaders: Map<string, 
     for (const b of s.buffers) buffer = Math.max(buffer, b.size);
     for (const step of s.run) {
       if (step.op !== 'dispatch') continue;
-      bindings = Math.max(bindings, step.bindings.length);
-      for (const r of step.bindings) binding = Math.max(binding, r.size);
+      const regions = step.bindings.filter((b) => 'buffer' in b);
+      bindings = Math.max(bindings, regions.length);
+      for (const r of regions) binding = Math.max(binding, r.size);
       groups = Math.max(groups, ...step.workgroups);
     }
   }
@@ -153,5 +163,25 @@ export function requiredLimits(schedules: ModelSchedule[], shaders: Map<string, 
     maxComputeWorkgroupSizeY: Math.max(sizeY, 256),
     maxComputeWorkgroupSizeZ: Math.max(sizeZ, 64),
     maxComputeWorkgroupStorageSize: Math.max(workgroupBytes, 16384),
+    ...textureRequirements(schedules),
+  };
+}
+
+/**
+ * Texture limits, only for schedules with weight textures (others keep their manifest as it was):
+ * exactly what the textures use, since compatibility-mode devices stay below core's defaults
+ * (maxTextureDimension2D 4096) and the compiler already sized the textures for the target.
+ */
+function textureRequirements(schedules: ModelSchedule[]): Record<string, number> {
+  const textures = schedules.flatMap((s) => s.textures ?? []);
+  if (textures.length === 0) return {};
+  let perStage = 0;
+  for (const s of schedules) {
+    for (const step of s.run) if (step.op === 'dispatch') perStage = Math.max(perStage, step.bindings.filter((b) => 'texture' in b).length);
+  }
+  return {
+    maxTextureDimension2D: Math.max(...textures.map((t) => Math.max(t.width, t.height))),
+    maxTextureArrayLayers: Math.max(...textures.map((t) => t.layers)),
+    maxSampledTexturesPerShaderStage: perStage,
   };
 }

@@ -30,6 +30,7 @@ export function compileCommand(cli: Argv): void {
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
       .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
       .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
+      .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
@@ -39,6 +40,7 @@ export function compileCommand(cli: Argv): void {
         strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
         memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
         dumpDir: args['dump-ir'],
+        weightLayout: args['weight-layout'],
       });
       if (args.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

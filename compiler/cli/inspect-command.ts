@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { memoryChartSvg, memoryOverTime } from './memory-chart.js';
+import { memoryChartSvg, memoryOverTime, textureBytes } from './memory-chart.js';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { FlashmemError } from '../errors.js';
@@ -19,6 +19,29 @@ export interface ModelSummary {
   largestWeights: { weight: string; bytes: number }[];
   buffers: { role: string; size: number }[];
   plannedPeakBytes: number;
+  /** the layouts the compiler chose: weight textures (2.5D) and the kernels binding them */
+  weightLayouts: WeightLayoutSummary;
+}
+
+export interface WeightLayoutSummary {
+  textures: number;
+  textureBytes: number;
+  /** dispatches binding a weight texture: kernel label, node, texture geometry (texels x rows x layers) */
+  textureKernels: { label: string; node: string; texture: string }[];
+  /** dispatches binding weights only through storage buffers */
+  bufferKernels: number;
+}
+
+function summarizeLayouts(s: ModelSchedule): WeightLayoutSummary {
+  const textureKernels: WeightLayoutSummary['textureKernels'] = [];
+  let bufferKernels = 0;
+  for (const step of s.run) {
+    if (step.op !== 'dispatch') continue;
+    const bound = step.bindings.flatMap((b) => ('texture' in b ? [s.textures?.[b.texture]] : []));
+    if (bound.length === 0) bufferKernels++;
+    for (const t of bound) textureKernels.push({ label: step.label, node: step.node, texture: t ? `${t.width}x${t.height}x${t.layers}` : '?' });
+  }
+  return { textures: s.textures?.length ?? 0, textureBytes: textureBytes(s), textureKernels, bufferKernels };
 }
 
 export function summarizeModel(s: ModelSchedule): ModelSummary {
@@ -37,7 +60,7 @@ export function summarizeModel(s: ModelSchedule): ModelSummary {
   return {
     model: s.model, strategy: s.strategy, dispatches, kernelsByLabel,
     weights: weightBytes.size, weightBytes: [...weightBytes.values()].reduce((a, b) => a + b, 0),
-    largestWeights: largest, buffers: s.buffers, plannedPeakBytes: s.plannedPeakBytes,
+    largestWeights: largest, buffers: s.buffers, plannedPeakBytes: s.plannedPeakBytes, weightLayouts: summarizeLayouts(s),
   };
 }
 
@@ -74,7 +97,12 @@ export function inspectCommand(cli: Argv): void {
         for (const t of sig.outputs) out.push(`  output ${JSON.stringify(t.name)} ${t.dtype}[${t.shape}]`);
         out.push(`  kernels: ${m.dispatches} dispatches: ${Object.entries(m.kernelsByLabel).sort((a, b) => b[1] - a[1]).map(([l, n]) => `${l} x${n}`).join(', ')}`);
         out.push(`  weights: ${m.weights} tensors, ${mib(m.weightBytes)}; largest: ${m.largestWeights.map((w) => `${JSON.stringify(w.weight)} ${mib(w.bytes)}`).join(', ')}`);
-        out.push(`  GPU memory: ${m.buffers.map((b) => `${b.role} ${mib(b.size)}`).join(', ')}; planned peak ${mib(m.plannedPeakBytes)}`);
+        const layouts = m.weightLayouts;
+        out.push(`  weight layouts: ${layouts.textures} textures (2.5D rgba32float, ${mib(layouts.textureBytes)}) bound by ${layouts.textureKernels.length} kernels, ` +
+          `${layouts.bufferKernels} other kernels bind buffers only`);
+        for (const k of layouts.textureKernels) out.push(`    texture ${k.texture} texels: ${k.label} node ${JSON.stringify(k.node)}`);
+        const textureMemory = layouts.textures > 0 ? `, weight textures ${mib(layouts.textureBytes)}` : '';
+        out.push(`  GPU memory: ${m.buffers.map((b) => `${b.role} ${mib(b.size)}`).join(', ')}${textureMemory}; planned peak ${mib(m.plannedPeakBytes)}`);
         const plan = schedule.models[i]!.loadPlan;
         if (plan) {
           out.push(`  load plan (${plan.solver}, ${plan.windows} windows): budget ${mib(plan.budgetBytes)}; ${plan.streamedWeights} weights streamed (${mib(plan.streamedBytes)}), ` +

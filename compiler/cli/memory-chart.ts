@@ -17,7 +17,8 @@ export function memoryOverTime(schedule: ModelSchedule): MemoryPoint[] {
   const resident = (role: string) => schedule.buffers.reduce((s, b) => s + (b.role === role ? b.size : 0), 0);
   const live = schedule.liveArenaBytes ?? [];
   return (live.length > 0 ? live : [resident('activations')]).map((bytes, step) => ({
-    step, weights: resident('weights'), staging: resident('staging'), live: bytes,
+    // weight textures are resident too (2.5D layout): counted with the resident weights
+    step, weights: resident('weights') + textureBytes(schedule), staging: resident('staging'), live: bytes,
   }));
 }
 
@@ -49,4 +50,9 @@ ${ticks.join('\n')}
 <rect x="${left + 240}" y="${top}" width="12" height="12" fill="#59a14f"/><text x="${left + 256}" y="${top + 10}" font-size="11">activations + streamed weights</text>
 </svg>
 `;
+}
+
+/** bytes of a schedule's weight textures (rgba32float: 16 per texel) */
+export function textureBytes(schedule: ModelSchedule): number {
+  return (schedule.textures ?? []).reduce((s, t) => s + t.width * t.height * t.layers * 16, 0);
 }

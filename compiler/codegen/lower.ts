@@ -7,14 +7,17 @@ import { valueOf } from '../ir/graph.js';
 import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
-import type { KernelSpec, LowerContext, LowerTensor, TargetLimits } from '../ops/op.js';
+import { textureLimits, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits, type TextureShape } from '../ops/op.js';
+import type { LayoutDecisions } from '../passes/select-weight-layout.js';
+import { textureBytes } from './texture-layout.js';
 import { workgroupSize, workgroupStorageBytes } from './wgsl.js';
 import { GPU_ELEMENT_BYTES, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
-export function lowerGraph(graph: Graph, limits: TargetLimits): KernelProgram {
+export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions): KernelProgram {
   const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
-  const addTensor = (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string) => {
-    const t: ProgramTensor = { id, type, role, data, aliasOf, bytes: numElements(type.shape) * GPU_ELEMENT_BYTES };
+  const addTensor = (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => {
+    const bytes = texture ? textureBytes(texture) : numElements(type.shape) * GPU_ELEMENT_BYTES;
+    const t: ProgramTensor = { id, type, role, data, aliasOf, bytes, ...(texture ? { texture } : {}) };
     program.tensors.set(id, t);
     return t;
   };
@@ -31,7 +34,7 @@ export function lowerGraph(graph: Graph, limits: TargetLimits): KernelProgram {
     }
     for (const out of outputs) if (out.id) addTensor(out.id, out.type, 'activation');
     if (!def.lower) fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (${node.opType}): its value must be a compile-time constant`);
-    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass);
+    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout);
     try {
       def.lower(ctx);
     } catch (e) {
@@ -45,10 +48,15 @@ export function lowerGraph(graph: Graph, limits: TargetLimits): KernelProgram {
 /** Every kernel must fit the target device; ops split work where they can, the rest is refused here. */
 function checkKernelLimits(node: Node, spec: KernelSpec, limits: TargetLimits): void {
   const where = `node ${quoteName(node.name)} (${node.opType}) kernel ${spec.label}`;
-  if (spec.bindings.length > limits.maxStorageBuffersPerShaderStage) {
-    fail('FM_LIMIT', `${where} binds ${spec.bindings.length} storage buffers; the target allows ${limits.maxStorageBuffersPerShaderStage}`);
+  const storage = spec.bindings.filter((b) => !b.texture);
+  const textures = spec.bindings.length - storage.length;
+  if (storage.length > limits.maxStorageBuffersPerShaderStage) {
+    fail('FM_LIMIT', `${where} binds ${storage.length} storage buffers; the target allows ${limits.maxStorageBuffersPerShaderStage}`);
   }
-  for (const b of spec.bindings) {
+  if (textures > textureLimits(limits).maxSampledTexturesPerShaderStage) {
+    fail('FM_LIMIT', `${where} binds ${textures} textures; the target allows ${textureLimits(limits).maxSampledTexturesPerShaderStage}`);
+  }
+  for (const b of storage) {
     const bytes = numElements(b.type.shape) * GPU_ELEMENT_BYTES;
     if (bytes > limits.maxStorageBufferBindingSize) {
       fail('FM_LIMIT', `${where} binds a tensor [${b.type.shape}] of ${bytes} bytes; the target's maxStorageBufferBindingSize is ${limits.maxStorageBufferBindingSize}`);
@@ -78,8 +86,9 @@ function placeholder(node: Node): LowerTensor {
 
 function lowerContext(
   node: Node, opset: number, inputs: (LowerTensor | undefined)[], outputs: LowerTensor[], limits: TargetLimits,
-  program: KernelProgram, addTensor: (id: string, type: TensorType, role: TensorRole, data?: ConstTensor) => ProgramTensor,
-  costClass: KernelProgram['kernels'][number]['costClass'],
+  program: KernelProgram,
+  addTensor: (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => ProgramTensor,
+  costClass: KernelProgram['kernels'][number]['costClass'], weightLayout: LowerContext['weightLayout'],
 ): LowerContext {
   let derived = 0;
   const freshId = (kind: string, label: string) => {
@@ -89,7 +98,7 @@ function lowerContext(
     return id;
   };
   return {
-    node, opset, inputs, outputs, limits, activation: node.fusedActivation,
+    node, opset, inputs, outputs, limits, activation: node.fusedActivation, weightLayout,
     kernel(spec: KernelSpec) {
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);
@@ -103,6 +112,11 @@ function lowerContext(
     constant(label, tensor) {
       const t = addTensor(freshId('const', label), { dtype: tensor.dtype, shape: [...tensor.shape] }, 'weight', tensor);
       return { id: t.id, type: t.type, data: tensor };
+    },
+    textureConstant(label, shape, texels) {
+      const data: ConstTensor = { dtype: 'float32', shape: [texels.length], data: texels };
+      const t = addTensor(freshId('texture', label), { dtype: 'float32', shape: [texels.length] }, 'weight', data, undefined, shape);
+      return { id: t.id, type: t.type, data, texture: shape };
     },
     scratch(label, type) {
       const t = addTensor(freshId('scratch', label), type, 'scratch');

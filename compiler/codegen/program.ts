@@ -3,7 +3,7 @@
  * load scheduling consume. Tensors are flat typed byte ranges; kernels bind them by id.
  */
 import type { ConstTensor, TensorType } from '../ir/types.js';
-import type { CostClass } from '../ops/op.js';
+import type { CostClass, TextureShape } from '../ops/op.js';
 
 export type TensorRole = 'input' | 'weight' | 'activation' | 'scratch';
 
@@ -15,8 +15,10 @@ export interface ProgramTensor {
   data?: ConstTensor;
   /** view ops: this tensor is the storage of another (root) tensor, reinterpreted */
   aliasOf?: string;
-  /** bytes on the GPU (4 per element: f32 or i32) */
+  /** bytes on the GPU (4 per element: f32 or i32; texels x 16 for textures) */
   bytes: number;
+  /** weights stored as an rgba32float texture_2d_array (data holds the texels); absent: a buffer range */
+  texture?: TextureShape;
 }
 
 export interface ProgramKernel {

@@ -16,7 +16,9 @@ import { isFloat, numElements, type ConstTensor, type FusedActivation, type Node
 import { computeEntry, grid1D, lit, storageDecls, u } from '../codegen/wgsl.js';
 import { fail, quoteName } from '../errors.js';
 import { applyActivation } from './activation.js';
-import type { LowerContext, LowerTensor, OpDef, ShapeContext, TargetLimits } from './op.js';
+import type { LowerContext, LowerTensor, OpDef, ShapeContext, TargetLimits, TextureWeightCandidate } from './op.js';
+import { convReduction, convTextureKernel, convTexels, type ConvTextureGeometry } from './conv-texture.js';
+import { isTextureShape, textureShapeFor } from '../codegen/texture-layout.js';
 
 // ---------------------------------------------------------------------------------------------
 // Window geometry (shared with pool.ts)
@@ -791,13 +793,56 @@ function outputType(x: TensorType, s: ConvShapes): TensorType {
   return { dtype: x.dtype, shape: [s.batch, s.outChannels, ...s.geometry.outShape] };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Texture layout (compiler/ops/conv-texture.ts): Conv with a constant float W only
+// ---------------------------------------------------------------------------------------------
+
+function textureGeometry(shapes: ConvShapes): ConvTextureGeometry {
+  const g = shapes.geometry;
+  return {
+    batch: shapes.batch, inChannels: shapes.inChannels, outChannels: shapes.outChannels, groups: shapes.groups,
+    inPerGroup: shapes.inPerGroup, outPerGroup: shapes.outPerGroup,
+    inVol: toVol(g.inShape, 1), outVol: toVol(g.outShape, 1), kVol: toVol(g.kernel, 1),
+    strides: toVol(g.strides, 1), dilations: toVol(g.dilations, 1), padsBegin: toVol(g.padsBegin, 0),
+  };
+}
+
+function convTextureCandidate(ctx: ShapeContext): TextureWeightCandidate | undefined {
+  const [x, w] = ctx.inputs;
+  if (!x || !w || !ctx.consts[1] || !isFloat(w.dtype)) return undefined;
+  const shapes = convShapes(ctx);
+  return { costKind: 'conv', rows: shapes.outChannels, reduction: convReduction(textureGeometry(shapes)) };
+}
+
+/** The texture variant; false when this node's weight cannot be a texture after all (then buffers). */
+function lowerConvTexture(ctx: LowerContext, shapes: ConvShapes): boolean {
+  const [x, w, bias] = ctx.inputs;
+  if (!w?.data || !ctx.textureConstant) return false;
+  const g = textureGeometry(shapes);
+  const shape = textureShapeFor(shapes.outChannels, convReduction(g), ctx.limits);
+  if (!isTextureShape(shape)) return false;
+  const y = ctx.outputs[0]!;
+  checkBindingSizes(ctx.node, ctx.limits, [
+    { what: 'input X', elements: numElements(x!.type.shape) },
+    { what: 'output Y', elements: numElements(y.type.shape) },
+  ]);
+  const { wgsl, workgroups } = convTextureKernel(g, shape, bias !== undefined, ctx.activation);
+  if (workgroups.some((n) => n > ctx.limits.maxComputeWorkgroupsPerDimension)) return false;
+  const texture = ctx.textureConstant('conv_weight_texels', shape, convTexels(g, shape, w.data));
+  const dims = shapes.geometry.inShape.length;
+  ctx.kernel({ label: `conv${dims}d_${shapes.geometry.kernel.join('x')}_tex`, wgsl, workgroups, bindings: bias ? [x!, texture, bias, y] : [x!, texture, y] });
+  return true;
+}
+
 export const convOp: OpDef = {
   opTypes: ['Conv'],
   costClass: 'reusable',
   fusesActivation: true,
   inferTypes: (ctx) => [outputType(ctx.inputs[0]!, convShapes(ctx))],
+  textureWeight: convTextureCandidate,
   lower(ctx) {
     const shapes = convShapes({ node: ctx.node, inputs: ctx.inputs.map((t) => t?.type) });
+    if (ctx.weightLayout === 'texture' && lowerConvTexture(ctx, shapes)) return;
     lowerConvLike(ctx, makePlan('conv', shapes));
   },
 };

@@ -39,6 +39,31 @@ export interface OpDef {
   readonly fusesActivation?: boolean;
   /** Emit the kernels computing the outputs. Absent only for view ops. */
   lower?(ctx: LowerContext): void;
+  /**
+   * Ops whose constant weight can be stored as a 2.5D texture (Conv, MatMul, Gemm): its rows and
+   * reduction length, or undefined where this node's weight cannot (runtime weight, integer type...).
+   */
+  textureWeight?(ctx: ShapeContext): TextureWeightCandidate | undefined;
+}
+
+/** A weight that the layout-selection pass may store as a texture: `rows` rows of `reduction` values. */
+export interface TextureWeightCandidate {
+  /** which layout cost of the device profile prices it */
+  costKind: 'conv' | 'matmul';
+  /** output channels (Conv) or output columns N (MatMul/Gemm) */
+  rows: number;
+  /** values reduced per output: C/group * kernel taps (Conv) or K (MatMul/Gemm) */
+  reduction: number;
+}
+
+/** Where a weight lives on the GPU: a storage-buffer range, or an rgba32float texture_2d_array. */
+export type WeightLayout = 'buffer' | 'texture';
+
+/** Texture geometry of a weight (see compiler/codegen/texture-layout.ts): width in texels. */
+export interface TextureShape {
+  width: number;
+  height: number;
+  layers: number;
 }
 
 /** A tensor as seen by lowering: id is unique within the model; data set for constants. */
@@ -46,6 +71,8 @@ export interface LowerTensor {
   readonly id: string;
   readonly type: TensorType;
   readonly data?: ConstTensor;
+  /** set for weights stored as a texture: data then holds the texels (rgba32float, padded rows) */
+  readonly texture?: TextureShape;
 }
 
 export interface KernelSpec {
@@ -65,6 +92,19 @@ export interface TargetLimits {
   maxComputeInvocationsPerWorkgroup: number;
   maxComputeWorkgroupSizeX: number;
   maxComputeWorkgroupStorageSize: number;
+  /** texture limits (absent in older limits files): WebGPU's defaults apply, see textureLimits */
+  maxTextureDimension2D?: number;
+  maxTextureArrayLayers?: number;
+  maxSampledTexturesPerShaderStage?: number;
+}
+
+/** The texture limits of a target, WebGPU's core defaults where the target does not name them. */
+export function textureLimits(limits: TargetLimits): Required<Pick<TargetLimits, 'maxTextureDimension2D' | 'maxTextureArrayLayers' | 'maxSampledTexturesPerShaderStage'>> {
+  return {
+    maxTextureDimension2D: limits.maxTextureDimension2D ?? 8192,
+    maxTextureArrayLayers: limits.maxTextureArrayLayers ?? 256,
+    maxSampledTexturesPerShaderStage: limits.maxSampledTexturesPerShaderStage ?? 16,
+  };
 }
 
 /** WebGPU's default (guaranteed) limits, with the 4-storage-buffer cap of compatibility mode lifted to core's 8. */
@@ -76,10 +116,13 @@ export const DEFAULT_LIMITS: TargetLimits = {
   maxComputeInvocationsPerWorkgroup: 256,
   maxComputeWorkgroupSizeX: 256,
   maxComputeWorkgroupStorageSize: 16384,
+  maxTextureDimension2D: 8192,
+  maxTextureArrayLayers: 256,
+  maxSampledTexturesPerShaderStage: 16,
 };
 
 /** WebGPU compatibility-mode defaults (e.g. OpenGL ES devices): at most 4 storage buffers per stage. */
-export const COMPAT_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupStorageSize: 16384 };
+export const COMPAT_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupStorageSize: 16384, maxTextureDimension2D: 4096 };
 
 export const LIMIT_PRESETS: Readonly<Record<string, TargetLimits>> = { webgpu: DEFAULT_LIMITS, compat: COMPAT_LIMITS };
 
@@ -91,10 +134,14 @@ export interface LowerContext {
   /** activation to apply before storing outputs (only when the op declares fusesActivation) */
   readonly activation?: FusedActivation;
   readonly limits: TargetLimits;
+  /** the layout the layout-selection pass chose for this node's weight ('buffer' when absent) */
+  readonly weightLayout?: WeightLayout;
   /** Append a dispatch. Kernels of one node run in the order they are added. */
   kernel(spec: KernelSpec): void;
   /** Register a derived constant (re-laid-out or pre-combined weights) and return it. */
   constant(label: string, tensor: ConstTensor): LowerTensor;
+  /** Register a derived constant stored as a texture: `texels` holds layers x height x width x 4 values. */
+  textureConstant?(label: string, shape: TextureShape, texels: Float32Array): LowerTensor;
   /** A scratch activation tensor that lives only while this node's kernels run. */
   scratch(label: string, type: TensorType): LowerTensor;
 }

@@ -15,15 +15,24 @@ import { eliminateDeadNodes } from './eliminate-dead.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import { fuseActivations } from './fuse-activation.js';
 import { inferShapesAndFold } from './infer-shapes.js';
+import { dumpLayouts, selectWeightLayouts, type LayoutCosts, type LayoutDecisions, type WeightLayoutMode } from './select-weight-layout.js';
 
 export interface CompileState {
   graph: Graph;
+  /** per node with a texture-capable weight: its layout (select-weight-layouts) */
+  layouts?: LayoutDecisions;
   program?: KernelProgram;
   plan?: MemoryPlan;
 }
 
 export interface PassOptions {
   limits: TargetLimits;
+  /** weight layout selection: 'auto' (the default) lets layoutCost decide */
+  weightLayout?: WeightLayoutMode;
+  /** the device profile's layout costs (texture latency / buffer latency per op class) */
+  layoutCost?: LayoutCosts;
+  /** the bundle strategy: under 'stream', auto keeps weights in buffers (streamable) */
+  strategy?: 'preload' | 'stream';
 }
 
 export interface Pass {
@@ -45,8 +54,16 @@ export const PIPELINE: readonly Pass[] = [
   graphPass('fuse-activations', fuseActivations),
   graphPass('eliminate-dead-nodes', eliminateDeadNodes),
   {
+    name: 'select-weight-layouts',
+    run: (state, options) => ({
+      ...state,
+      layouts: selectWeightLayouts(state.graph, { mode: options.weightLayout ?? 'auto', costs: options.layoutCost, limits: options.limits, strategy: options.strategy }),
+    }),
+    dump: (state) => dumpLayouts(state.layouts!),
+  },
+  {
     name: 'lower-to-kernels',
-    run: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits) }),
+    run: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts) }),
     dump: (state) => dumpProgram(state.program!),
   },
   {

@@ -30,8 +30,12 @@ export interface MemoryPlan {
   buffers: PlannedBuffer[];
   /** by storage-root tensor id */
   placements: Map<string, Placement>;
-  /** weight tensor ids in order of first use */
+  /** weight tensor ids in order of first use (buffer weights) */
   weights: string[];
+  /** texture weight ids in order of first use: texture i of the schedule; always resident */
+  textures: string[];
+  /** bytes of every weight texture */
+  textureBytes: number;
   lifetimes: Map<string, Lifetime>;
   weightBytes: number;
   activationBytes: number;
@@ -65,22 +69,27 @@ export function planMemory(program: KernelProgram, limits: TargetLimits, streame
   const roots = [...spans.keys()].map((id) => program.tensors.get(id)!);
   for (const t of roots) checkBindable(t, limits);
   const isStreamed = (t: ProgramTensor) => t.role === 'weight' && streamed?.has(t.id) === true;
+  // textures are not buffer ranges: they get a texture of their own each (and are never streamed)
+  const textures = roots.filter((t) => t.texture).sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
   for (const [id, loadStart] of streamed ?? []) {
     const span = spans.get(id);
     if (span) span.first = Math.min(span.first, loadStart);
   }
-  const weights = roots.filter((t) => t.role === 'weight' && !isStreamed(t)).sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
-  const activations = roots.filter((t) => t.role !== 'weight' || isStreamed(t));
+  const weights = roots.filter((t) => t.role === 'weight' && !t.texture && !isStreamed(t)).sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
+  const activations = roots.filter((t) => !t.texture && (t.role !== 'weight' || isStreamed(t)));
 
   const buffers: PlannedBuffer[] = [];
   const placements = new Map<string, Placement>();
   const weightBytes = packSequential(weights, limits, buffers, placements);
   const activationBytes = placeByLifetime(activations, spans, limits, buffers, placements);
-  return { buffers, placements, weights: weights.map((t) => t.id), lifetimes: spans, weightBytes, activationBytes };
+  return {
+    buffers, placements, weights: weights.map((t) => t.id), lifetimes: spans, weightBytes, activationBytes,
+    textures: textures.map((t) => t.id), textureBytes: textures.reduce((s, t) => s + t.bytes, 0),
+  };
 }
 
 function checkBindable(t: ProgramTensor, limits: TargetLimits): void {
-  if (t.bytes > limits.maxStorageBufferBindingSize) {
+  if (!t.texture && t.bytes > limits.maxStorageBufferBindingSize) {
     fail('FM_LIMIT', `tensor ${quoteName(t.id)} [${t.type.shape}] needs ${t.bytes} bytes, more than the target's maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}`);
   }
 }

@@ -15,7 +15,7 @@ import type { CostClass, TargetLimits } from '../ops/op.js';
 import type { Region, Step } from '../../schemas/schedule.js';
 import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
 import { alignUp, liveArenaBytes, planMemory, type MemoryPlan } from './memory-plan.js';
-import { regionOf } from './preload.js';
+import { bindingOf, regionOf } from './preload.js';
 import type { ShardLayout } from './weights.js';
 
 export interface StreamOptions {
@@ -59,7 +59,9 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
     return { id, bytes: alignUp(program.tensors.get(id)!.bytes), firstUse: span.first, lastUse: span.last };
   });
   const forcePreload = new Set(weights.filter((w) => w.lastUse >= program.kernels.length).map((w) => w.id));
-  const overheadBytes = ringBytes + readbackBytes(program);
+  // texture weights are always resident (see passes/select-weight-layout.ts) and never streamed:
+  // the load plan sees their bytes as fixed overhead at every step, like the ring
+  const overheadBytes = ringBytes + readbackBytes(program) + resident.textureBytes;
   let budget = options.budgetBytes;
   for (let attempt = 0; ; attempt++) {
     const loadPlan = await solveLoadPlan({
@@ -254,7 +256,7 @@ function copyStep(program: KernelProgram, memory: MemoryPlan, staged: StagedPiec
 }
 
 function dispatchStep(program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, ringBuffer: number, stats: StreamStats): StreamStep {
-  const bindings = kernel.bindings.map((id) => regionOf(program, memory, id));
+  const bindings = kernel.bindings.map((id) => bindingOf(program, memory, id));
   const base = { op: 'dispatch' as const, workgroups: kernel.workgroups, label: kernel.label, node: kernel.node };
   if (plan.ring.length === 0) return { ...base, wgsl: kernel.wgsl, bindings };
   const ringStart = plan.ring[0]!.ringOffset;

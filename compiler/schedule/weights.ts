@@ -43,16 +43,22 @@ export function gpuBytes(id: string, t: ConstTensor): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-export function layoutShards(weights: { id: string; data: ConstTensor }[], shardBytes = DEFAULT_SHARD_BYTES): ShardLayout {
+/**
+ * `granule` (texture weights: the bytes of one texture row) makes every piece of that weight a
+ * whole number of granules, so that each piece uploads as whole texture rows; a granule larger
+ * than a shard gets a shard of its own.
+ */
+export function layoutShards(weights: { id: string; data: ConstTensor; granule?: number }[], shardBytes = DEFAULT_SHARD_BYTES): ShardLayout {
   const pieces = new Map<string, WeightPiece[]>();
   const byContent = new Map<string, WeightPiece[]>();
   const shardContents: { weight: string; from: number; to: number }[][] = [];
   const shardSizes: number[] = [];
   const bytesOf = new Map<string, () => Uint8Array>();
 
-  for (const { id, data } of weights) {
+  for (const { id, data, granule = 1 } of weights) {
     const bytes = gpuBytes(id, data);
-    const digest = createHash('sha256').update(bytes).digest('hex');
+    // pieces of the same bytes cut at another granule would not upload as whole rows
+    const digest = `${granule}:${createHash('sha256').update(bytes).digest('hex')}`;
     const same = byContent.get(digest);
     if (same) {
       pieces.set(id, same.map((p) => ({ ...p, weight: id })));
@@ -66,8 +72,16 @@ export function layoutShards(weights: { id: string; data: ConstTensor }[], shard
         shardSizes.push(0);
         shardContents.push([]);
       }
-      const shard = shardSizes.length - 1;
-      const length = Math.min(bytes.length - done, shardBytes - shardSizes[shard]!);
+      let shard = shardSizes.length - 1;
+      let length = Math.min(bytes.length - done, Math.floor((shardBytes - shardSizes[shard]!) / granule) * granule);
+      if (length === 0 && bytes.length > 0) {
+        if (shardSizes[shard]! > 0) {
+          shardSizes.push(0);
+          shardContents.push([]);
+          shard++;
+        }
+        length = Math.min(bytes.length - done, Math.max(granule, Math.floor(shardBytes / granule) * granule));
+      }
       list.push({ weight: id, shard, shardOffset: shardSizes[shard]!, weightOffset: done, length });
       shardContents[shard]!.push({ weight: id, from: done, to: done + length });
       shardSizes[shard]! += length;

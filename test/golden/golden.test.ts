@@ -35,6 +35,8 @@ interface KernelCase {
   weights?: { shape: number[] }[];
   /** a second runtime input instead of weights */
   input2?: number[];
+  /** force the weight layout (2.5D texture kernels) */
+  weightLayout?: 'buffer' | 'texture';
 }
 
 const KERNEL_CASES: KernelCase[] = [
@@ -43,6 +45,10 @@ const KERNEL_CASES: KernelCase[] = [
   { name: 'conv2d-depthwise-stride2', input: [1, 8, 9, 9], node: { opType: 'Conv', attrs: { group: 8, strides: [2, 2], pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 1, 3, 3] }] },
   { name: 'gemm-transb', input: [1, 64], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [10, 64] }, { shape: [10] }] },
   { name: 'matmul-batched', input: [2, 5, 12], node: { opType: 'MatMul' }, input2: [2, 12, 7] },
+  { name: 'conv2d-3x3-texture', input: [1, 8, 10, 10], node: { opType: 'Conv', attrs: { pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 8, 3, 3] }, { shape: [8] }], weightLayout: 'texture' },
+  { name: 'conv2d-1x1-texture', input: [1, 16, 7, 7], node: { opType: 'Conv' }, weights: [{ shape: [8, 16, 1, 1] }], weightLayout: 'texture' },
+  { name: 'gemm-transb-texture', input: [1, 64], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [10, 64] }, { shape: [10] }], weightLayout: 'texture' },
+  { name: 'matmul-k-tail-texture', input: [6, 7], node: { opType: 'MatMul' }, weights: [{ shape: [7, 12] }], weightLayout: 'texture' },
   { name: 'maxpool-3x3-s2', input: [1, 4, 11, 11], node: { opType: 'MaxPool', attrs: { kernel_shape: [3, 3], strides: [2, 2] } } },
   { name: 'global-average-pool', input: [1, 16, 7, 7], node: { opType: 'GlobalAveragePool' } },
   { name: 'softmax-last-axis', input: [4, 1000], node: { opType: 'Softmax', attrs: { axis: -1 } } },
@@ -75,7 +81,7 @@ function kernelModel(c: KernelCase): ModelSpec {
 describe('golden WGSL', () => {
   for (const c of KERNEL_CASES) {
     it(c.name, () => {
-      const { program } = runPipeline(importOnnx(buildModel(kernelModel(c))), { limits: DEFAULT_LIMITS }).state;
+      const { program } = runPipeline(importOnnx(buildModel(kernelModel(c))), { limits: DEFAULT_LIMITS, weightLayout: c.weightLayout }).state;
       const text = program!.kernels.map((k, i) => `// kernel ${i}: ${k.label} workgroups [${k.workgroups}]\n${k.wgsl}`).join('\n');
       checkGolden(`${c.name}.wgsl`, text);
     });

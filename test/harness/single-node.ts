@@ -5,7 +5,8 @@
 import { buildModel, type AttrSpec } from '../../fixtures/onnx-builder.js';
 import { createNodeDevice, keepAlive } from '../../compiler/cli/webgpu.js';
 import { opFor } from '../../compiler/ops/index.js';
-import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits, type WeightLayout } from '../../compiler/ops/op.js';
+import { createWeightTexture } from '../../compiler/profile/layout-cost.js';
 import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler/ir/types.js';
 import { numElements } from '../../compiler/ir/types.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
@@ -59,8 +60,16 @@ export function toIrAttrs(attrs: Record<string, AttrSpec> = {}): Attrs {
   return out;
 }
 
+export interface GpuRunOptions {
+  /** the layout-selection decision handed to lowering (texture: the 2.5D texture variant) */
+  weightLayout?: WeightLayout;
+  limits?: TargetLimits;
+  /** receives the kernels lowering emitted (to assert which variant ran) */
+  onKernels?: (kernels: readonly KernelSpec[]) => void;
+}
+
 /** Runs the node on the GPU through the op's lowering. */
-export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
+export async function runNodeOnGpu(c: SingleNodeCase, options: GpuRunOptions = {}): Promise<NodeResult[]> {
   const opset = c.opset ?? 17;
   const nOut = c.outputs?.length ?? 1;
   const node: Node = {
@@ -82,12 +91,18 @@ export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
   const kernels: KernelSpec[] = [];
   const extra: LowerTensor[] = [];
   const ctx: LowerContext = {
-    node, opset, inputs, outputs, limits: DEFAULT_LIMITS,
+    node, opset, inputs, outputs, limits: options.limits ?? DEFAULT_LIMITS, weightLayout: options.weightLayout,
     kernel: (k) => kernels.push(k),
     constant: (label, t) => { const lt = { id: `const_${extra.length}_${label}`, type: { dtype: t.dtype, shape: t.shape }, data: t }; extra.push(lt); return lt; },
+    textureConstant: (label, texture, texels) => {
+      const lt: LowerTensor = { id: `texture_${extra.length}_${label}`, type: { dtype: 'float32', shape: [texels.length] }, data: { dtype: 'float32', shape: [texels.length], data: texels }, texture };
+      extra.push(lt);
+      return lt;
+    },
     scratch: (label, type) => { const lt = { id: `scratch_${extra.length}_${label}`, type }; extra.push(lt); return lt; },
   };
   def.lower!(ctx);
+  options.onKernels?.(kernels);
 
   const device = await testDevice();
   const buffers = new Map<string, GPUBuffer>();
@@ -101,7 +116,15 @@ export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
     return b;
   };
   c.inputs.forEach((inp, i) => { if (!inp.omitted) device.queue.writeBuffer(bufferFor(inputs[i]!), 0, hostTyped(inputs[i]!.type, inp.data)); });
-  for (const t of extra) if (t.data) device.queue.writeBuffer(bufferFor(t), 0, hostTyped(t.type, t.data.data));
+  const textures = new Map<string, GPUTexture>();
+  for (const t of extra) {
+    if (t.texture) textures.set(t.id, createWeightTexture(device, t.texture, t.data!.data as Float32Array));
+    else if (t.data) device.queue.writeBuffer(bufferFor(t), 0, hostTyped(t.type, t.data.data));
+  }
+  const resourceFor = (t: LowerTensor): GPUBindingResource => {
+    const texture = textures.get(t.id);
+    return texture ? texture.createView({ dimension: '2d-array' }) : { buffer: bufferFor(t) };
+  };
   device.pushErrorScope('validation');
   const encoder = device.createCommandEncoder();
   for (const k of kernels) {
@@ -109,7 +132,7 @@ export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
     const bindGroup = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: bufferFor(t) } })),
+      entries: k.bindings.map((t, i) => ({ binding: i, resource: resourceFor(t) })),
     });
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
@@ -136,6 +159,7 @@ export async function runNodeOnGpu(c: SingleNodeCase): Promise<NodeResult[]> {
     reads[i]!.destroy();
   }
   for (const b of buffers.values()) b.destroy();
+  for (const t of textures.values()) t.destroy();
   return results;
 }
 
@@ -177,8 +201,8 @@ export function maxViolation(actual: ArrayLike<number>, expected: ArrayLike<numb
 }
 
 /** Asserts the GPU result of `c` matches onnxruntime-node within tolerance, shape included. */
-export async function expectMatchesOrt(c: SingleNodeCase, rtol = 1e-3, atol = 1e-3): Promise<void> {
-  const [gpu, ref] = await Promise.all([runNodeOnGpu(c), runNodeOnOrt(c)]);
+export async function expectMatchesOrt(c: SingleNodeCase, rtol = 1e-3, atol = 1e-3, gpuOptions: GpuRunOptions = {}): Promise<void> {
+  const [gpu, ref] = await Promise.all([runNodeOnGpu(c, gpuOptions), runNodeOnOrt(c)]);
   for (let i = 0; i < ref.length; i++) {
     const g = gpu[i]!, r = ref[i]!;
     if (JSON.stringify(g.type.shape) !== JSON.stringify(r.dims)) {
