@@ -15,6 +15,7 @@ import { resolveInputTypes } from './graph-inputs.js';
 import { decodeModel, decodeTensorProto } from './parse.js';
 import { decodeTensor, int64ToNumber, type ExternalDataSource } from './tensor-decode.js';
 import { validateAndOrder, type NodeRefs } from './validate.js';
+import { FUSED_DOMAIN } from '../ops/domains.js';
 
 type GraphProto = onnxProto.onnx.IGraphProto;
 type NodeProto = onnxProto.onnx.INodeProto;
@@ -156,6 +157,8 @@ function convertGraph(g: GraphProto, opset: number, options: ImportOptions): Gra
 function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource | undefined): Node {
   const label = `node ${quoteName(refs.name)} (${refs.opType})`;
   const domain = n.domain === 'ai.onnx' ? '' : (n.domain ?? '');
+  // the fused ops trust the passes that build them: a model file may not name them
+  if (domain === FUSED_DOMAIN) fail('FM_UNSUPPORTED_OP', `${label}: domain ${quoteName(domain)} is reserved for flashmemc's fused kernels`);
   return {
     name: refs.name,
     opType: refs.opType,

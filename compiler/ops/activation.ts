@@ -8,6 +8,7 @@ import type { Attrs, ConstTensor, FusedActivation, Node } from '../ir/types.js';
 import { computeEntry, grid1D, lit, storageDecls } from '../codegen/wgsl.js';
 import type { OpDef } from './op.js';
 import { fail, quoteName } from '../errors.js';
+import { FUSED_DOMAIN } from './domains.js';
 
 type ActivationImpl = {
   /** WGSL f32 expression of `x` */
@@ -57,7 +58,75 @@ const ACTIVATIONS: Record<string, ActivationImpl> = {
   },
 };
 
-const DEFAULT_ALPHA: Record<string, number> = { LeakyRelu: 0.01, Elu: 1, Selu: selu.alpha, HardSigmoid: 0.2 };
+const DEFAULT_ALPHA: Record<string, number> = { LeakyRelu: 0.01, Elu: 1, Selu: selu.alpha, HardSigmoid: 0.2, QuickGelu: 1.702 };
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_CUBIC = 0.044715;
+
+/** GELU's form: exact (erf), or the tanh approximation (which FastGelu-style exports compute). */
+export type GeluApproximation = 'none' | 'tanh';
+
+function geluApproximation(attrs: Attrs): GeluApproximation {
+  const a = attrs.approximate;
+  const mode = a?.type === 'string' ? a.value : 'none';
+  if (mode !== 'none' && mode !== 'tanh') fail('FM_UNSUPPORTED_OP', `Gelu: approximate=${quoteName(mode)} is not 'none' or 'tanh'`);
+  return mode;
+}
+
+/** erf(x) in double precision for folding (Abramowitz & Stegun 7.1.26 is what the kernel uses). */
+function erfAbramowitzStegun(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+  return Math.sign(x) * (1 - poly * Math.exp(-x * x));
+}
+
+/**
+ * Activations that exist as kernels only through fusion (domain FUSED_DOMAIN), besides Gelu
+ * (geluWgsl/geluHost; Gelu is also ONNX's own op from opset 20, with the same attributes).
+ */
+const FUSED_ACTIVATIONS: Record<string, ActivationImpl> = {
+  QuickGelu: {
+    // x * sigmoid(alpha * x): CLIP's QuickGELU (alpha 1.702), SiLU/Swish (alpha 1)
+    wgsl: (x, a) => `(${x} / (1.0 + exp(-${lit(a.alpha, 'f32')} * ${x})))`,
+    js: (x, a) => x / (1 + Math.exp(-a.alpha * x)),
+  },
+};
+
+/**
+ * GELU as one WGSL expression of `x`. The exact form evaluates erf through A&S 7.1.26 (|error| <=
+ * 1.5e-7) inline, repeating `x`: fused producers paste expressions, not functions, and the shader
+ * compiler merges the repeated subexpressions.
+ */
+function geluWgsl(x: string, attrs: Attrs): string {
+  if (geluApproximation(attrs) === 'none') {
+    const z = `(abs(${x}) * ${lit(Math.SQRT1_2, 'f32')})`;
+    const t = `(1.0 / (1.0 + ${lit(0.3275911, 'f32')} * ${z}))`;
+    const poly = [-1.453152027, 1.421413741, -0.284496736].reduce((acc, c) => `(${lit(c, 'f32')} + ${t} * ${acc})`, lit(1.061405429, 'f32'));
+    const erfAbs = `(1.0 - ${t} * (${lit(0.254829592, 'f32')} + ${t} * ${poly}) * exp(-${z} * ${z}))`;
+    return `(0.5 * ${x} * (1.0 + sign(${x}) * ${erfAbs}))`;
+  }
+  const inner = `${lit(SQRT_2_OVER_PI, 'f32')} * (${x} + ${lit(GELU_CUBIC, 'f32')} * ${x} * ${x} * ${x})`;
+  // tanh() of large |x| is NaN on some drivers: tanh(+-10) is +-1 in f32
+  return `(0.5 * ${x} * (1.0 + tanh(clamp(${inner}, -10.0, 10.0))))`;
+}
+
+function geluHost(x: number, attrs: Attrs): number {
+  if (geluApproximation(attrs) === 'none') return 0.5 * x * (1 + erfAbramowitzStegun(x * Math.SQRT1_2));
+  return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)));
+}
+
+/** The ops of fusedActivationOps: the GELU forms the fuse-gelu pass recognises. */
+export const FUSED_ACTIVATION_OPS: readonly string[] = ['Gelu', ...Object.keys(FUSED_ACTIVATIONS)];
+
+/**
+ * Whether `node` is an activation the fuse-activations pass may fold into its producer: the
+ * ONNX activations, ONNX Gelu (opset 20) and the fused GELU forms.
+ */
+export function isFusableActivation(node: Node, opset: number): boolean {
+  if (node.domain === FUSED_DOMAIN) return FUSED_ACTIVATION_OPS.includes(node.opType);
+  if (node.domain !== '') return false;
+  return ACTIVATION_OPS.includes(node.opType) || (node.opType === 'Gelu' && opset >= 20);
+}
 
 export const ACTIVATION_OPS: readonly string[] = Object.keys(ACTIVATIONS);
 
@@ -75,7 +144,8 @@ function resolveAttrs(opType: string, attrs: Attrs): ActivationAttrs {
 /** WGSL expression applying `act` to f32 expression `x`; identity when act is undefined. */
 export function applyActivation(x: string, act: FusedActivation | undefined): string {
   if (!act) return x;
-  const impl = ACTIVATIONS[act.opType];
+  if (act.opType === 'Gelu') return geluWgsl(x, act.attrs);
+  const impl = ACTIVATIONS[act.opType] ?? FUSED_ACTIVATIONS[act.opType];
   if (!impl) fail('FM_UNSUPPORTED_OP', `activation ${quoteName(act.opType)} cannot be fused`);
   return impl.wgsl(x, resolveAttrs(act.opType, act.attrs));
 }
@@ -94,6 +164,42 @@ export function clipBoundsAsAttrs(node: Node, consts: readonly (ConstTensor | un
   }
   return attrs;
 }
+
+/** Host value of a fused activation (constant folding, tests). */
+export function activationHost(x: number, act: FusedActivation): number {
+  if (act.opType === 'Gelu') return geluHost(x, act.attrs);
+  const impl = ACTIVATIONS[act.opType] ?? FUSED_ACTIVATIONS[act.opType];
+  if (!impl) fail('FM_UNSUPPORTED_OP', `activation ${quoteName(act.opType)} has no host implementation`);
+  return impl.js(x, resolveAttrs(act.opType, act.attrs));
+}
+
+/** Gelu and QuickGelu of FUSED_DOMAIN: one elementwise kernel (or none, once fused into a MatMul). */
+export const fusedActivationOps: OpDef = {
+  opTypes: FUSED_ACTIVATION_OPS,
+  costClass: 'elementwise',
+  inferTypes(ctx) {
+    const x = ctx.inputs[0];
+    if (!x || x.dtype !== 'float32') fail('FM_DTYPE', `node ${quoteName(ctx.node.name)} (${ctx.node.opType}): takes one float32 input`);
+    if (ctx.node.opType === 'Gelu') geluApproximation(ctx.node.attrs);
+    return [{ ...x, shape: [...x.shape] }];
+  },
+  fold(ctx, inputs) {
+    const x = inputs[0]!;
+    const act: FusedActivation = { opType: ctx.node.opType, attrs: ctx.node.attrs };
+    return [{ ...x, shape: [...x.shape], data: x.data.map((v) => activationHost(v, act)) }];
+  },
+  lower(ctx) {
+    const act: FusedActivation = { opType: ctx.node.opType, attrs: ctx.node.attrs };
+    const x = ctx.inputs[0]!;
+    const y = ctx.outputs[0]!;
+    const grid = grid1D(y.type.shape.reduce((p, d) => p * d, 1));
+    const wgsl = `${storageDecls([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32' }])}\n\n${computeEntry(
+      grid.workgroupSize,
+      `${grid.prologue}\n  y[i] = ${applyActivation('x[i]', act)};`,
+    )}\n`;
+    ctx.kernel({ label: ctx.node.opType === 'Gelu' ? 'gelu' : 'quick_gelu', wgsl, bindings: [x, y], workgroups: grid.workgroups });
+  },
+};
 
 export const activationOps: OpDef = {
   opTypes: ACTIVATION_OPS,

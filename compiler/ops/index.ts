@@ -14,7 +14,13 @@ import { shapeOps } from './shape.js';
 import { movementOps } from './movement.js';
 import { reduceOps } from './reduce.js';
 import { resizeOps } from './resize.js';
+import { fusedActivationOps } from './activation.js';
+import { layerNormOp, transformerFusedOps } from './transformer.js';
+import { triluOp } from './trilu.js';
+import { FUSED_DOMAIN } from './domains.js';
 import type { OpDef } from './op.js';
+
+export { FUSED_DOMAIN };
 
 const FAMILIES: readonly OpDef[] = [
   activationOps,
@@ -27,9 +33,15 @@ const FAMILIES: readonly OpDef[] = [
   ...movementOps,
   ...reduceOps,
   ...resizeOps,
+  layerNormOp,
+  triluOp,
 ];
 
+/** Ops of FUSED_DOMAIN: what the fusion passes in compiler/passes emit. */
+const FUSED: readonly OpDef[] = [fusedActivationOps, ...transformerFusedOps];
+
 const REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FAMILIES);
+const FUSED_REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FUSED);
 
 function buildRegistry(defs: readonly OpDef[]): Map<string, OpDef> {
   const map = new Map<string, OpDef>();
@@ -50,10 +62,10 @@ export function findOp(opType: string): OpDef | undefined {
   return REGISTRY.get(opType);
 }
 
-/** The OpDef for a node of the default ONNX domain, or FM_UNSUPPORTED_OP naming node, op and opset. */
+/** The OpDef for a node of the default ONNX domain (or FUSED_DOMAIN), or FM_UNSUPPORTED_OP naming node, op and opset. */
 export function opFor(node: Node, opset: number): OpDef {
   const isOnnxDomain = node.domain === '' || node.domain === 'ai.onnx';
-  const def = isOnnxDomain ? REGISTRY.get(node.opType) : undefined;
+  const def = isOnnxDomain ? REGISTRY.get(node.opType) : node.domain === FUSED_DOMAIN ? FUSED_REGISTRY.get(node.opType) : undefined;
   if (!def) {
     const domain = isOnnxDomain ? '' : ` in domain ${quoteName(node.domain)}`;
     fail(

@@ -27,7 +27,7 @@ export function eliminateDeadNodes(graph: Graph): Graph {
 }
 
 /** Ops whose outputs after the first are optional extras (masks, indices, training statistics). */
-const OPTIONAL_EXTRA_OUTPUTS = new Set(['Dropout', 'MaxPool', 'BatchNormalization']);
+const OPTIONAL_EXTRA_OUTPUTS = new Set(['Dropout', 'MaxPool', 'BatchNormalization', 'LayerNormalization']);
 
 /** Unused optional outputs become '' (omitted), so ops need not produce what nobody reads. */
 function dropUnusedOptionalOutputs(node: Node, liveValues: ReadonlySet<string>): Node {

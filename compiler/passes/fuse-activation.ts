@@ -5,10 +5,8 @@
  */
 import { consumers, producers } from '../ir/graph.js';
 import type { Graph, Node } from '../ir/types.js';
-import { ACTIVATION_OPS, clipBoundsAsAttrs } from '../ops/activation.js';
+import { clipBoundsAsAttrs, isFusableActivation } from '../ops/activation.js';
 import { opFor } from '../ops/index.js';
-
-const ACTIVATIONS = new Set(ACTIVATION_OPS);
 
 export function fuseActivations(graph: Graph): Graph {
   const values = new Map(graph.values);
@@ -18,7 +16,7 @@ export function fuseActivations(graph: Graph): Graph {
   const fused = new Map<Node, Node>();
 
   for (const act of graph.nodes) {
-    if (!ACTIVATIONS.has(act.opType)) continue;
+    if (!isFusableActivation(act, graph.opset)) continue;
     const source = act.inputs[0]!;
     const original = producedBy.get(source);
     if (!original) continue;

@@ -14,6 +14,9 @@ import { dumpGraph, dumpPlan, dumpProgram } from './dump.js';
 import { eliminateDeadNodes } from './eliminate-dead.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import { fuseActivations } from './fuse-activation.js';
+import { fuseAttention } from './fuse-attention.js';
+import { fuseGelu } from './fuse-gelu.js';
+import { fuseLayerNorm } from './fuse-layernorm.js';
 import { inferShapesAndFold } from './infer-shapes.js';
 import { dumpLayouts, selectWeightLayouts, type LayoutCosts, type LayoutDecisions, type WeightLayoutMode } from './select-weight-layout.js';
 
@@ -51,6 +54,9 @@ export const PIPELINE: readonly Pass[] = [
   graphPass('prune-unused', eliminateDeadNodes),
   graphPass('infer-shapes-and-fold-constants', inferShapesAndFold),
   graphPass('fold-batchnorm-into-conv', foldBatchNorm),
+  graphPass('fuse-layernorm', fuseLayerNorm),
+  graphPass('fuse-gelu', fuseGelu),
+  graphPass('fuse-attention', fuseAttention),
   graphPass('fuse-activations', fuseActivations),
   graphPass('eliminate-dead-nodes', eliminateDeadNodes),
   {
