@@ -12,6 +12,9 @@ import { FlashmemError } from './errors.js';
 import type { BundleContents } from './bundle/contents.js';
 import { writeBundle } from './bundle/write.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
+import type { DeviceProfile } from '../schemas/profile.js';
+import { defaultProfile } from './profile/load.js';
+import type { ProfileIdentity } from './profile/model.js';
 
 export interface CompileOptions {
   /** input name -> shape, fixing symbolic dims */
@@ -30,6 +33,8 @@ export interface CompileOptions {
   weightLayout?: WeightLayoutMode;
   /** texture/buffer latency ratios; overrides the profile's layoutCost */
   layoutCost?: LayoutCosts;
+  /** device profile for load capacities and upload bandwidth (stream strategy); the shipped default when absent */
+  profile?: DeviceProfile;
 }
 
 export interface CompileReport {
@@ -43,7 +48,7 @@ export interface CompileReport {
   totalMs: number;
   strategy: 'preload' | 'stream';
   /** stream strategy: what the load plan decided */
-  streaming?: StreamStats & { budgetBytes: number; solverStatus: string; solveMs: number; windows: number; preloadedWeights: number; predictedStallMs: number };
+  streaming?: StreamStats & { budgetBytes: number; solverStatus: string; solveMs: number; windows: number; preloadedWeights: number; predictedStallMs: number; profile: ProfileIdentity };
 }
 
 /** Import and the pass pipeline: what both strategies start from. */
@@ -80,7 +85,7 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
 export async function compileStreamingContents(modelPath: string, options: CompileOptions & { memoryBudget: number }): Promise<{ contents: BundleContents; report: CompileReport }> {
   const start = performance.now();
   const { limits, modelName, state, timings } = optimise(modelPath, options);
-  const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget });
+  const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget, profile: options.profile ?? defaultProfile() });
   const { contents, stats } = assembleStreamBundle({ modelName, graph: state.graph, program: state.program!, shardBytes: options.shardBytes }, stream, limits);
   const model = contents.schedule.models[0]!;
   const report: CompileReport = {
@@ -96,7 +101,7 @@ export async function compileStreamingContents(modelPath: string, options: Compi
     streaming: {
       ...stats, budgetBytes: options.memoryBudget, solverStatus: stream.loadPlan.stats.status, solveMs: stream.loadPlan.stats.solveMs,
       windows: stream.loadPlan.stats.windows, preloadedWeights: stream.loadPlan.weights.filter((w) => w.preload).length,
-      predictedStallMs: stream.loadPlan.predictedStallMs,
+      predictedStallMs: stream.loadPlan.predictedStallMs, profile: stream.profile,
     },
   };
   return { contents, report };

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   FM_WEBGPU: 'no WebGPU adapter/device, or the device lacks a required limit or feature',
   FM_INPUT: 'run() inputs are missing, of the wrong dtype, or of the wrong size',
   FM_IO: 'reading or writing a file failed',
+  FM_PROFILE: 'a device profile (--profile) is not JSON or does not match the device profile schema',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { manifestSchema } from './manifest.js';
 import { scheduleSchema } from './schedule.js';
+import { deviceProfileSchema } from './profile.js';
 
 export function jsonSchemas(): Record<string, unknown> {
   return {
@@ -16,11 +17,16 @@ export function jsonSchemas(): Record<string, unknown> {
   };
 }
 
+/** Schemas of the other files flashmemc reads (device profiles): exported, not embedded in runtimes. */
+export function toolJsonSchemas(): Record<string, unknown> {
+  return { profile: z.toJSONSchema(deviceProfileSchema, { target: 'draft-2020-12' }) };
+}
+
 export function jsonSchemaText(name: string): string {
-  return `${JSON.stringify(jsonSchemas()[name], null, 2)}\n`;
+  return `${JSON.stringify({ ...jsonSchemas(), ...toolJsonSchemas() }[name], null, 2)}\n`;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const dir = process.argv[2] ?? 'schemas';
-  for (const name of Object.keys(jsonSchemas())) writeFileSync(`${dir}/${name}.schema.json`, jsonSchemaText(name));
+  for (const name of Object.keys({ ...jsonSchemas(), ...toolJsonSchemas() })) writeFileSync(`${dir}/${name}.schema.json`, jsonSchemaText(name));
 }

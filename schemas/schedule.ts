@@ -81,6 +81,8 @@ export const loadPlanSummary = z.object({
   directBytes: uint,
   carrierKernels: uint,
   ringBytes: uint,
+  /** the device profile whose capacities and bandwidth the plan used (absent in bundles of older compilers) */
+  profile: z.object({ name: z.string(), device: z.string() }).strict().optional(),
 }).strict();
 
 export const modelSchedule = z.object({

@@ -77,6 +77,7 @@ export function assembleStreamBundle(
       directBytes: built.stats.directBytes,
       carrierKernels: built.stats.carrierKernels,
       ringBytes: stream.ringBytes,
+      profile: stream.profile,
     },
     buffers,
     ...texturesField(program, memory),

@@ -4,10 +4,10 @@
  * declaration through the AST, and it is emitted as one ES2022 module with its declaration file.
  * Nothing is written to disk: the template's edits and the emitted files stay in memory.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Project, ts, type SourceFile } from 'ts-morph';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type { Project, SourceFile } from 'ts-morph';
+import { packageRoot } from '../package-root.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import { jsonSchemas } from '../../schemas/export.js';
 
@@ -31,19 +31,20 @@ export function generateRuntime(): GeneratedRuntime {
   return cached;
 }
 
-/** The folder holding flashmemc's package.json, from the source tree or from dist/. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, TEMPLATE_DIR))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`flashmemc's package root (with ${TEMPLATE_DIR}/) was not found above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-  return dir;
+export { packageRoot };
+
+/**
+ * ts-morph (and the TypeScript compiler it loads) only when a runtime is generated: commands that
+ * never generate one (profile, run, verify) then run without them. ts-morph is CommonJS, so a
+ * synchronous require keeps generateRuntime synchronous.
+ */
+function tsMorph(): typeof import('ts-morph') {
+  return createRequire(import.meta.url)('ts-morph') as typeof import('ts-morph');
 }
 
 /** Generates from a given template folder (tests use broken copies); uncached. */
 export function generateRuntimeFrom(templateDir: string): GeneratedRuntime {
+  const { Project, ts } = tsMorph();
   const project = new Project({
     tsConfigFilePath: join(templateDir, 'tsconfig.json'),
     // runtime.js is an ES2022 module for Node 20 and current browsers, whatever the editor settings say

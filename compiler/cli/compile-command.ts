@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { DEFAULT_LIMITS, LIMIT_PRESETS, type TargetLimits } from '../ops/op.js';
 import { FlashmemError } from '../errors.js';
 import { compileModel } from '../compile.js';
+import { DEFAULT_PROFILE, resolveProfile } from '../profile/load.js';
 
 /** `--input-shape name=1x3x224x224` (repeatable) -> { name: [1, 3, 224, 224] } */
 export function parseInputShapes(specs: readonly string[]): Record<string, number[]> {
@@ -31,6 +32,7 @@ export function compileCommand(cli: Argv): void {
       .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
       .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
       .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
+      .option('profile', { type: 'string', describe: `device profile for the stream strategy's load capacities: a shipped name or a file from flashmemc profile (default: ${DEFAULT_PROFILE})` })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
@@ -41,6 +43,7 @@ export function compileCommand(cli: Argv): void {
         memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
         dumpDir: args['dump-ir'],
         weightLayout: args['weight-layout'],
+        profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
       });
       if (args.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -55,7 +58,7 @@ export function compileCommand(cli: Argv): void {
           process.stdout.write(
             `streaming under ${mib(s.budgetBytes)}: ${s.streamedWeights} weights (${mib(s.streamedBytes)}) streamed, ${s.preloadedWeights} preloaded; ` +
             `${mib(s.carriedBytes)} carried by ${s.carrierKernels} kernels, ${mib(s.copiedBytes)} copied from the ring, ${mib(s.directBytes)} uploaded directly; ` +
-            `load plan ${s.solverStatus} in ${s.solveMs.toFixed(0)} ms (${s.windows} windows)\n`,
+            `load plan ${s.solverStatus} in ${s.solveMs.toFixed(0)} ms (${s.windows} windows), device profile ${s.profile.name}\n`,
           );
         }
       }

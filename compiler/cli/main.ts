@@ -11,6 +11,7 @@ import { compileCommand } from './compile-command.js';
 import { runCommand } from './run-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { verifyCommand } from './verify-command.js';
+import { profileCommand } from './profile-command.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
@@ -23,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('flashmemc')
     .version(version())
     .strict()
-    .demandCommand(1, 'name a command: compile, run, inspect or verify')
+    .demandCommand(1, 'name a command: compile, run, inspect, verify or profile')
     .epilogue(`Error codes:\n${Object.entries(ERROR_CODES).map(([c, d]) => `  ${c}  ${d}`).join('\n')}`)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   runCommand(cli);
   inspectCommand(cli);
   verifyCommand(cli);
+  profileCommand(cli);
   try {
     await cli.parseAsync();
   } catch (e) {

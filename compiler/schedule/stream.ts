@@ -3,15 +3,17 @@
  * only from the kernel that starts loading them to their last use, so GPU memory stays within the
  * budget. Each run uploads their bytes from the shards into a small staging ring, and the kernels
  * the plan chose as carriers copy them from the ring into place inside their own dispatch
- * (compiler/codegen/carrier.ts). Bytes a kernel cannot carry (beyond its binding budget or
- * capacity class) are staged in the ring too and moved by a copy command recorded before it, so a
+ * (compiler/codegen/carrier.ts). Bytes a kernel cannot carry (beyond its binding budget or the
+ * load capacity the device profile gives it) are staged in the ring too and moved by a copy command recorded before it, so a
  * segment stays one submission; only bytes needed before the first kernel, or pieces larger than
  * the ring, are written straight into their slot.
  */
 import { fail } from '../errors.js';
 import { rewriteAsCarrier, type CarriedCopy } from '../codegen/carrier.js';
 import { readbackBytes, type KernelProgram, type ProgramKernel } from '../codegen/program.js';
-import type { CostClass, TargetLimits } from '../ops/op.js';
+import type { TargetLimits } from '../ops/op.js';
+import type { DeviceProfile } from '../../schemas/profile.js';
+import { kernelCapacityBytes, profileIdentity, type ProfileIdentity } from '../profile/model.js';
 import type { Region, Step } from '../../schemas/schedule.js';
 import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
 import { alignUp, liveArenaBytes, planMemory, type MemoryPlan } from './memory-plan.js';
@@ -22,24 +24,21 @@ export interface StreamOptions {
   budgetBytes: number;
   chunkBytes?: number;
   maxDistance?: number;
-  /** host->GPU bandwidth used to price stalls; 1 GB/s by default */
-  uploadBytesPerMs?: number;
+  /**
+   * The device profile: each kernel's load capacity (its class's latency threshold times its
+   * predicted latency, over the measured carry cost per byte) and the upload bandwidth that
+   * prices stalls.
+   */
+  profile: DeviceProfile;
 }
-
-/**
- * Extra bytes a kernel can move alongside its own traffic without slowing down beyond the
- * threshold, as a ratio of that traffic: FlashMem's measured classes (elementwise ~+300%,
- * reusable Conv/MatMul ~+20%, hierarchical LayerNorm/Softmax 0%).
- */
-export const CAPACITY_RATIO: Record<CostClass, number> = {
-  elementwise: 3, 'data-movement': 3, reusable: 0.2, hierarchical: 0, view: 0,
-};
 
 export interface StreamPlan {
   memory: MemoryPlan;
   loadPlan: LoadPlan;
   ringBytes: number;
   budgetBytes: number;
+  /** the device profile the plan was made for */
+  profile: ProfileIdentity;
 }
 
 const RETRIES = 3;
@@ -53,7 +52,7 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
   const resident = planMemory(program, limits);
   const chunkBytes = options.chunkBytes ?? defaultChunkBytes(resident.weightBytes);
   const ringBytes = Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / RING_FRACTION))));
-  const steps = loadSteps(program, resident);
+  const steps = loadSteps(program, resident, options.profile);
   const weights: LoadWeight[] = resident.weights.map((id) => {
     const span = resident.lifetimes.get(id)!;
     return { id, bytes: alignUp(program.tensors.get(id)!.bytes), firstUse: span.first, lastUse: span.last };
@@ -66,12 +65,12 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
   for (let attempt = 0; ; attempt++) {
     const loadPlan = await solveLoadPlan({
       steps, weights, budgetBytes: budget, overheadBytes, chunkBytes,
-      maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.uploadBytesPerMs ?? 1e6, forcePreload,
+      maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
     });
     const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
     const memory = planMemory(program, limits, streamed);
     const peak = memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes;
-    if (peak <= options.budgetBytes) return { memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes };
+    if (peak <= options.budgetBytes) return { memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
     // the load plan counts live bytes; the arena also pays for fragmentation: plan against less
     if (attempt === RETRIES) {
       fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
@@ -89,11 +88,11 @@ function defaultChunkBytes(weightBytes: number): number {
   return chunk;
 }
 
-function loadSteps(program: KernelProgram, resident: MemoryPlan): LoadStep[] {
+function loadSteps(program: KernelProgram, resident: MemoryPlan, profile: DeviceProfile): LoadStep[] {
   // with every weight resident, the lifetime arena holds exactly the activations
   const live = liveArenaBytes(resident, program.kernels.length);
   return program.kernels.map((k, i) => ({
-    capacityBytes: CAPACITY_RATIO[k.costClass] * k.bindings.reduce((s, id) => s + program.tensors.get(id)!.bytes, 0),
+    capacityBytes: kernelCapacityBytes(profile, program, k),
     activationBytes: live[i]!,
   }));
 }
