@@ -52,13 +52,13 @@ export interface CompileReport {
 }
 
 /** Import and the pass pipeline: what both strategies start from. */
-function optimise(modelPath: string, options: CompileOptions) {
+export function optimise(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
   const { state, timings } = runPipeline(graph, {
     limits, dumpDir: options.dumpDir, weightLayout: options.weightLayout, strategy: options.strategy,
-    layoutCost: options.layoutCost,
+    layoutCost: options.layoutCost ?? options.profile?.layoutCost,
   });
   return { limits, modelName, state, timings };
 }
@@ -116,7 +116,7 @@ export async function compileModel(modelPath: string, outDir: string, options: C
   return { ...report, totalMs: performance.now() - start };
 }
 
-function requireBudget(budget: number | undefined): number {
+export function requireBudget(budget: number | undefined): number {
   if (budget === undefined || !Number.isFinite(budget) || budget <= 0) {
     throw new FlashmemError('FM_BAD_ARGUMENT', 'the stream strategy needs a positive --memory-budget (e.g. 64MiB)');
   }

@@ -70,6 +70,15 @@ export interface LoadOptions {
    * `dirOrUrl` then only names the bundle in messages.
    */
   readFile?: ReadFileHook;
+  /**
+   * Where a streamed model's weights come from on each run. 'memory' (default): read from the
+   * bundle once, at load, and kept in host memory (fastest runs). 'storage': read again by byte
+   * range on every run, in schedule order with bounded read-ahead, so host memory holds only the
+   * read-ahead window (file ranges in Node, HTTP Range requests in browsers).
+   */
+  streamedWeights?: 'memory' | 'storage';
+  /** Bytes of weight blocks read ahead of the schedule, at load and in 'storage' runs (default 64 MiB). */
+  readAheadBytes?: number;
 }
 
 export interface VerifyOptions {
@@ -106,6 +115,63 @@ export interface SessionStats {
   /** weight uploads (schedule `upload` steps), at load and in runs */
   uploads: number;
   uploadedBytes: number;
+  /** what the schedule plans to allocate: the sum of its models' planned peak GPU bytes (compare with peakGpuBytes) */
+  plannedPeakGpuBytes: number;
+  /** the steps of the last completed run, in order, timed from its start */
+  timeline: TimelineEvent[];
+  /** the weight reads and uploads of loadBundle, timed from its start */
+  loadTimeline: TimelineEvent[];
+  /** the last runs (up to 1000), oldest first: which model, which plan served it, time and bytes */
+  calls: CallStats[];
+  /** totals per model */
+  models: Record<string, ModelCallStats>;
+}
+
+/** Which plan served a run: the bundle's only plan, a model's entry plan, or the declared sequence's next call. */
+export type PlanUse = 'single' | 'entry' | 'sequence';
+
+/** One run() of the session (SessionStats.calls). */
+export interface CallStats {
+  model: string;
+  plan: PlanUse;
+  /** plan 'sequence': which call of the declared sequence */
+  sequenceCall?: number;
+  /** shared memory: whether the model's (or sequence's) resident weights were uploaded again first */
+  reloaded: boolean;
+  /** from leaving the queue to the outputs, ms */
+  ms: number;
+  /** waiting behind earlier runs, ms */
+  queuedMs: number;
+  /** weight bytes uploaded for this call (streamed, and reloaded resident ones) */
+  uploadedBytes: number;
+}
+
+export interface ModelCallStats {
+  runs: number;
+  totalMs: number;
+  uploadedBytes: number;
+  reloads: number;
+  plans: Record<PlanUse, number>;
+}
+
+/**
+ * One entry of a run's (or the load's) timeline. Times are host milliseconds from the start of the
+ * run; a schedule step's entry spans recording it (GPU work runs later, see 'gpu' entries).
+ */
+export interface TimelineEvent {
+  /**
+   * a schedule step ('upload': a weight piece written to the GPU; 'copy': a staged piece moved into
+   * place), 'read' (waiting for weight bytes from storage), or 'gpu' (a submission, from submit
+   * until the GPU reported it done)
+   */
+  kind: 'writeInput' | 'upload' | 'copy' | 'dispatch' | 'readOutput' | 'read' | 'gpu';
+  /** index of the step in the model's run (or init) steps; -1 for 'gpu' */
+  step: number;
+  /** kernel label, or the weight's name */
+  label?: string;
+  bytes?: number;
+  startMs: number;
+  endMs: number;
 }
 
 export interface FlashmemSession {
@@ -172,7 +238,7 @@ const MANIFEST_PATH = 'manifest.json';
 const MAX_MANIFEST_BYTES = 16 << 20;
 
 type FileKind = 'schedule' | 'shader' | 'weights' | 'runtime' | 'types';
-interface FileEntry { path: string; kind: FileKind; size: number; sha256: string }
+interface FileEntry { path: string; kind: FileKind; size: number; sha256: string; blocks?: { size: number; sha256: string[] } }
 
 interface Manifest {
   format: string;
@@ -215,11 +281,22 @@ interface ModelSchedule {
   plannedPeakBytes: number;
 }
 
+interface SequenceSchedule {
+  models: string[];
+  buffers: { role: 'weights' | 'activations' | 'staging'; size: number }[];
+  init: Step[];
+  calls: { model: string; run: Step[] }[];
+  plannedPeakBytes: number;
+}
+
 interface Schedule {
   formatVersion: number;
   shaders: string[];
   shards: { path: string; size: number }[];
   models: ModelSchedule[];
+  memory?: 'separate' | 'shared';
+  sequence?: SequenceSchedule;
+  plannedPeakBytes?: number;
 }
 
 // =================================================================================================
@@ -427,6 +504,8 @@ interface BundleReader {
   readonly location: string;
   /** Reads at most maxBytes bytes of a file of the bundle; a shorter result means the file is shorter. */
   read(path: string, maxBytes: number): Promise<Uint8Array<ArrayBuffer>>;
+  /** Reads `length` bytes from `offset` (fewer only when the file is shorter): a file range in Node, an HTTP Range request in browsers. */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 type NodeFs = typeof import('node:fs/promises');
@@ -451,32 +530,34 @@ async function openBundleReader(dirOrUrl: string | URL, readFile?: ReadFileHook)
 async function nodeFileReader(root: string): Promise<BundleReader> {
   const fs = await importNodeModule<NodeFs>('node:fs/promises');
   const path = await importNodeModule<NodePath>('node:path');
+  const readAt = async (relative: string, offset: number, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> => {
+    const file = path.join(root, relative);
+    let handle: Awaited<ReturnType<NodeFs['open']>>;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (error) {
+      throw fileReadError(relative, file, error);
+    }
+    try {
+      const { size } = await handle.stat();
+      const bytes = new Uint8Array(Math.max(0, Math.min(size - offset, maxBytes)));
+      let filled = 0;
+      while (filled < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return filled === bytes.length ? bytes : bytes.slice(0, filled);
+    } catch (error) {
+      throw fileReadError(relative, file, error);
+    } finally {
+      await handle.close();
+    }
+  };
   return {
     location: root,
-    async read(relative, maxBytes) {
-      const file = path.join(root, relative);
-      let handle: Awaited<ReturnType<NodeFs['open']>>;
-      try {
-        handle = await fs.open(file, 'r');
-      } catch (error) {
-        throw fileReadError(relative, file, error);
-      }
-      try {
-        const { size } = await handle.stat();
-        const bytes = new Uint8Array(Math.min(size, maxBytes));
-        let filled = 0;
-        while (filled < bytes.length) {
-          const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, filled);
-          if (bytesRead === 0) break;
-          filled += bytesRead;
-        }
-        return filled === bytes.length ? bytes : bytes.slice(0, filled);
-      } catch (error) {
-        throw fileReadError(relative, file, error);
-      } finally {
-        await handle.close();
-      }
-    },
+    read: (relative, maxBytes) => readAt(relative, 0, maxBytes),
+    readRange: readAt,
   };
 }
 
@@ -489,40 +570,53 @@ function fileReadError(relative: string, file: string, error: unknown): Flashmem
 
 /** Reads through LoadOptions.readFile; results are copied, so the caller cannot change bytes after they were verified. */
 function hookReader(location: string, readFile: ReadFileHook): BundleReader {
-  return {
-    location,
-    async read(relative, maxBytes) {
-      let result: unknown;
-      try {
-        result = await readFile(relative, { offset: 0, length: maxBytes });
-      } catch (error) {
-        throw error instanceof FlashmemRuntimeError ? error : fileReadError(relative, `${location}, through options.readFile`, error);
-      }
-      if (!(result instanceof Uint8Array)) {
-        fail('FM_IO', `reading bundle file ${relative} through options.readFile gave ${describeValue(result)}, not a Uint8Array`);
-      }
-      return new Uint8Array(result.subarray(0, Math.min(result.length, maxBytes)));
-    },
+  const readAt = async (relative: string, offset: number, length: number): Promise<Uint8Array<ArrayBuffer>> => {
+    let result: unknown;
+    try {
+      result = await readFile(relative, { offset, length });
+    } catch (error) {
+      throw error instanceof FlashmemRuntimeError ? error : fileReadError(relative, `${location}, through options.readFile`, error);
+    }
+    if (!(result instanceof Uint8Array)) {
+      fail('FM_IO', `reading bundle file ${relative} through options.readFile gave ${describeValue(result)}, not a Uint8Array`);
+    }
+    return new Uint8Array(result.subarray(0, Math.min(result.length, length)));
   };
+  return { location, read: (relative, maxBytes) => readAt(relative, 0, maxBytes), readRange: readAt };
 }
 
 function fetchReader(location: URL): BundleReader {
   // relative file paths resolve against the bundle folder only when the URL ends with '/'
   const base = location.href.endsWith('/') ? location : new URL(`${location.href}/`);
+  const get = async (relative: string, range?: ByteRange): Promise<{ response: Response; url: URL }> => {
+    const url = new URL(relative, base);
+    let response: Response;
+    try {
+      // a Range request; a server that ignores it answers 200 with the whole file, which still works
+      response = await fetch(url, range ? { headers: { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } } : undefined);
+    } catch (error) {
+      fail('FM_IO', `fetching bundle file ${relative} (${url.href}) failed: ${errorMessage(error)}`, error);
+    }
+    if (response.status === 404) fail('FM_BUNDLE_INVALID', `bundle file ${relative} is missing (404 at ${url.href})`);
+    return { response, url };
+  };
   return {
     location: base.href,
     async read(relative, maxBytes) {
-      const url = new URL(relative, base);
-      let response: Response;
-      try {
-        response = await fetch(url);
-      } catch (error) {
-        fail('FM_IO', `fetching bundle file ${relative} (${url.href}) failed: ${errorMessage(error)}`, error);
-      }
-      if (response.status === 404) fail('FM_BUNDLE_INVALID', `bundle file ${relative} is missing (404 at ${url.href})`);
+      const { response, url } = await get(relative);
       if (!response.ok) fail('FM_IO', `fetching bundle file ${relative} (${url.href}) failed: HTTP ${response.status}`);
       const bytes = new Uint8Array(await response.arrayBuffer());
       return bytes.length > maxBytes ? bytes.slice(0, maxBytes) : bytes;
+    },
+    async readRange(relative, offset, length) {
+      if (length === 0) return new Uint8Array(0);
+      const { response, url } = await get(relative, { offset, length });
+      // 416: the range starts at or past the end of the file
+      if (response.status === 416) return new Uint8Array(0);
+      if (!response.ok) fail('FM_IO', `fetching bytes ${offset}+${length} of bundle file ${relative} (${url.href}) failed: HTTP ${response.status}`);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const start = response.status === 206 ? 0 : offset;
+      return bytes.slice(start, start + length);
     },
   };
 }
@@ -536,7 +630,26 @@ async function readVerifiedFile(reader: BundleReader, entry: FileEntry): Promise
   }
   const actual = await sha256Hex(bytes);
   if (actual !== entry.sha256) fail('FM_BUNDLE_HASH', `${entry.path} has sha256 ${actual}, the manifest says ${entry.sha256} (tampered or corrupt)`);
+  if (entry.blocks) {
+    // the whole file is authentic; its block hashes must be too, or range reads would trust forged ones
+    for (let block = 0; block < entry.blocks.sha256.length; block++) {
+      await checkBlock(entry, block, bytes.subarray(block * entry.blocks.size, (block + 1) * entry.blocks.size));
+    }
+  }
   return bytes;
+}
+
+/** Checks one block of a weight shard against the manifest's block hashes. */
+async function checkBlock(entry: FileEntry, block: number, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+  const blocks = entry.blocks!;
+  const expectedLength = Math.min(blocks.size, entry.size - block * blocks.size);
+  if (bytes.length !== expectedLength) {
+    fail('FM_BUNDLE_HASH', `${entry.path} block ${block} has ${bytes.length < expectedLength ? 'only' : 'more than'} ${bytes.length} bytes, the manifest implies ${expectedLength} (truncated or replaced)`);
+  }
+  const actual = await sha256Hex(bytes);
+  if (actual !== blocks.sha256[block]) {
+    fail('FM_BUNDLE_HASH', `${entry.path} block ${block} (bytes ${block * blocks.size}+${bytes.length}) has sha256 ${actual}, the manifest says ${blocks.sha256[block]} (tampered or corrupt)`);
+  }
 }
 
 function parseJsonFile(bytes: Uint8Array, file: string): unknown {
@@ -628,6 +741,11 @@ function shardFile(shard: { path: string; size: number }, index: number, files: 
   const entry = listedFile(files, shard.path, 'weights', `schedule.json shards[${index}]`);
   if (entry.size !== shard.size) {
     fail('FM_BUNDLE_INVALID', `schedule.json shards[${index}] (${shard.path}) has size ${shard.size}, ${MANIFEST_PATH} says ${entry.size}`);
+  }
+  const blocks = entry.blocks;
+  if (!blocks) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists no block hashes for ${shard.path}: recompile the model with this flashmemc`);
+  if (blocks.sha256.length !== Math.ceil(entry.size / blocks.size)) {
+    fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists ${blocks.sha256.length} block hashes for ${shard.path}, its ${entry.size} bytes make ${Math.ceil(entry.size / blocks.size)} blocks of ${blocks.size}`);
   }
   return entry;
 }
@@ -733,6 +851,34 @@ function checkScheduleBounds(bundle: VerifiedBundle, limits: BoundsLimits): void
     checkTextures(context);
     schedule.init.forEach((step, index) => checkStep(step, `init[${index}]`, context));
     schedule.run.forEach((step, index) => checkStep(step, `run[${index}]`, context));
+    checkOutputsReadOnce(context);
+  });
+  checkSharedMemory(bundle, limits);
+}
+
+/** Shared memory and the declared sequence: each call is checked as a run of its model over the sequence's buffers. */
+function checkSharedMemory(bundle: VerifiedBundle, limits: BoundsLimits): void {
+  const { schedule } = bundle;
+  if (schedule.memory !== 'shared') {
+    if (schedule.sequence) fail('FM_BUNDLE_INVALID', 'schedule.json declares a sequence without shared memory ("memory": "shared")');
+    return;
+  }
+  const textured = schedule.models.find((model) => (model.textures ?? []).length > 0);
+  if (textured) fail('FM_BUNDLE_INVALID', `schedule.json model ${quote(textured.model)} has weight textures, which shared memory does not support`);
+  const sequence = schedule.sequence;
+  if (!sequence) return;
+  if (sequence.calls.length !== sequence.models.length || sequence.calls.some((call, i) => call.model !== sequence.models[i])) {
+    fail('FM_BUNDLE_INVALID', 'schedule.json sequence: calls do not follow sequence.models');
+  }
+  const base = { shaderCount: schedule.shaders.length, shardSizes: schedule.shards.map((shard) => shard.size), limits };
+  sequence.calls.forEach((call, i) => {
+    const index = schedule.models.findIndex((model) => model.model === call.model);
+    if (index < 0) fail('FM_BUNDLE_INVALID', `schedule.json sequence call ${i} runs model ${quote(call.model)}, which the bundle does not have`);
+    const asModel: ModelSchedule = { model: call.model, strategy: 'stream', buffers: sequence.buffers, init: i === 0 ? sequence.init : [], run: call.run, plannedPeakBytes: sequence.plannedPeakBytes };
+    const context: BoundsContext = { ...base, info: bundle.modelInfos[index]!, schedule: asModel };
+    if (i === 0) checkBuffers(context);
+    asModel.init.forEach((step, index) => checkStep(step, `sequence init[${index}]`, context));
+    call.run.forEach((step, index) => checkStep(step, `sequence call ${i} run[${index}]`, context));
     checkOutputsReadOnce(context);
   });
 }
@@ -1150,7 +1296,7 @@ class CommandRecorder {
   private pass?: GPUComputePassEncoder;
   submissions = 0;
 
-  constructor(private readonly device: GPUDevice) {}
+  constructor(private readonly device: GPUDevice, private readonly timeline?: Timeline) {}
 
   dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, workgroups: readonly [number, number, number]): void {
     this.pass ??= this.openEncoder().beginComputePass();
@@ -1184,6 +1330,7 @@ class CommandRecorder {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = undefined;
     this.submissions++;
+    this.timeline?.submitted(this.device.queue);
   }
 
   private openEncoder(): GPUCommandEncoder {
@@ -1272,41 +1419,139 @@ async function compilerMessages(module: GPUShaderModule): Promise<string> {
 // Weight shards
 // =================================================================================================
 
+/** A byte range of weight shard `shard`. */
+interface ShardRange {
+  shard: number;
+  offset: number;
+  length: number;
+}
+
 /**
- * Reads each shard once, whole (crypto.subtle hashes whole buffers only), verifies it, and keeps
- * it only until its last use, so host memory holds few shards at a time.
+ * Reads weight shards by verified blocks (the manifest's per-block sha256): any byte range costs
+ * reading the blocks it touches, never the whole shard, so streamed weights can come from storage
+ * (a file range in Node, an HTTP Range request in browsers) while the model runs.
  */
-class ShardStore {
-  private readonly cache = new Map<number, Promise<Uint8Array<ArrayBuffer>>>();
-  private readonly unused: number[];
+class ShardBlocks {
+  constructor(private readonly reader: BundleReader, private readonly files: FileEntry[]) {}
 
-  private constructor(
-    private readonly reader: BundleReader,
-    private readonly files: FileEntry[],
-    private readonly usesLeft: number[],
-  ) {
-    this.unused = usesLeft.flatMap((uses, index) => (uses === 0 ? [index] : []));
+  blockBytes(shard: number): number {
+    return this.files[shard]!.blocks!.size;
   }
 
-  static forSchedule(reader: BundleReader, bundle: VerifiedBundle): ShardStore {
-    const uses = bundle.shardFiles.map(() => 0);
-    for (const model of bundle.schedule.models) {
-      for (const step of [...model.init, ...model.run]) if (step.op === 'upload') uses[step.shard]!++;
-    }
-    return new ShardStore(reader, bundle.shardFiles, uses);
+  /** the blocks of `range`, as [first, last] indices */
+  blocksOf(range: ShardRange): [number, number] {
+    const size = this.blockBytes(range.shard);
+    return [Math.floor(range.offset / size), Math.floor((range.offset + Math.max(range.length, 1) - 1) / size)];
   }
 
-  async use(index: number): Promise<Uint8Array<ArrayBuffer>> {
-    let shard = this.cache.get(index);
-    if (!shard) this.cache.set(index, (shard = readVerifiedFile(this.reader, this.files[index]!)));
-    if (--this.usesLeft[index]! === 0) this.cache.delete(index);
-    return shard;
+  async readBlock(shard: number, block: number): Promise<Uint8Array<ArrayBuffer>> {
+    const entry = this.files[shard]!;
+    const size = entry.blocks!.size;
+    const bytes = await this.reader.readRange(entry.path, block * size, Math.min(size, entry.size - block * size));
+    await checkBlock(entry, block, bytes);
+    return bytes;
   }
 
   /** A bundle is verified whole, including shards that no step uses. */
-  async verifyUnused(): Promise<void> {
-    for (const index of this.unused) await readVerifiedFile(this.reader, this.files[index]!);
+  async verifyUnused(used: ReadonlySet<number>): Promise<void> {
+    for (const [index, entry] of this.files.entries()) if (!used.has(index)) await readVerifiedFile(this.reader, entry);
   }
+}
+
+/**
+ * Yields the bytes of a fixed sequence of shard ranges in order, reading ahead: blocks for later
+ * ranges are requested while earlier ones are consumed, up to `windowBytes` held at once (and
+ * always the blocks of the range being consumed), so I/O overlaps upload and compute while host
+ * memory stays bounded. Each block is read once per stream, and released after its last range.
+ */
+class RangeStream {
+  private readonly blocks = new Map<string, { bytes: Promise<Uint8Array<ArrayBuffer>>; size: number; usesLeft: number; ready: boolean }>();
+  private readonly uses = new Map<string, number>();
+  private consumed = 0;
+  private requested = 0;
+  private heldBytes = 0;
+  private failure?: unknown;
+
+  constructor(private readonly store: ShardBlocks, private readonly ranges: readonly ShardRange[], private readonly windowBytes: number) {
+    for (const range of ranges) for (const key of this.keysOf(range)) this.uses.set(key, (this.uses.get(key) ?? 0) + 1);
+    this.fill();
+  }
+
+  /** whether the next range's bytes are already in host memory (no wait) */
+  nextReady(): boolean {
+    const range = this.ranges[this.consumed];
+    return range !== undefined && this.keysOf(range).every((key) => this.blocks.get(key)?.ready === true);
+  }
+
+  /** The bytes of the next range, as a fresh array. */
+  async next(): Promise<Uint8Array<ArrayBuffer>> {
+    const range = this.ranges[this.consumed++];
+    if (!range) throw new Error('RangeStream: no more ranges');
+    this.fill();
+    const keys = this.keysOf(range);
+    const parts = await Promise.all(keys.map((key) => this.blocks.get(key)!.bytes));
+    const out = new Uint8Array(range.length);
+    const blockBytes = this.store.blockBytes(range.shard);
+    const [first] = this.store.blocksOf(range);
+    parts.forEach((part, i) => {
+      const blockStart = (first + i) * blockBytes;
+      const from = Math.max(range.offset, blockStart);
+      const to = Math.min(range.offset + range.length, blockStart + part.length);
+      if (to > from) out.set(part.subarray(from - blockStart, to - blockStart), from - range.offset);
+    });
+    for (const key of keys) this.release(key);
+    this.fill();
+    return out;
+  }
+
+  private keysOf(range: ShardRange): string[] {
+    const [first, last] = this.store.blocksOf(range);
+    const keys: string[] = [];
+    for (let block = first; block <= last; block++) keys.push(`${range.shard}:${block}`);
+    return keys;
+  }
+
+  private fill(): void {
+    while (this.requested < this.ranges.length && this.failure === undefined) {
+      const range = this.ranges[this.requested]!;
+      const keys = this.keysOf(range).filter((key) => !this.blocks.has(key));
+      const bytes = keys.length * this.store.blockBytes(range.shard);
+      // read ahead within the window; the range being consumed is always read
+      if (this.requested >= this.consumed && this.heldBytes > 0 && this.heldBytes + bytes > this.windowBytes) break;
+      for (const key of keys) this.request(key, range.shard);
+      this.requested++;
+    }
+  }
+
+  private request(key: string, shard: number): void {
+    const block = Number(key.slice(key.indexOf(':') + 1));
+    const entry = { bytes: this.store.readBlock(shard, block), size: this.store.blockBytes(shard), usesLeft: this.uses.get(key)!, ready: false };
+    entry.bytes.then(() => { entry.ready = true; }, (error: unknown) => { this.failure ??= error; });
+    this.blocks.set(key, entry);
+    this.heldBytes += entry.size;
+  }
+
+  private release(key: string): void {
+    const entry = this.blocks.get(key)!;
+    if (--entry.usesLeft > 0) return;
+    this.blocks.delete(key);
+    this.heldBytes -= entry.size;
+  }
+}
+
+/** default LoadOptions.readAheadBytes */
+const DEFAULT_READ_AHEAD_BYTES = 64 << 20;
+
+function uploadRange(step: UploadStep): ShardRange {
+  return { shard: step.shard, offset: step.shardOffset, length: step.dst.size };
+}
+
+function uploadRanges(steps: readonly Step[]): ShardRange[] {
+  return steps.flatMap((step) => (step.op === 'upload' ? [uploadRange(step)] : []));
+}
+
+function usedShards(schedule: Schedule): Set<number> {
+  return new Set(schedule.models.flatMap((model) => uploadRanges([...model.init, ...model.run]).map((range) => range.shard)));
 }
 
 // =================================================================================================
@@ -1315,20 +1560,95 @@ class ShardStore {
 
 type RunCommand =
   | { kind: 'writeInput'; input: number; buffer: GPUBuffer; offset: number }
-  | { kind: 'upload'; bytes: Uint8Array<ArrayBuffer>; buffer: GPUBuffer; offset: number }
-  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number] }
+  /** bytes: held in host memory; absent: read from storage (range) on every run */
+  | { kind: 'upload'; bytes?: Uint8Array<ArrayBuffer>; range: ShardRange; weight: string; buffer: GPUBuffer; offset: number }
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number]; label: string }
   | { kind: 'readOutput'; output: number; buffer: GPUBuffer; offset: number; size: number }
-  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number; weight: string };
+
+/** Collects timeline events of a run or of the load, and the GPU completion of each submission. */
+class Timeline {
+  readonly events: TimelineEvent[] = [];
+  private readonly gpuDone: Promise<void>[] = [];
+  private readonly origin: number;
+
+  constructor(origin = performance.now()) {
+    this.origin = origin;
+  }
+
+  now(): number {
+    return performance.now() - this.origin;
+  }
+
+  add(kind: TimelineEvent['kind'], step: number, startMs: number, extra: { label?: string; bytes?: number } = {}): void {
+    this.events.push({ kind, step, ...extra, startMs, endMs: this.now() });
+  }
+
+  /** Called right after a submission: its 'gpu' entry ends when the queue reports the work done. */
+  submitted(queue: GPUQueue): void {
+    const event: TimelineEvent = { kind: 'gpu', step: -1, startMs: this.now(), endMs: Number.NaN };
+    this.events.push(event);
+    this.gpuDone.push(queue.onSubmittedWorkDone().then(() => { event.endMs = this.now(); }, () => {}));
+  }
+
+  /** Waits until every submission's end is known. */
+  async settled(): Promise<void> {
+    await keepAlive(Promise.all(this.gpuDone));
+  }
+}
+
+/** Steps turned into GPU objects ready to replay: a model's run or init, or a sequence call. */
+interface CompiledSteps {
+  commands: RunCommand[];
+  /** the storage ranges of uploads without host bytes, in command order ('storage' mode) */
+  storageRanges: ShardRange[];
+  dispatches: number;
+  uploads: number;
+  uploadBytes: number;
+}
 
 interface LoadedModel {
   info: ModelInfo;
-  commands: RunCommand[];
+  run: CompiledSteps;
+  /** shared memory: the init steps, replayed whenever the model becomes the resident plan */
+  init?: CompiledSteps;
   readback?: GPUBuffer;
   /** byte offset of output i in the readback buffer */
   readbackOffsets: number[];
-  dispatchesPerRun: number;
-  uploadsPerRun: number;
-  uploadBytesPerRun: number;
+}
+
+/** A declared call sequence of a shared-memory bundle (schedule.sequence). */
+interface LoadedSequence {
+  models: string[];
+  init: CompiledSteps;
+  calls: CompiledSteps[];
+}
+
+interface PlanChoice {
+  steps: CompiledSteps;
+  plan: PlanUse;
+  sequenceCall?: number;
+  /** shared memory: the plan whose init state the run needs ('model:<name>' or 'sequence') */
+  resident?: string;
+  /** whether that init had to be replayed first */
+  reloaded: boolean;
+}
+
+/** calls kept in SessionStats.calls */
+const MAX_CALL_LOG = 1000;
+
+/** Shared memory: the key of each of a plan's buffers, its role and its ordinal within the role. */
+function sharedKeys(plan: { buffers: { role: string }[] }): string[] {
+  const ordinals = new Map<string, number>();
+  return plan.buffers.map((buffer) => {
+    const ordinal = ordinals.get(buffer.role) ?? 0;
+    ordinals.set(buffer.role, ordinal + 1);
+    return `${buffer.role}#${ordinal}`;
+  });
+}
+
+function sharedBuffersOf(plan: { buffers: { role: string }[] }, shared: Map<string, GPUBuffer>): GPUBuffer[] {
+  return sharedKeys(plan).map((key) => shared.get(key)!);
 }
 
 /** GPU objects of one model during load */
@@ -1344,6 +1664,8 @@ interface ModelResources {
 
 interface PreparedRun {
   model: LoadedModel;
+  /** when run() was called */
+  calledAt: number;
   /** inputs converted to GPU elements, in signature order */
   inputs: GpuElements[];
 }
@@ -1354,15 +1676,30 @@ class Session implements FlashmemSession {
   private readonly owned: boolean;
   private readonly memory: GpuMemory;
   private readonly loaded = new Map<string, LoadedModel>();
-  private readonly counters = { loadMs: 0, lastRunMs: 0, runs: 0, dispatches: 0, uploads: 0, uploadedBytes: 0 };
+  private readonly counters = { loadMs: 0, lastRunMs: 0, runs: 0, dispatches: 0, uploads: 0, uploadedBytes: 0, plannedPeakGpuBytes: 0 };
+  private readonly streamFromStorage: boolean;
+  private readonly readAheadBytes: number;
+  private shards?: ShardBlocks;
+  private lastTimeline: TimelineEvent[] = [];
+  private loadTimeline?: Timeline;
+  /** shared memory: the plan whose init state the shared buffers hold ('model:<name>' or 'sequence') */
+  private resident?: string;
+  private sharedMemory = false;
+  private sequence?: LoadedSequence;
+  /** the sequence call the next in-order run() would be */
+  private sequencePosition = 0;
+  private readonly callLog: CallStats[] = [];
+  private readonly perModel = new Map<string, ModelCallStats>();
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private lostInfo?: GPUDeviceLostInfo;
   /** rejects when the device is lost, to abort waits on work that will never finish */
   private readonly lost: Promise<never>;
 
-  private constructor(acquired: AcquiredDevice, models: readonly ModelInfo[]) {
+  private constructor(acquired: AcquiredDevice, models: readonly ModelInfo[], options: LoadOptions) {
     this.device = acquired.device;
+    this.streamFromStorage = options.streamedWeights === 'storage';
+    this.readAheadBytes = options.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
     this.owned = acquired.owned;
     this.models = models;
     this.memory = new GpuMemory(this.device);
@@ -1373,8 +1710,9 @@ class Session implements FlashmemSession {
     this.lost.catch(() => {});
   }
 
-  static async start(acquired: AcquiredDevice, bundle: VerifiedBundle, reader: BundleReader, startedAt: number): Promise<Session> {
-    const session = new Session(acquired, bundle.manifest.models);
+  static async start(acquired: AcquiredDevice, bundle: VerifiedBundle, reader: BundleReader, startedAt: number, options: LoadOptions): Promise<Session> {
+    const session = new Session(acquired, bundle.manifest.models, options);
+    session.loadTimeline = new Timeline(startedAt);
     try {
       await session.load(bundle, reader);
     } catch (error) {
@@ -1392,28 +1730,68 @@ class Session implements FlashmemSession {
     const layouts = new BindGroupLayouts(this.device);
     const shaders = bundle.schedule.shaders.map((path, i) => ({ path, source: bundle.shaderSources[i]! }));
     const pipelines = new Pipelines(this.device, shaders, layouts);
-    const resources = errors.capture(() => bundle.schedule.models.map((schedule, i) => {
-      this.requestPipelines(schedule, pipelines);
-      return this.createResources(bundle.modelInfos[i]!, schedule);
-    }));
+    this.sharedMemory = bundle.schedule.memory === 'shared';
+    const sequenceSchedule = bundle.schedule.sequence;
+    for (const schedule of bundle.schedule.models) this.requestPipelines([...schedule.init, ...schedule.run], pipelines);
+    if (sequenceSchedule) this.requestPipelines([...sequenceSchedule.init, ...sequenceSchedule.calls.flatMap((call) => call.run)], pipelines);
+    const shared = this.sharedMemory ? errors.capture(() => this.createSharedBuffers(bundle.schedule)) : undefined;
+    const resources = errors.capture(() => bundle.schedule.models.map((schedule, i) => this.createResources(bundle.modelInfos[i]!, schedule, shared)));
     // no weight is read or uploaded when the buffers could not be allocated
     await this.whileDeviceAlive(this.memory.checkAllocations());
-    const shards = ShardStore.forSchedule(reader, bundle);
-    for (const model of resources) await this.runInit(model, shards, pipelines, layouts, errors);
-    for (const model of resources) this.loaded.set(model.info.name, await this.compileRun(model, shards, pipelines, layouts, errors));
-    await shards.verifyUnused();
+    const shards = (this.shards = new ShardBlocks(reader, bundle.shardFiles));
+    const compile = (steps: Step[], model: ModelResources) => this.compileSteps(steps, model, shards, pipelines, layouts, errors);
+    if (!this.sharedMemory) for (const model of resources) await this.runInit(model, shards, pipelines, layouts, errors);
+    for (const model of resources) {
+      this.loaded.set(model.info.name, {
+        info: model.info, readback: model.readback, readbackOffsets: model.readbackOffsets,
+        run: await compile(model.schedule.run, model),
+        ...(this.sharedMemory ? { init: await compile(model.schedule.init, model) } : {}),
+      });
+    }
+    if (sequenceSchedule) {
+      const host = { ...resources[0]!, buffers: sharedBuffersOf(sequenceSchedule, shared!) };
+      const calls: CompiledSteps[] = [];
+      for (const call of sequenceSchedule.calls) calls.push(await compile(call.run, host));
+      this.sequence = { models: sequenceSchedule.models, init: await compile(sequenceSchedule.init, host), calls };
+    }
+    await shards.verifyUnused(usedShards(bundle.schedule));
+    this.counters.plannedPeakGpuBytes = bundle.schedule.plannedPeakBytes ?? bundle.schedule.models.reduce((sum, model) => sum + model.plannedPeakBytes, 0);
     await this.whileDeviceAlive(errors.check('loading the bundle onto the GPU'));
+    if (this.sharedMemory) await this.makeResident(this.sequence ? 'sequence' : `model:${resources[0]!.info.name}`);
   }
 
-  private requestPipelines(schedule: ModelSchedule, pipelines: Pipelines): void {
-    for (const step of [...schedule.init, ...schedule.run]) {
+  /** Shared memory: one GPU buffer per role and ordinal, as large as the largest plan's. */
+  private createSharedBuffers(schedule: Schedule): Map<string, GPUBuffer> {
+    const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
+    const sizes = new Map<string, number>();
+    for (const plan of [...schedule.models, ...(schedule.sequence ? [schedule.sequence] : [])]) {
+      sharedKeys(plan).forEach((key, i) => sizes.set(key, Math.max(sizes.get(key) ?? 0, plan.buffers[i]!.size)));
+    }
+    return new Map([...sizes].map(([key, size]) => [key, this.memory.createBuffer({ label: key, size, usage }, `shared ${key} buffer`)]));
+  }
+
+  /** Shared memory: replays the init steps of a plan (weights it keeps resident), unless its state is already there. */
+  private async makeResident(plan: string): Promise<boolean> {
+    if (this.resident === plan) return false;
+    const init = plan === 'sequence' ? this.sequence!.init : this.loaded.get(plan.slice('model:'.length))!.init!;
+    this.resident = undefined;
+    const errors = new GpuErrorCollector(this.device);
+    await this.replay(init, undefined, [], errors, this.loadTimeline ?? new Timeline());
+    await this.whileDeviceAlive(errors.check(`making ${plan} resident`));
+    this.countSteps(init);
+    this.resident = plan;
+    return true;
+  }
+
+  private requestPipelines(steps: Step[], pipelines: Pipelines): void {
+    for (const step of steps) {
       if (step.op === 'dispatch') void pipelines.request(step.shader, bindingKinds(step));
     }
   }
 
-  private createResources(info: ModelInfo, schedule: ModelSchedule): ModelResources {
+  private createResources(info: ModelInfo, schedule: ModelSchedule, shared: Map<string, GPUBuffer> | undefined): ModelResources {
     const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
-    const buffers = schedule.buffers.map((buffer, i) =>
+    const buffers = shared ? sharedBuffersOf(schedule, shared) : schedule.buffers.map((buffer, i) =>
       this.memory.createBuffer({ label: `${buffer.role}-${i}`, size: buffer.size, usage }, `${buffer.role} buffer ${i} of model ${quote(info.name)}`));
     const textures = (schedule.textures ?? []).map((texture, i) =>
       this.memory.createTexture(texture, `weights-texture-${i}`, `weight texture ${i} of model ${quote(info.name)}`));
@@ -1440,19 +1818,24 @@ class Session implements FlashmemSession {
   }
 
   /** Init steps run once, in order: weight uploads (preloaded weights) and any preparatory dispatches. */
-  private async runInit(model: ModelResources, shards: ShardStore, pipelines: Pipelines, layouts: BindGroupLayouts, errors: GpuErrorCollector): Promise<void> {
-    const recorder = new CommandRecorder(this.device);
-    for (const step of model.schedule.init) {
+  private async runInit(model: ModelResources, shards: ShardBlocks, pipelines: Pipelines, layouts: BindGroupLayouts, errors: GpuErrorCollector): Promise<void> {
+    const timeline = this.loadTimeline!;
+    const recorder = new CommandRecorder(this.device, timeline);
+    const stream = new RangeStream(shards, uploadRanges(model.schedule.init), this.readAheadBytes);
+    for (const [index, step] of model.schedule.init.entries()) {
       if (step.op === 'upload') {
-        const shard = await shards.use(step.shard);
+        const readStart = timeline.now();
+        const bytes = await stream.next();
+        timeline.add('read', index, readStart, { label: step.weight, bytes: bytes.length });
+        const uploadStart = timeline.now();
         const dst = step.dst;
-        const bytes = shard.subarray(step.shardOffset, step.shardOffset + dst.size);
         if (isTextureRegion(dst)) {
           const width = model.schedule.textures![dst.texture]!.width;
           errors.capture(() => recorder.writeTexture(model.textures[dst.texture]!, width, dst, bytes));
         } else {
           errors.capture(() => recorder.write(model.buffers[dst.buffer]!, dst.offset, bytes));
         }
+        timeline.add('upload', index, uploadStart, { label: step.weight, bytes: bytes.length });
         this.countUpload(step.dst.size);
       } else if (step.op === 'dispatch') {
         const pipeline = await pipelines.request(step.shader, bindingKinds(step));
@@ -1465,18 +1848,17 @@ class Session implements FlashmemSession {
     errors.capture(() => recorder.submit());
   }
 
-  /** Turns run steps into GPU objects ready to replay: pipelines, bind groups, streamed weight bytes. */
-  private async compileRun(model: ModelResources, shards: ShardStore, pipelines: Pipelines, layouts: BindGroupLayouts, errors: GpuErrorCollector): Promise<LoadedModel> {
-    const loaded: LoadedModel = {
-      info: model.info, commands: [], readback: model.readback, readbackOffsets: model.readbackOffsets,
-      dispatchesPerRun: 0, uploadsPerRun: 0, uploadBytesPerRun: 0,
-    };
-    for (const step of model.schedule.run) loaded.commands.push(await this.compileRunStep(step, model, loaded, shards, pipelines, layouts, errors));
-    return loaded;
+  /** Turns steps into GPU objects ready to replay: pipelines, bind groups, streamed weight bytes. */
+  private async compileSteps(steps: Step[], model: ModelResources, shards: ShardBlocks, pipelines: Pipelines, layouts: BindGroupLayouts, errors: GpuErrorCollector): Promise<CompiledSteps> {
+    const compiled: CompiledSteps = { commands: [], storageRanges: [], dispatches: 0, uploads: 0, uploadBytes: 0 };
+    // 'memory': streamed weight bytes are read once now (with read-ahead) and kept on the host
+    const stream = this.streamFromStorage ? undefined : new RangeStream(shards, uploadRanges(steps), this.readAheadBytes);
+    for (const step of steps) compiled.commands.push(await this.compileStep(step, model, compiled, stream, pipelines, layouts, errors));
+    return compiled;
   }
 
-  private async compileRunStep(
-    step: Step, model: ModelResources, loaded: LoadedModel, shards: ShardStore, pipelines: Pipelines, layouts: BindGroupLayouts, errors: GpuErrorCollector,
+  private async compileStep(
+    step: Step, model: ModelResources, loaded: CompiledSteps, stream: RangeStream | undefined, pipelines: Pipelines, layouts: BindGroupLayouts, errors: GpuErrorCollector,
   ): Promise<RunCommand> {
     switch (step.op) {
       case 'writeInput':
@@ -1484,22 +1866,25 @@ class Session implements FlashmemSession {
       case 'readOutput':
         return { kind: 'readOutput', output: step.output, buffer: model.buffers[step.src.buffer]!, offset: step.src.offset, size: step.src.size };
       case 'upload': {
-        const shard = await shards.use(step.shard);
-        loaded.uploadsPerRun++;
-        loaded.uploadBytesPerRun += step.dst.size;
-        // a copy, so that the shard itself can be released
-        const bytes = shard.slice(step.shardOffset, step.shardOffset + step.dst.size);
+        loaded.uploads++;
+        loaded.uploadBytes += step.dst.size;
+        const range = uploadRange(step);
+        if (!stream) loaded.storageRanges.push(range);
+        const bytes = stream ? await stream.next() : undefined;
         // checkUpload admits texture uploads in init steps only
         const dst = step.dst as Region;
-        return { kind: 'upload', bytes, buffer: model.buffers[dst.buffer]!, offset: dst.offset };
+        return { kind: 'upload', bytes, range, weight: step.weight, buffer: model.buffers[dst.buffer]!, offset: dst.offset };
       }
       case 'copy':
-        return { kind: 'copy', src: model.buffers[step.src.buffer]!, srcOffset: step.src.offset, dst: model.buffers[step.dst.buffer]!, dstOffset: step.dst.offset, size: step.src.size };
+        return {
+          kind: 'copy', src: model.buffers[step.src.buffer]!, srcOffset: step.src.offset, dst: model.buffers[step.dst.buffer]!, dstOffset: step.dst.offset,
+          size: step.src.size, weight: step.weight,
+        };
       case 'dispatch': {
         const pipeline = await pipelines.request(step.shader, bindingKinds(step));
-        loaded.dispatchesPerRun++;
+        loaded.dispatches++;
         const bindGroup = errors.capture(() => this.bindGroup(step, model.buffers, layouts, model.textures));
-        return { kind: 'dispatch', pipeline, bindGroup, workgroups: step.workgroups };
+        return { kind: 'dispatch', pipeline, bindGroup, workgroups: step.workgroups, label: step.label };
       }
     }
   }
@@ -1531,7 +1916,7 @@ class Session implements FlashmemSession {
     const model = typeof first === 'string' ? this.namedModel(first) : this.onlyModel();
     const inputs = typeof first === 'string' ? second : first;
     if (!isPlainObject(inputs)) fail('FM_INPUT', `run() of model ${quote(model.info.name)} needs an object of inputs by name`);
-    return { model, inputs: convertInputs(model.info, inputs as RunInputs) };
+    return { model, calledAt: performance.now(), inputs: convertInputs(model.info, inputs as RunInputs) };
   }
 
   private namedModel(name: string): LoadedModel {
@@ -1554,18 +1939,22 @@ class Session implements FlashmemSession {
     if (this.lostInfo) fail('FM_WEBGPU', `the WebGPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
   }
 
-  private async execute({ model, inputs }: PreparedRun): Promise<RunOutputs> {
+  private async execute({ model, inputs, calledAt }: PreparedRun): Promise<RunOutputs> {
     this.assertUsable();
     const startedAt = performance.now();
     const what = `running model ${quote(model.info.name)}`;
     const errors = new GpuErrorCollector(this.device);
+    const timeline = new Timeline(startedAt);
     let mapped: Promise<unknown> | undefined;
+    let choice: PlanChoice;
     try {
-      mapped = errors.capture(() => {
-        this.replay(model, inputs);
-        return model.readback?.mapAsync(MAP_MODE_READ);
-      });
+      choice = this.choosePlan(model.info.name);
+      if (choice.resident) choice.reloaded = await this.makeResident(choice.resident);
+      await this.replay(choice.steps, model, inputs, errors, timeline);
+      mapped = errors.capture(() => model.readback?.mapAsync(MAP_MODE_READ));
     } catch (error) {
+      // a failed run leaves the shared buffers in an unknown state: the next run reloads its plan
+      this.resident = undefined;
       throw asRuntimeError(error, what);
     }
     const [checked, mapping] = await keepAlive(Promise.allSettled([
@@ -1580,22 +1969,91 @@ class Session implements FlashmemSession {
       throw asRuntimeError(checked.status === 'rejected' ? checked.reason : (mapping as PromiseRejectedResult).reason, `${what}: reading the outputs`);
     }
     const outputs = this.readOutputs(model);
-    this.countRun(model, performance.now() - startedAt);
+    await this.whileDeviceAlive(timeline.settled());
+    this.lastTimeline = timeline.events;
+    this.countRun(model.info.name, choice, performance.now() - startedAt, performance.now() - calledAt);
     return outputs;
   }
 
-  private replay(model: LoadedModel, inputs: GpuElements[]): void {
-    const recorder = new CommandRecorder(this.device);
-    for (const command of model.commands) {
-      switch (command.kind) {
-        case 'writeInput': recorder.write(command.buffer, command.offset, inputs[command.input]!); break;
-        case 'upload': recorder.write(command.buffer, command.offset, command.bytes); break;
-        case 'dispatch': recorder.dispatch(command.pipeline, command.bindGroup, command.workgroups); break;
-        case 'readOutput': recorder.copy(command.buffer, command.offset, model.readback!, model.readbackOffsets[command.output]!, command.size); break;
-        case 'copy': recorder.copy(command.src, command.srcOffset, command.dst, command.dstOffset, command.size); break;
+  /**
+   * Which steps serve a run of `name`: its own schedule (a bundle with separate memory), the next
+   * call of the declared sequence when calls follow it (re-entering it at its first call), or the
+   * model's entry plan, whose init is replayed first when another plan holds the shared buffers.
+   */
+  private choosePlan(name: string): PlanChoice {
+    const model = this.loaded.get(name)!;
+    if (!this.sharedMemory) return { steps: model.run, plan: 'single', reloaded: false };
+    const sequence = this.sequence;
+    if (sequence) {
+      const inOrder = this.resident === 'sequence' && sequence.models[this.sequencePosition] === name;
+      if (inOrder || sequence.models[0] === name) {
+        const call = inOrder ? this.sequencePosition : 0;
+        this.sequencePosition = (call + 1) % sequence.models.length;
+        return { steps: sequence.calls[call]!, plan: 'sequence', sequenceCall: call, resident: 'sequence', reloaded: false };
       }
     }
-    recorder.submit();
+    this.sequencePosition = 0;
+    return { steps: model.run, plan: 'entry', resident: `model:${name}`, reloaded: false };
+  }
+
+  /**
+   * Records the run's commands. Weight bytes held in host memory make this one synchronous pass; in
+   * 'storage' mode it pauses at each upload whose bytes are still being read, after submitting the
+   * work recorded so far so the GPU computes while the read completes.
+   */
+  private async replay(steps: CompiledSteps, model: LoadedModel | undefined, inputs: GpuElements[], errors: GpuErrorCollector, timeline: Timeline): Promise<void> {
+    const recorder = new CommandRecorder(this.device, timeline);
+    const stream = steps.storageRanges.length > 0 ? new RangeStream(this.shards!, steps.storageRanges, this.readAheadBytes) : undefined;
+    let next = 0;
+    let fetched: Uint8Array<ArrayBuffer> | undefined;
+    for (;;) {
+      const from = next;
+      const bytes = fetched;
+      next = errors.capture(() => this.replayUntilRead(steps, model, inputs, recorder, timeline, from, bytes));
+      if (next >= steps.commands.length) break;
+      if (!stream!.nextReady()) errors.capture(() => recorder.submit());
+      const readStart = timeline.now();
+      fetched = await this.whileDeviceAlive(stream!.next());
+      timeline.add('read', next, readStart, { label: (steps.commands[next] as { weight: string }).weight, bytes: fetched.length });
+    }
+    errors.capture(() => recorder.submit());
+  }
+
+  /** Records commands from `from` on; returns the index of the first upload that needs bytes from storage (`fetched` serves the first). */
+  private replayUntilRead(
+    steps: CompiledSteps, model: LoadedModel | undefined, inputs: GpuElements[], recorder: CommandRecorder, timeline: Timeline, from: number, fetched: Uint8Array<ArrayBuffer> | undefined,
+  ): number {
+    for (let index = from; index < steps.commands.length; index++) {
+      const command = steps.commands[index]!;
+      const start = timeline.now();
+      switch (command.kind) {
+        case 'writeInput':
+          recorder.write(command.buffer, command.offset, inputs[command.input]!);
+          timeline.add('writeInput', index, start, { bytes: inputs[command.input]!.byteLength });
+          break;
+        case 'upload': {
+          const bytes = command.bytes ?? fetched;
+          if (!bytes) return index;
+          fetched = undefined;
+          recorder.write(command.buffer, command.offset, bytes);
+          timeline.add('upload', index, start, { label: command.weight, bytes: bytes.length });
+          break;
+        }
+        case 'dispatch':
+          recorder.dispatch(command.pipeline, command.bindGroup, command.workgroups);
+          timeline.add('dispatch', index, start, { label: command.label });
+          break;
+        case 'readOutput':
+          recorder.copy(command.buffer, command.offset, model!.readback!, model!.readbackOffsets[command.output]!, command.size);
+          timeline.add('readOutput', index, start, { bytes: command.size });
+          break;
+        case 'copy':
+          recorder.copy(command.src, command.srcOffset, command.dst, command.dstOffset, command.size);
+          timeline.add('copy', index, start, { label: command.weight, bytes: command.size });
+          break;
+      }
+    }
+    return steps.commands.length;
   }
 
   private readOutputs(model: LoadedModel): RunOutputs {
@@ -1612,12 +2070,34 @@ class Session implements FlashmemSession {
     return outputs;
   }
 
-  private countRun(model: LoadedModel, ms: number): void {
+  private countSteps(steps: CompiledSteps): void {
+    this.counters.dispatches += steps.dispatches;
+    this.counters.uploads += steps.uploads;
+    this.counters.uploadedBytes += steps.uploadBytes;
+  }
+
+  private countRun(name: string, choice: PlanChoice, ms: number, sinceCallMs: number): void {
     this.counters.runs++;
     this.counters.lastRunMs = ms;
-    this.counters.dispatches += model.dispatchesPerRun;
-    this.counters.uploads += model.uploadsPerRun;
-    this.counters.uploadedBytes += model.uploadBytesPerRun;
+    this.countSteps(choice.steps);
+    const uploadedBytes = choice.steps.uploadBytes + (choice.reloaded ? this.initOf(choice).uploadBytes : 0);
+    const call: CallStats = {
+      model: name, plan: choice.plan, ...(choice.sequenceCall !== undefined ? { sequenceCall: choice.sequenceCall } : {}),
+      reloaded: choice.reloaded, ms, queuedMs: sinceCallMs - ms, uploadedBytes,
+    };
+    this.callLog.push(call);
+    if (this.callLog.length > MAX_CALL_LOG) this.callLog.shift();
+    const total = this.perModel.get(name) ?? { runs: 0, totalMs: 0, uploadedBytes: 0, reloads: 0, plans: { single: 0, entry: 0, sequence: 0 } };
+    total.runs++;
+    total.totalMs += ms;
+    total.uploadedBytes += uploadedBytes;
+    total.reloads += choice.reloaded ? 1 : 0;
+    total.plans[choice.plan]++;
+    this.perModel.set(name, total);
+  }
+
+  private initOf(choice: PlanChoice): CompiledSteps {
+    return choice.resident === 'sequence' ? this.sequence!.init : this.loaded.get(choice.resident!.slice('model:'.length))!.init!;
   }
 
   private whileDeviceAlive<T>(promise: Promise<T>): Promise<T> {
@@ -1627,7 +2107,12 @@ class Session implements FlashmemSession {
   // ---------------------------------------------------------------------------------- lifecycle
 
   stats(): SessionStats {
-    return { ...this.counters, peakGpuBytes: this.memory.peakBytes, liveGpuBytes: this.memory.liveBytes };
+    return {
+      ...this.counters, peakGpuBytes: this.memory.peakBytes, liveGpuBytes: this.memory.liveBytes,
+      calls: this.callLog.map((call) => ({ ...call })),
+      models: Object.fromEntries([...this.perModel].map(([name, total]) => [name, { ...total, plans: { ...total.plans } }])),
+      timeline: this.lastTimeline.map((event) => ({ ...event })), loadTimeline: (this.loadTimeline?.events ?? []).map((event) => ({ ...event })),
+    };
   }
 
   dispose(): void {
@@ -1744,8 +2229,8 @@ export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = 
   const acquired = await acquireDevice(bundle.manifest, options);
   try {
     checkScheduleBounds(bundle, acquired.device.limits);
-    // shards are verified as they stream in (ShardStore), before their bytes reach the GPU
-    return await Session.start(acquired, bundle, reader, startedAt);
+    // shards are verified block by block as they stream in (ShardBlocks), before their bytes reach the GPU
+    return await Session.start(acquired, bundle, reader, startedAt, options);
   } catch (error) {
     if (acquired.owned) acquired.device.destroy();
     throw error;

@@ -18,11 +18,22 @@ export const modelEntry = z.object({
   weightBytes: uint,
 }).strict();
 
+/**
+ * Weight shards also carry a sha256 per fixed-size block, so the runtime can read and verify any
+ * byte range (a streamed weight, an HTTP Range request) without reading the whole shard.
+ */
+export const blockHashes = z.object({
+  /** bytes per block (a power of two); the last block may be shorter */
+  size: z.number().int().min(4096).max(1 << 30).refine((n) => (n & (n - 1)) === 0, 'block size must be a power of two'),
+  sha256: z.array(sha256),
+}).strict();
+
 export const fileEntry = z.object({
   path: bundlePath,
   kind: z.enum(['schedule', 'shader', 'weights', 'runtime', 'types']),
   size: uint,
   sha256,
+  blocks: blockHashes.optional(),
 }).strict();
 
 export const manifestSchema = z.object({
@@ -39,3 +50,4 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestModel = z.infer<typeof modelEntry>;
 export type FileEntry = z.infer<typeof fileEntry>;
+export type BlockHashes = z.infer<typeof blockHashes>;

@@ -100,15 +100,45 @@ export const modelSchedule = z.object({
   plannedPeakBytes: uint,
 }).strict();
 
+/** One call of a declared sequence: the steps to replay when the sequence's next call is this model. */
+export const sequenceCall = z.object({ model: z.string(), run: z.array(step) }).strict();
+
+/**
+ * A declared call sequence of a multi-model bundle (e.g. a, b, c, b), planned as one joint program:
+ * `init` makes its resident weights resident, then calls replay in order (and wrap around), each
+ * call's steps carrying weights for the calls after it. Calls in another order use the models' own
+ * schedules (their entry plans).
+ */
+export const sequenceSchedule = z.object({
+  models: z.array(z.string()).min(1),
+  loadPlan: loadPlanSummary.optional(),
+  buffers: z.array(bufferDecl),
+  init: z.array(step),
+  calls: z.array(sequenceCall).min(1),
+  liveArenaBytes: z.array(uint).optional(),
+  plannedPeakBytes: uint,
+}).strict();
+
 export const scheduleSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
   shaders: z.array(bundlePath),
   shards: z.array(z.object({ path: bundlePath, size: uint }).strict()),
   models: z.array(modelSchedule).min(1),
+  /**
+   * 'separate' (default): every model has buffers of its own, all resident at once. 'shared': the
+   * buffers of the models and of the sequence alias by role and ordinal (the n-th 'activations'
+   * buffer of every plan is one GPU buffer of the largest size), so models run one at a time in the
+   * memory of the largest plan, and switching to another model first replays its init steps.
+   */
+  memory: z.enum(['separate', 'shared']).optional(),
+  sequence: sequenceSchedule.optional(),
+  /** shared memory: what the runtime allocates, the shared buffers plus every model's readback buffer */
+  plannedPeakBytes: uint.optional(),
 }).strict();
 
 export type Schedule = z.infer<typeof scheduleSchema>;
 export type ModelSchedule = z.infer<typeof modelSchedule>;
+export type SequenceSchedule = z.infer<typeof sequenceSchedule>;
 export type Step = z.infer<typeof step>;
 export type LoadPlanSummary = z.infer<typeof loadPlanSummary>;
 export type Region = z.infer<typeof region>;

@@ -26,7 +26,7 @@ export interface AssembleInput {
 }
 
 /** Shader files deduplicated by content, in order of first use. */
-class ShaderTable {
+export class ShaderTable {
   readonly files = new Map<string, string>();
   readonly list: string[] = [];
   index(wgsl: string): number {
@@ -51,11 +51,24 @@ export function assembleBundle({ modelName, graph, program, plan, shardBytes = D
 export function assembleStreamBundle(
   { modelName, graph, program, shardBytes = DEFAULT_SHARD_BYTES }: Omit<AssembleInput, 'plan'>, stream: StreamPlan, limits: TargetLimits,
 ): { contents: BundleContents; stats: StreamStats } {
-  const { memory, loadPlan } = stream;
-  const streamedIds = loadPlan.weights.filter((w) => !w.preload).sort((a, b) => a.loadStart - b.loadStart).map((w) => w.id);
-  const allWeights = [...memory.weights, ...memory.textures, ...streamedIds];
+  const allWeights = streamedWeightOrder(stream);
   const shards = layoutShards(weightData(program, allWeights), shardBytes);
   const shaders = new ShaderTable();
+  const { schedule, stats } = streamSchedule(modelName, program, stream, shards, shaders, limits);
+  return { contents: contents(modelSignature(modelName, graph, program, allWeights), schedule, shaders, shards), stats };
+}
+
+/** Every weight of a stream plan: resident ones first, then streamed ones in the order they load (the shard order). */
+export function streamedWeightOrder({ memory, loadPlan }: StreamPlan): string[] {
+  const streamedIds = loadPlan.weights.filter((w) => !w.preload).sort((a, b) => a.loadStart - b.loadStart).map((w) => w.id);
+  return [...memory.weights, ...memory.textures, ...streamedIds];
+}
+
+/** The schedule of a streamed program over an existing shard layout and shader table; joint programs also get their call boundaries. */
+export function streamSchedule(
+  modelName: string, program: KernelProgram, stream: StreamPlan, shards: ShardLayout, shaders: ShaderTable, limits: TargetLimits,
+): { schedule: ModelSchedule; stats: StreamStats; callStarts: number[] } {
+  const { memory, loadPlan } = stream;
   const built = buildStreamRun(program, stream, shards, limits);
   const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...withoutWgsl(step), shader: shaders.index(step.wgsl) } : step));
   const buffers = [...memory.buffers.map((b) => ({ role: b.role, size: b.size })), { role: 'staging' as const, size: stream.ringBytes }];
@@ -89,7 +102,7 @@ export function assembleStreamBundle(
     liveArenaBytes: liveArenaBytes(memory, program.kernels.length),
     plannedPeakBytes: buffers.reduce((s, b) => s + b.size, 0) + memory.textureBytes + readbackBytes(program),
   };
-  return { contents: contents(modelSignature(modelName, graph, program, allWeights), schedule, shaders, shards), stats: built.stats };
+  return { schedule, stats: built.stats, callStarts: built.callStarts };
 }
 
 function withoutWgsl<T extends { wgsl: string }>(step: T): Omit<T, 'wgsl'> {
@@ -98,14 +111,14 @@ function withoutWgsl<T extends { wgsl: string }>(step: T): Omit<T, 'wgsl'> {
 }
 
 /** Weights for the shards; texture weights are cut at whole texture rows. */
-function weightData(program: KernelProgram, ids: readonly string[]) {
+export function weightData(program: KernelProgram, ids: readonly string[]) {
   return ids.map((id) => {
     const t = program.tensors.get(id)!;
     return { id, data: t.data!, ...(t.texture ? { granule: textureRowBytes(t.texture) } : {}) };
   });
 }
 
-function modelSignature(name: string, graph: Graph, program: KernelProgram, weights: readonly string[]): ManifestModel {
+export function modelSignature(name: string, graph: Graph, program: KernelProgram, weights: readonly string[]): ManifestModel {
   const signature = (id: string) => ({ name: id, dtype: graph.values.get(id)!.type.dtype, shape: [...graph.values.get(id)!.type.shape] });
   return {
     name,

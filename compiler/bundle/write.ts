@@ -173,9 +173,13 @@ async function writeText(dir: string, path: string, kind: FileEntry['kind'], tex
   return { path, kind, size: bytes.length, sha256: sha256Hex(bytes) };
 }
 
-/** Streams a shard piece by piece, hashing as it goes, so no shard is ever whole in memory. */
+/** Bytes per verified block of a weight shard (manifest `blocks`): the runtime's unit of range reads. */
+export const SHARD_BLOCK_BYTES = 1 << 20;
+
+/** Streams a shard piece by piece, hashing as it goes (whole file and per block), so no shard is ever whole in memory. */
 async function writeShard(dir: string, shard: ShardSource): Promise<FileEntry> {
   const hash = createHash('sha256');
+  const blocks = new BlockHasher(SHARD_BLOCK_BYTES);
   let written = 0;
   const handle = await open(join(dir, shard.path), 'wx').catch((error: unknown) => ioFailure(`creating ${shard.path}`, error));
   try {
@@ -183,13 +187,45 @@ async function writeShard(dir: string, shard: ShardSource): Promise<FileEntry> {
       written += piece.byteLength;
       if (written > shard.size) fail('FM_BUNDLE_INVALID', `shard ${shard.path} produced more than its declared ${shard.size} bytes`);
       hash.update(piece);
+      blocks.update(piece);
       await writeAll(handle, piece, shard.path);
     }
   } finally {
     await handle.close();
   }
   if (written !== shard.size) fail('FM_BUNDLE_INVALID', `shard ${shard.path} produced ${written} bytes, it declared ${shard.size}`);
-  return { path: shard.path, kind: 'weights', size: written, sha256: hash.digest('hex') };
+  return { path: shard.path, kind: 'weights', size: written, sha256: hash.digest('hex'), blocks: { size: SHARD_BLOCK_BYTES, sha256: blocks.digests() } };
+}
+
+/** sha256 of consecutive fixed-size blocks of a byte stream fed in arbitrary pieces. */
+class BlockHasher {
+  private readonly hashes: string[] = [];
+  private current = createHash('sha256');
+  private filled = 0;
+
+  constructor(private readonly blockBytes: number) {}
+
+  update(piece: Uint8Array): void {
+    let at = 0;
+    while (at < piece.byteLength) {
+      const take = Math.min(this.blockBytes - this.filled, piece.byteLength - at);
+      this.current.update(piece.subarray(at, at + take));
+      this.filled += take;
+      at += take;
+      if (this.filled === this.blockBytes) this.finishBlock();
+    }
+  }
+
+  digests(): string[] {
+    if (this.filled > 0) this.finishBlock();
+    return this.hashes;
+  }
+
+  private finishBlock(): void {
+    this.hashes.push(this.current.digest('hex'));
+    this.current = createHash('sha256');
+    this.filled = 0;
+  }
 }
 
 async function writeAll(handle: Awaited<ReturnType<typeof open>>, bytes: Uint8Array, path: string): Promise<void> {

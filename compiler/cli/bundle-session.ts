@@ -26,8 +26,15 @@ export interface RuntimeSession {
   dispose(): void;
 }
 
+/** loadBundle options of the generated runtime (runtime-template/runtime.ts LoadOptions) besides the device */
+export interface RuntimeLoadOptions {
+  streamedWeights?: 'memory' | 'storage';
+  readAheadBytes?: number;
+  readFile?: (path: string, range?: { offset: number; length: number }) => Promise<Uint8Array>;
+}
+
 interface RuntimeModule {
-  loadBundle(dir: string, options?: { device?: GPUDevice }): Promise<RuntimeSession>;
+  loadBundle(dir: string, options?: RuntimeLoadOptions & { device?: GPUDevice }): Promise<RuntimeSession>;
 }
 
 export function readManifest(bundleDir: string): Manifest {
@@ -40,11 +47,11 @@ export function readManifest(bundleDir: string): Manifest {
 
 /** Opens a bundle; creates a device for it unless `device` (shared, e.g. by tests) is given. */
 export async function openBundle(
-  bundleDir: string, options: { backend?: string; device?: GPUDevice } = {},
+  bundleDir: string, options: { backend?: string; device?: GPUDevice; load?: RuntimeLoadOptions } = {},
 ): Promise<{ session: RuntimeSession; manifest: Manifest; device: GPUDevice; ownsDevice: boolean }> {
   const manifest = readManifest(bundleDir);
   const runtime = (await import(pathToFileURL(resolve(bundleDir, 'runtime.js')).href)) as RuntimeModule;
   const device = options.device ?? (await createNodeDevice({ backend: options.backend, limits: manifest.requiredLimits })).device;
-  const session = await runtime.loadBundle(resolve(bundleDir), { device });
+  const session = await runtime.loadBundle(resolve(bundleDir), { ...options.load, device });
   return { session, manifest, device, ownsDevice: !options.device };
 }

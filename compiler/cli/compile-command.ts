@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { DEFAULT_LIMITS, LIMIT_PRESETS, type TargetLimits } from '../ops/op.js';
 import { FlashmemError } from '../errors.js';
+import { basename, extname } from 'node:path';
 import { compileModel } from '../compile.js';
+import { compileMultiModel, type ModelInput } from '../compile-multi.js';
 import { DEFAULT_PROFILE, resolveProfile } from '../profile/load.js';
 
 /** `--input-shape name=1x3x224x224` (repeatable) -> { name: [1, 3, 224, 224] } */
@@ -20,23 +22,61 @@ export function parseInputShapes(specs: readonly string[]): Record<string, numbe
   return shapes;
 }
 
+/**
+ * Model arguments of a multi-model compile: `a.onnx` (named by its stem) or `a.onnx=name`; each
+ * `--input-shape` applies to every model with that input unless qualified as `model:input=dims`.
+ */
+export function parseModelInputs(paths: readonly string[], shapeSpecs: readonly string[]): ModelInput[] {
+  const models = paths.map((spec) => {
+    const eq = spec.lastIndexOf('=');
+    const named = eq > 0 && !spec.slice(eq + 1).includes('/') && !/\.onnx$/i.test(spec.slice(eq + 1));
+    const path = named ? spec.slice(0, eq) : spec;
+    return { path, name: named ? spec.slice(eq + 1) : basename(path, extname(path)) };
+  });
+  const names = new Set(models.map((m) => m.name));
+  const shapes = new Map<string, Record<string, number[]>>();
+  const everywhere: Record<string, number[]> = {};
+  for (const spec of shapeSpecs) {
+    const colon = spec.indexOf(':');
+    const model = colon > 0 ? spec.slice(0, colon) : '';
+    const target = names.has(model) ? (shapes.get(model) ?? shapes.set(model, {}).get(model)!) : everywhere;
+    Object.assign(target, parseInputShapes([names.has(model) ? spec.slice(colon + 1) : spec]));
+  }
+  return models.map((m) => ({ ...m, inputShapes: { ...everywhere, ...shapes.get(m.name) } }));
+}
+
 export function compileCommand(cli: Argv): void {
   cli.command(
-    'compile <model>',
-    'compile an ONNX model into a WebGPU bundle',
+    'compile <models..>',
+    'compile ONNX models into a WebGPU bundle (several models: one bundle sharing GPU memory)',
     (y) => y
-      .positional('model', { type: 'string', demandOption: true, describe: 'path to model.onnx (external data is read from its folder)' })
+      .positional('models', { type: 'string', array: true, demandOption: true, describe: 'model.onnx files (external data is read from their folders); name one with path.onnx=name' })
+      .option('sequence', { type: 'string', describe: 'multi-model bundles: the call order to plan jointly, e.g. a,b,c,b (needs --memory-budget)' })
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
       .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
       .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
-      .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
       .option('profile', { type: 'string', describe: `device profile for the stream strategy's load capacities: a shipped name or a file from flashmemc profile (default: ${DEFAULT_PROFILE})` })
+      .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
-      const report = await compileModel(args.model, args.out, {
+      const models = args.models as string[];
+      if (models.length > 1 || args.sequence !== undefined || models.some((m) => /=[^/]+$/.test(m) && !/\.onnx$/i.test(m))) {
+        const inputs = parseModelInputs(models, args['input-shape']);
+        const multi = await compileMultiModel(inputs, args.out, {
+          limits: resolveTargetLimits(args['target-limits']),
+          strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
+          memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
+          profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
+          sequence: args.sequence?.split(',').map((name) => name.trim()),
+        });
+        if (args.json) process.stdout.write(`${JSON.stringify(multi, null, 2)}\n`);
+        else printMultiReport(multi, args.out);
+        return;
+      }
+      const report = await compileModel(models[0]!, args.out, {
         inputShapes: parseInputShapes(args['input-shape']),
         limits: resolveTargetLimits(args['target-limits']),
         strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
@@ -63,6 +103,20 @@ export function compileCommand(cli: Argv): void {
         }
       }
     },
+  );
+}
+
+function printMultiReport(report: Awaited<ReturnType<typeof compileMultiModel>>, out: string): void {
+  for (const m of report.models) {
+    process.stdout.write(`  ${m.name}: ${m.kernels} kernels, weights ${mib(m.weightBytes)}, entry plan peak ${mib(m.plannedPeakBytes)}\n`);
+  }
+  if (report.sequence) {
+    const q = report.sequence;
+    process.stdout.write(`  sequence ${q.models.join(',')}: ${q.kernels} kernels planned jointly, ${mib(q.streamedBytes)} streamed per pass, load plan ${q.solver} in ${q.solveMs.toFixed(0)} ms\n`);
+  }
+  process.stdout.write(
+    `compiled ${report.models.length} models (${report.strategy}${report.budgetBytes !== undefined ? ` under ${mib(report.budgetBytes)}` : ''}): ` +
+    `${report.shaders} shaders, ${mib(report.shardBytes)} of weight shards, planned peak GPU ${mib(report.plannedPeakBytes)} (shared) in ${(report.totalMs / 1000).toFixed(2)} s -> ${out}\n`,
   );
 }
 

@@ -8,6 +8,7 @@ import { safeFileName, writeNpy, type NumericArray } from './npy.js';
 import { openBundle } from './bundle-session.js';
 import { keepAlive } from './webgpu.js';
 import { mib } from './compile-command.js';
+import type { Manifest } from '../../schemas/manifest.js';
 
 export function runCommand(cli: Argv): void {
   cli.command(
@@ -19,19 +20,27 @@ export function runCommand(cli: Argv): void {
       .option('random-inputs', { type: 'boolean', default: false, describe: 'use deterministic random inputs' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for --random-inputs' })
       .option('model', { type: 'string', describe: 'model to run in a multi-model bundle (default: the first)' })
+      .option('sequence', { type: 'string', describe: 'multi-model bundles: run these models in this order (e.g. a,b,c,b; --repeat passes), with random inputs, and report every call' })
       .option('save-outputs', { type: 'string', describe: 'write <output name>.npy files into this folder' })
       .option('repeat', { type: 'number', default: 1, describe: 'runs to time (the first is cold)' })
       .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles...); default FLASHMEM_WEBGPU_BACKEND or the first that works' })
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON report' })
+      .option('streamed-weights', { choices: ['memory', 'storage'] as const, default: 'memory' as const, describe: 'streamed weights: read once and kept in host memory, or re-read by byte range on every run' })
+      .option('timeline', { type: 'string', describe: 'write the last run\'s per-step timeline (and the load\'s) to this JSON file' })
       .check((a) => {
         if (!a.inputs === !a['random-inputs']) throw new FlashmemError('FM_BAD_ARGUMENT', 'give exactly one of --inputs <dir> or --random-inputs');
         if (!Number.isInteger(a.repeat) || a.repeat < 1) throw new FlashmemError('FM_BAD_ARGUMENT', '--repeat must be a positive integer');
+        if (a.sequence !== undefined && (a.model !== undefined || a.inputs !== undefined)) throw new FlashmemError('FM_BAD_ARGUMENT', '--sequence runs each model with --random-inputs: drop --model and --inputs');
         return true;
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend });
+      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'] } });
       try {
+        if (args.sequence !== undefined) {
+          await runSequence(session, manifest, args.sequence.split(',').map((n) => n.trim()), args.repeat, args.seed, args.json, performance.now() - started);
+          return;
+        }
         const model = args.model ? manifest.models.find((m) => m.name === args.model) : manifest.models[0];
         if (!model) throw new FlashmemError('FM_BAD_ARGUMENT', `no model ${quoteName(args.model!)} in the bundle; it has ${manifest.models.map((m) => m.name).join(', ')}`);
         const inputs = args.inputs ? inputsFromDir(model, args.inputs) : randomInputs(model, args.seed);
@@ -44,10 +53,12 @@ export function runCommand(cli: Argv): void {
         }
         const stats = session.stats();
         if (args['save-outputs']) saveOutputs(args['save-outputs'], model.outputs, outputs);
+        if (args.timeline) writeFileSync(args.timeline, `${JSON.stringify({ run: stats.timeline, load: stats.loadTimeline }, null, 1)}\n`);
         const report = {
           model: model.name,
           outputs: model.outputs.map((o) => ({ name: o.name, dtype: o.dtype, shape: o.shape, summary: summarize(outputs[o.name]!) })),
           peakGpuBytes: stats.peakGpuBytes,
+          plannedPeakGpuBytes: stats.plannedPeakGpuBytes as number,
           timings: { loadMs: stats.loadMs, runMs: runTimes, firstOutputMs: stats.loadMs + runTimes[0]!, totalMs: performance.now() - started },
         };
         printReport(report, args.json);
@@ -57,6 +68,33 @@ export function runCommand(cli: Argv): void {
       }
     },
   );
+}
+
+interface CallFigure { model: string; plan: string; sequenceCall?: number; reloaded: boolean; ms: number; uploadedBytes: number }
+
+/** Runs the models in the given order `repeat` times and reports each call (stats().calls) and the peak GPU bytes. */
+async function runSequence(session: Awaited<ReturnType<typeof openBundle>>['session'], manifest: Manifest, order: string[], repeat: number, seed: number, json: boolean, loadMs: number): Promise<void> {
+  const byName = new Map(manifest.models.map((m) => [m.name, m]));
+  const unknown = order.find((name) => !byName.has(name));
+  if (unknown !== undefined) throw new FlashmemError('FM_BAD_ARGUMENT', `--sequence names model ${quoteName(unknown)}; the bundle has ${manifest.models.map((m) => m.name).join(', ')}`);
+  const inputs = new Map(order.map((name) => [name, randomInputs(byName.get(name)!, seed)]));
+  const started = performance.now();
+  for (let pass = 0; pass < repeat; pass++) {
+    for (const name of order) await keepAlive(session.run(name, inputs.get(name)!));
+  }
+  const totalMs = performance.now() - started;
+  const stats = session.stats();
+  const calls = (stats.calls as CallFigure[]).slice(-order.length * repeat);
+  const report = { order, passes: repeat, loadMs, totalMs, peakGpuBytes: stats.peakGpuBytes, plannedPeakGpuBytes: stats.plannedPeakGpuBytes as number, calls };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  for (const c of calls) {
+    const plan = c.plan === 'sequence' ? `sequence call ${c.sequenceCall}` : `${c.plan} plan${c.reloaded ? ' (reloaded)' : ''}`;
+    process.stdout.write(`${c.model.padEnd(16)} ${c.ms.toFixed(1).padStart(9)} ms  ${mib(c.uploadedBytes).padStart(12)} uploaded  ${plan}\n`);
+  }
+  process.stdout.write(`${calls.length} calls in ${totalMs.toFixed(1)} ms; peak GPU ${mib(report.peakGpuBytes)} (planned ${mib(report.plannedPeakGpuBytes)}); load ${loadMs.toFixed(1)} ms\n`);
 }
 
 function saveOutputs(dir: string, signature: { name: string; dtype: string; shape: number[] }[], outputs: Record<string, NumericArray>): void {
@@ -85,6 +123,7 @@ type Report = {
   model: string;
   outputs: { name: string; dtype: string; shape: number[]; summary: ReturnType<typeof summarize> }[];
   peakGpuBytes: number;
+  plannedPeakGpuBytes: number;
   timings: { loadMs: number; runMs: number[]; firstOutputMs: number; totalMs: number };
 };
 
@@ -98,5 +137,5 @@ function printReport(report: Report, json: boolean): void {
     process.stdout.write(`${JSON.stringify(o.name)} ${o.dtype}[${o.shape}] min ${s.min.toPrecision(5)} max ${s.max.toPrecision(5)} mean ${s.mean.toPrecision(5)} first [${s.first.map((v) => v.toPrecision(5)).join(', ')}]\n`);
   }
   const runs = report.timings.runMs.map((t) => t.toFixed(1)).join(', ');
-  process.stdout.write(`peak GPU ${mib(report.peakGpuBytes)}; load ${report.timings.loadMs.toFixed(1)} ms; runs [${runs}] ms\n`);
+  process.stdout.write(`peak GPU ${mib(report.peakGpuBytes)} (planned ${mib(report.plannedPeakGpuBytes)}); load ${report.timings.loadMs.toFixed(1)} ms; runs [${runs}] ms\n`);
 }

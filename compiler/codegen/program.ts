@@ -38,6 +38,21 @@ export interface KernelProgram {
   /** graph inputs and outputs, as tensor ids (outputs may alias inputs or weights) */
   inputs: string[];
   outputs: string[];
+  /**
+   * A joint program of several model calls in sequence (compiler/schedule/sequence.ts): each
+   * call's inputs are written just before its first kernel and its outputs read right after its
+   * last, instead of the whole program's inputs and outputs.
+   */
+  calls?: ProgramCall[];
+}
+
+export interface ProgramCall {
+  model: string;
+  firstKernel: number;
+  lastKernel: number;
+  /** tensor ids in the order of the model's input and output signature */
+  inputs: string[];
+  outputs: string[];
 }
 
 /** Follows view aliases to the tensor that owns the storage. */

@@ -3,4 +3,4 @@
  * for their side effect by the profile runner. Add one import line per measurement module, e.g.
  *   import './layout-cost.js';   // fills profile.layoutCost (texture vs buffer weights)
  */
-export {};
+import './layout-cost-measurement.js';

@@ -54,9 +54,18 @@ export function lifetimes(program: KernelProgram): Map<string, Lifetime> {
       span.last = Math.max(span.last, at);
     } else spans.set(root, { first: at, last: at });
   };
-  for (const id of program.inputs) touch(id, -1);
+  if (program.calls) {
+    // a joint program: a call's inputs are written after the previous call's kernels were recorded,
+    // its outputs read before the next call's; pinning them one kernel wider keeps that safe
+    for (const call of program.calls) {
+      for (const id of call.inputs) touch(id, call.firstKernel - 1);
+      for (const id of call.outputs) touch(id, call.lastKernel + 1);
+    }
+  } else {
+    for (const id of program.inputs) touch(id, -1);
+    for (const id of program.outputs) touch(id, program.kernels.length);
+  }
   program.kernels.forEach((k, i) => k.bindings.forEach((id) => touch(id, i)));
-  for (const id of program.outputs) touch(id, program.kernels.length);
   return spans;
 }
 

@@ -107,7 +107,15 @@ interface Piece {
 /** A dispatch of the stream schedule, before shaders are deduplicated into files. */
 export type StreamStep = Exclude<Step, { op: 'dispatch' }> | (Omit<Extract<Step, { op: 'dispatch' }>, 'shader'> & { wgsl: string });
 
-export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shards: ShardLayout, limits: TargetLimits): { run: StreamStep[]; ringBuffer: number; stats: StreamStats } {
+export interface StreamRun {
+  run: StreamStep[];
+  ringBuffer: number;
+  stats: StreamStats;
+  /** joint programs: index in `run` where each call's steps start */
+  callStarts: number[];
+}
+
+export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shards: ShardLayout, limits: TargetLimits): StreamRun {
   const { memory, loadPlan, ringBytes } = stream;
   const ringBuffer = memory.buffers.length;
   const carried = piecesByStep(program, loadPlan, stream);
@@ -118,7 +126,15 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
     stats.streamedBytes += program.tensors.get(w.id)!.bytes;
   }
 
-  const run: StreamStep[] = program.inputs.map((id, input) => ({ op: 'writeInput' as const, input, dst: regionOf(program, memory, id) }));
+  const calls = program.calls ?? [{ model: '', firstKernel: 0, lastKernel: program.kernels.length - 1, inputs: program.inputs, outputs: program.outputs }];
+  const callStarts: number[] = [];
+  const run: StreamStep[] = [];
+  const writeInputs = (call: number) => {
+    callStarts[call] = run.length;
+    run.push(...calls[call]!.inputs.map((id, input) => ({ op: 'writeInput' as const, input, dst: regionOf(program, memory, id) })));
+  };
+  const readOutputs = (call: number) => run.push(...calls[call]!.outputs.map((id, output) => ({ op: 'readOutput' as const, output, src: regionOf(program, memory, id) })));
+  writeInputs(0);
   const direct = (p: Piece) => {
     stats.directBytes += p.to - p.from;
     return uploads(p, shards, regionOf(program, memory, p.weight), 0);
@@ -128,7 +144,13 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
   // decide, per kernel, which pieces it carries through the ring; the rest go direct
   const plans = program.kernels.map((kernel, k) => carrierPlan(kernel, carried.get(k) ?? [], limits, ringBytes));
   let segmentEnd = -1;
+  let call = 0;
   program.kernels.forEach((kernel, k) => {
+    // a joint program: the next call starts (its first kernel is recorded after its inputs)
+    while (k > calls[call]!.lastKernel) {
+      readOutputs(call++);
+      writeInputs(call);
+    }
     if (k > segmentEnd && plans[k]!.ringNeed > 0) {
       segmentEnd = segmentFrom(plans, k, ringBytes);
       run.push(...ringUploads(plans, k, segmentEnd, shards, ringBuffer));
@@ -137,8 +159,12 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
     run.push(...plans[k]!.copied.map((c) => copyStep(program, memory, c, ringBuffer, stats)));
     run.push(dispatchStep(program, memory, kernel, plans[k]!, ringBuffer, stats));
   });
-  run.push(...program.outputs.map((id, output) => ({ op: 'readOutput' as const, output, src: regionOf(program, memory, id) })));
-  return { run, ringBuffer, stats };
+  while (call < calls.length - 1) {
+    readOutputs(call++);
+    writeInputs(call);
+  }
+  readOutputs(call);
+  return { run, ringBuffer, stats, callStarts };
 }
 
 export interface StreamStats {

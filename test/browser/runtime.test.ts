@@ -30,7 +30,10 @@ const CONTENT_TYPES: Record<string, string> = {
   '.wgsl': 'text/plain', '.bin': 'application/octet-stream',
 };
 
-/** Serves each bundle folder under /<name>/ and an empty page at /. */
+/** HTTP Range requests the server answered with 206, as 'path bytes=a-b' */
+const rangeRequests: string[] = [];
+
+/** Serves each bundle folder under /<name>/ (with single-range Range support) and an empty page at /. */
 function serveBundles(bundles: Map<string, string>): Promise<Server> {
   const server = createServer(async (request, response) => {
     const [, name, ...rest] = (request.url ?? '/').split('?')[0]!.split('/');
@@ -43,7 +46,16 @@ function serveBundles(bundles: Map<string, string>): Promise<Server> {
     }
     try {
       const body = await readFile(join(root, relative));
-      response.writeHead(200, { 'content-type': CONTENT_TYPES[extname(relative)] ?? 'application/octet-stream' }).end(body);
+      const type = CONTENT_TYPES[extname(relative)] ?? 'application/octet-stream';
+      const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
+      if (range) {
+        const [from, to] = [Number(range[1]), Math.min(Number(range[2]), body.length - 1)];
+        rangeRequests.push(`${request.url} ${request.headers.range}`);
+        if (from >= body.length) response.writeHead(416).end();
+        else response.writeHead(206, { 'content-type': type, 'content-range': `bytes ${from}-${to}/${body.length}` }).end(body.subarray(from, to + 1));
+        return;
+      }
+      response.writeHead(200, { 'content-type': type }).end(body);
     } catch {
       response.writeHead(404).end('not found');
     }
@@ -52,10 +64,10 @@ function serveBundles(bundles: Map<string, string>): Promise<Server> {
 }
 
 /** Runs in the page: load the bundle with its own runtime.js, run once, report outputs or the error. */
-const PAGE_RUN = `async ({ bundle, inputs, int64 }) => {
+const PAGE_RUN = `async ({ bundle, inputs, int64, options }) => {
   const { loadBundle } = await import(bundle + 'runtime.js');
   try {
-    const session = await loadBundle(bundle);
+    const session = await loadBundle(bundle, options);
     const feed = {};
     for (const [name, values] of Object.entries(inputs)) {
       feed[name] = int64 ? BigInt64Array.from(values, (v) => BigInt(v)) : new Float32Array(values);
@@ -106,8 +118,8 @@ describe.skipIf(!hasChromium)('runtime in headless Chromium', () => {
     await removeTempDirs();
   });
 
-  function runInPage(bundle: string, inputs: Record<string, number[]>, int64 = false): Promise<PageResult> {
-    return page.evaluate(`(${PAGE_RUN})(${JSON.stringify({ bundle: `${origin}/${bundle}/`, inputs, int64 })})`) as Promise<PageResult>;
+  function runInPage(bundle: string, inputs: Record<string, number[]>, int64 = false, options: object = {}): Promise<PageResult> {
+    return page.evaluate(`(${PAGE_RUN})(${JSON.stringify({ bundle: `${origin}/${bundle}/`, inputs, int64, options })})`) as Promise<PageResult>;
   }
 
   function expectMlpOutput(result: PageResult, x: number[]): void {
@@ -127,6 +139,15 @@ describe.skipIf(!hasChromium)('runtime in headless Chromium', () => {
   it('keeps streamed uploads ordered with the dispatches', async () => {
     const x = Array.from(seededFloats(MLP.M * MLP.K, 42));
     expectMlpOutput(await runInPage('streamed', { x }), x);
+  });
+
+  it("streams weights from the server by HTTP Range requests in 'storage' mode", async () => {
+    rangeRequests.length = 0;
+    const x = Array.from(seededFloats(MLP.M * MLP.K, 43));
+    expectMlpOutput(await runInPage('streamed', { x }, false, { streamedWeights: 'storage' }), x);
+    const weightRanges = rangeRequests.filter((r) => r.startsWith('/streamed/weights/'));
+    expect(weightRanges.length).toBeGreaterThan(0);
+    for (const r of weightRanges) expect(r).toMatch(/ bytes=\d+-\d+$/);
   });
 
   it('returns int64 and bool outputs as BigInt64Array and Uint8Array', async () => {

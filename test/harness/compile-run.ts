@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { CompileOptions, CompileReport } from '../../compiler/compile.js';
+import type { ModelInput, MultiCompileOptions, MultiCompileReport } from '../../compiler/compile-multi.js';
 import { FlashmemError, type ErrorCode } from '../../compiler/errors.js';
 import { openBundle, type RuntimeSession } from '../../compiler/cli/bundle-session.js';
 import type { Manifest } from '../../schemas/manifest.js';
@@ -22,16 +23,17 @@ export interface CompiledBundle {
   close(): void;
 }
 
-type WorkerReply = { id: number; report?: CompileReport; error?: { message: string; code?: string; stack?: string } };
+type WorkerReply = { id: number; report?: CompileReport & MultiCompileReport; error?: { message: string; code?: string; stack?: string } };
 
-let compileWorker: { worker: Worker; pending: Map<number, { resolve: (r: CompileReport) => void; reject: (e: Error) => void }> } | undefined;
+type Pending = Map<number, { resolve: (r: CompileReport & MultiCompileReport) => void; reject: (e: Error) => void }>;
+let compileWorker: { worker: Worker; pending: Pending } | undefined;
 let nextRequest = 0;
 
 function worker() {
   if (compileWorker) return compileWorker;
   const w = new Worker(new URL('./compile-worker.mjs', import.meta.url));
   w.unref();
-  const pending = new Map<number, { resolve: (r: CompileReport) => void; reject: (e: Error) => void }>();
+  const pending: Pending = new Map();
   w.on('message', ({ id, report, error }: WorkerReply) => {
     const p = pending.get(id)!;
     pending.delete(id);
@@ -50,11 +52,20 @@ function worker() {
 
 /** compileModel in the test process's compile worker (see compile-worker.ts for why); errors keep their FM_ code. */
 export function compileOffThread(modelPath: string, outDir: string, options: CompileOptions = {}): Promise<CompileReport> {
+  return request({ modelPath, outDir, options });
+}
+
+/** compileMultiModel in the compile worker. */
+export function compileMultiOffThread(models: ModelInput[], outDir: string, options: MultiCompileOptions = {}): Promise<MultiCompileReport> {
+  return request({ models, outDir, options });
+}
+
+function request(message: object): Promise<CompileReport & MultiCompileReport> {
   const { worker: w, pending } = worker();
   const id = nextRequest++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
-    w.postMessage({ id, modelPath, outDir, options });
+    w.postMessage({ id, ...message });
   });
 }
 

@@ -6,11 +6,13 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { compileModel, type CompileOptions } from '../../compiler/compile.js';
+import { compileMultiModel, type ModelInput, type MultiCompileOptions } from '../../compiler/compile-multi.js';
 
-interface Request { id: number; modelPath: string; outDir: string; options: CompileOptions }
+/** one model (modelPath) or a multi-model bundle (models) */
+interface Request { id: number; modelPath?: string; models?: ModelInput[]; outDir: string; options: CompileOptions & MultiCompileOptions }
 
-parentPort!.on('message', ({ id, modelPath, outDir, options }: Request) => {
-  compileModel(modelPath, outDir, options).then(
+parentPort!.on('message', ({ id, modelPath, models, outDir, options }: Request) => {
+  (models ? compileMultiModel(models, outDir, options) : compileModel(modelPath!, outDir, options)).then(
     (report) => parentPort!.postMessage({ id, report }),
     (error: Error & { code?: string }) => parentPort!.postMessage({ id, error: { message: error.message, code: error.code, stack: error.stack } }),
   );

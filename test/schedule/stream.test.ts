@@ -4,6 +4,7 @@
  * actually allocates stay within the budget.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { readFile as readFile_ } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { solveLoadPlan, minFeasibleBudget, type LoadProblem } from '../../compiler/schedule/load-plan.js';
@@ -11,9 +12,14 @@ import { compileStreamingContents } from '../../compiler/compile.js';
 import { FlashmemError } from '../../compiler/errors.js';
 import { randomInputs } from '../../compiler/cli/inputs.js';
 import { compileAndOpen, type CompiledBundle } from '../harness/compile-run.js';
-import { maxViolation } from '../harness/single-node.js';
 import { randomizeConstantWeights } from '../harness/randomize.js';
 import { CONFORMANCE_DIR, REPO_ROOT, conformanceAvailable, tempDir } from '../harness/paths.js';
+import { maxViolation, testDevice } from '../harness/single-node.js';
+import { openBundle } from '../../compiler/cli/bundle-session.js';
+import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { SHARD_BLOCK_BYTES } from '../../compiler/bundle/write.js';
+import type { Schedule } from '../../schemas/schedule.js';
+import type { TimelineEvent } from '../../runtime-template/runtime.js';
 
 const MIB = 1048576;
 
@@ -86,6 +92,7 @@ async function expectStreamMatchesPreload(modelPath: string, budgets: number[]) 
         }
         const peak = stream.session.stats().peakGpuBytes;
         expect(peak, `measured peak GPU bytes at budget ${budget}`).toBeLessThanOrEqual(budget);
+        expect(stream.session.stats().plannedPeakGpuBytes, 'the runtime allocates exactly the planned arenas').toBe(peak);
         expect(peak).toBeLessThan(preload.session.stats().peakGpuBytes);
         expect(stream.report.streaming!.streamedWeights).toBeGreaterThan(0);
         expect(stream.report.streaming!.carrierKernels).toBeGreaterThan(0);
@@ -118,4 +125,107 @@ describe('streamed bundles', () => {
       tmp.cleanup();
     }
   }, 300_000);
+});
+
+/** A readFile hook over a bundle folder that records every read and the bytes in flight at once. */
+function recordingReader(dir: string) {
+  const reads: { path: string; offset: number; length: number }[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const readFile = async (path: string, range?: { offset: number; length: number }) => {
+    const { offset, length } = range ?? { offset: 0, length: Number.MAX_SAFE_INTEGER };
+    reads.push({ path, offset, length });
+    const counted = path.startsWith('weights/') ? length : 0;
+    inFlight += counted;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    try {
+      const bytes = await readFile_(join(dir, path));
+      return bytes.subarray(offset, offset + length);
+    } finally {
+      inFlight -= counted;
+    }
+  };
+  return { readFile, reads, maxInFlight: () => maxInFlight, reset: () => { reads.length = 0; maxInFlight = 0; } };
+}
+
+describe('streaming runtime: byte-range reads, read-ahead, timeline', () => {
+  const model = join(REPO_ROOT, 'examples', 'mini-resnet', 'model.onnx');
+
+  it("'storage' mode re-reads streamed weights by verified block ranges on every run, within the read-ahead window, with the outputs of 'memory' mode", async () => {
+    const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
+    try {
+      const expected = await outputsOf(stream, 5);
+      const schedule = JSON.parse(readFileSync(join(stream.dir, 'schedule.json'), 'utf8')) as Schedule;
+      const runUploads = schedule.models[0]!.run.filter((step) => step.op === 'upload').length;
+      expect(runUploads).toBeGreaterThan(0);
+      const reader = recordingReader(stream.dir);
+      const { session } = await openBundle(stream.dir, { device: await testDevice(), load: { streamedWeights: 'storage', readAheadBytes: 64 * 1024, readFile: reader.readFile } });
+      try {
+        const weightReads = () => reader.reads.filter((r) => r.path.startsWith('weights/'));
+        // at load, weights are read by block: never a whole-file read
+        expect(weightReads().every((r) => r.length <= SHARD_BLOCK_BYTES)).toBe(true);
+        reader.reset();
+        for (let run = 0; run < 2; run++) {
+          const actual = await keepAlive(session.run(randomInputs(stream.manifest.models[0]!, 5)));
+          for (const [name, values] of Object.entries(expected)) expect(Array.from(actual[name] as Float32Array)).toEqual(Array.from(values as Float32Array));
+        }
+        // every run read its streamed weights again, by range
+        expect(weightReads().length).toBeGreaterThanOrEqual(2);
+        expect(weightReads().every((r) => r.length <= SHARD_BLOCK_BYTES)).toBe(true);
+        // read-ahead is bounded: the window, plus at most the blocks of the range being consumed
+        expect(reader.maxInFlight()).toBeLessThanOrEqual(64 * 1024 + 2 * SHARD_BLOCK_BYTES);
+        const timeline = session.stats().timeline as TimelineEvent[];
+        expect(timeline.filter((e) => e.kind === 'read').length).toBeGreaterThan(0);
+        expect(timeline.filter((e) => e.kind === 'upload').length).toBe(runUploads);
+      } finally {
+        session.dispose();
+      }
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('stats() gives a per-step timeline of the last run: every dispatch and upload in schedule order, GPU submissions with their end', async () => {
+    const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
+    try {
+      await outputsOf(stream, 1);
+      const stats = stream.session.stats();
+      const schedule = JSON.parse(readFileSync(join(stream.dir, 'schedule.json'), 'utf8')) as Schedule;
+      const run = schedule.models[0]!.run;
+      const timeline = stats.timeline as TimelineEvent[];
+      const stepEvents = timeline.filter((e) => e.step >= 0 && e.kind !== 'read');
+      expect(stepEvents.map((e) => e.step)).toEqual(run.map((_, i) => i));
+      expect(stepEvents.map((e) => e.kind)).toEqual(run.map((step) => step.op));
+      const gpu = timeline.filter((e) => e.kind === 'gpu');
+      expect(gpu.length).toBeGreaterThan(0);
+      for (const e of timeline) expect(e.endMs).toBeGreaterThanOrEqual(e.startMs);
+      expect((stats.loadTimeline as TimelineEvent[]).filter((e) => e.kind === 'upload').length)
+        .toBe(schedule.models[0]!.init.filter((step) => step.op === 'upload').length);
+      expect(stats.plannedPeakGpuBytes).toBe(schedule.models[0]!.plannedPeakBytes);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it("a tampered block of a streamed weight fails the run that reads it ('storage' mode) with FM_BUNDLE_HASH", async () => {
+    const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
+    try {
+      const schedule = JSON.parse(readFileSync(join(stream.dir, 'schedule.json'), 'utf8')) as Schedule;
+      const upload = schedule.models[0]!.run.find((step) => step.op === 'upload')!;
+      if (upload.op !== 'upload') throw new Error('no run upload');
+      const { session } = await openBundle(stream.dir, { device: await testDevice(), load: { streamedWeights: 'storage' } });
+      try {
+        const shard = join(stream.dir, schedule.shards[upload.shard]!.path);
+        const bytes = readFileSync(shard);
+        bytes[upload.shardOffset]! ^= 0xff;
+        writeFileSync(shard, bytes);
+        await expect(keepAlive(session.run(randomInputs(stream.manifest.models[0]!, 2))))
+          .rejects.toSatisfy((e: unknown) => (e as { code?: string }).code === 'FM_BUNDLE_HASH' && /block \d+ .*tampered or corrupt/.test((e as Error).message));
+      } finally {
+        session.dispose();
+      }
+    } finally {
+      stream.close();
+    }
+  });
 });

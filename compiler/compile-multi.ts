@@ -1,0 +1,128 @@
+/**
+ * The compile driver for multi-model bundles: several ONNX files -> one bundle whose models run
+ * one after another in shared GPU memory under one budget, optionally with a declared call
+ * sequence planned jointly (compiler/schedule/sequence.ts).
+ */
+import { fail, FlashmemError, quoteName } from './errors.js';
+import { optimise, requireBudget, type CompileOptions } from './compile.js';
+import { assembleMultiBundle, type PlannedModel, type PlannedSequence } from './bundle/assemble-multi.js';
+import { readbackBytes } from './codegen/program.js';
+import { planStreaming } from './schedule/stream.js';
+import { jointProgram } from './schedule/sequence.js';
+import { defaultProfile } from './profile/load.js';
+import { writeBundle } from './bundle/write.js';
+import { generateRuntime } from './bundle/runtime-gen.js';
+import type { BundleContents } from './bundle/contents.js';
+
+export interface ModelInput {
+  path: string;
+  name: string;
+  /** input name -> shape for this model */
+  inputShapes?: Record<string, number[]>;
+}
+
+export interface MultiCompileOptions extends Omit<CompileOptions, 'modelName' | 'inputShapes' | 'dumpDir'> {
+  /** a declared call order (model names), planned as one joint program; needs the stream strategy */
+  sequence?: string[];
+}
+
+export interface MultiCompileReport {
+  models: { name: string; kernels: number; weightBytes: number; plannedPeakBytes: number }[];
+  strategy: 'preload' | 'stream';
+  budgetBytes?: number;
+  sequence?: { models: string[]; kernels: number; plannedPeakBytes: number; streamedBytes: number; solveMs: number; solver: string };
+  /** what the runtime allocates: shared buffers plus every model's readback buffer */
+  plannedPeakBytes: number;
+  shaders: number;
+  shardBytes: number;
+  totalMs: number;
+}
+
+/** plans may need this many rounds to fit their shared allocation under the budget */
+const SHARED_RETRIES = 4;
+
+export async function compileMultiContents(inputs: ModelInput[], options: MultiCompileOptions = {}): Promise<{ contents: BundleContents; report: MultiCompileReport }> {
+  const start = performance.now();
+  checkNames(inputs);
+  const strategy = options.strategy ?? (options.memoryBudget === undefined ? 'preload' : 'stream');
+  if (options.sequence && strategy !== 'stream') fail('FM_BAD_ARGUMENT', '--sequence plans streaming across models: give a --memory-budget (stream strategy)');
+  // textures are resident per model and cannot alias between models: multi-model bundles keep weights in buffers
+  const optimised = inputs.map((input) => ({
+    input,
+    ...optimise(input.path, { ...options, strategy, weightLayout: 'buffer', modelName: input.name, inputShapes: input.inputShapes }),
+  }));
+  const limits = optimised[0]!.limits;
+  const programs = new Map(optimised.map((o) => [o.input.name, o.state.program!]));
+  const readbacks = optimised.map((o) => readbackBytes(o.state.program!));
+  const joint = options.sequence ? jointProgram(options.sequence, programs) : undefined;
+
+  let models: PlannedModel[];
+  let sequence: PlannedSequence | undefined;
+  let assembled: ReturnType<typeof assembleMultiBundle>;
+  if (strategy === 'preload') {
+    models = optimised.map((o) => ({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'preload', plan: o.state.plan! }));
+    assembled = assembleMultiBundle(models, undefined, limits, options.shardBytes);
+  } else {
+    const budget = requireBudget(options.memoryBudget);
+    const profile = options.profile ?? defaultProfile();
+    // every plan gets the budget less the other models' readback buffers; a shared allocation over
+    // the budget (plans' buffers are as large as the largest plan's) shrinks every plan and retries
+    let planBudget = budget - readbacks.reduce((s, n) => s + n, 0);
+    for (let attempt = 0; ; attempt++) {
+      const perModel = optimised.map((o, i) => planBudget + readbacks[i]!);
+      models = [];
+      for (const [i, o] of optimised.entries()) {
+        const stream = await planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile });
+        models.push({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'stream', stream });
+      }
+      sequence = joint
+        ? { models: options.sequence!, program: joint, stream: await planStreaming(joint, limits, { budgetBytes: planBudget + readbackBytes(joint), profile }) }
+        : undefined;
+      assembled = assembleMultiBundle(models, sequence, limits, options.shardBytes);
+      const peak = assembled.contents.schedule.plannedPeakBytes!;
+      if (peak <= budget) break;
+      if (attempt === SHARED_RETRIES) {
+        fail('FM_BAD_ARGUMENT', `the models' plans share GPU buffers of ${peak} bytes in all, over the memory budget of ${budget} bytes: raise --memory-budget`);
+      }
+      planBudget -= peak - budget;
+    }
+  }
+  const { contents, stats } = assembled!;
+  const report: MultiCompileReport = {
+    models: contents.models.map((m, i) => ({
+      name: m.name, kernels: optimised[i]!.state.program!.kernels.length, weightBytes: m.weightBytes, plannedPeakBytes: contents.schedule.models[i]!.plannedPeakBytes,
+    })),
+    strategy,
+    ...(options.memoryBudget !== undefined ? { budgetBytes: options.memoryBudget } : {}),
+    ...(sequence && contents.schedule.sequence ? {
+      sequence: {
+        models: sequence.models, kernels: sequence.program.kernels.length, plannedPeakBytes: contents.schedule.sequence.plannedPeakBytes,
+        streamedBytes: stats.sequence!.streamedBytes, solveMs: sequence.stream.loadPlan.stats.solveMs, solver: sequence.stream.loadPlan.stats.status,
+      },
+    } : {}),
+    plannedPeakBytes: contents.schedule.plannedPeakBytes!,
+    shaders: contents.shaders.size,
+    shardBytes: contents.shards.reduce((s, shard) => s + shard.size, 0),
+    totalMs: performance.now() - start,
+  };
+  return { contents, report };
+}
+
+export async function compileMultiModel(inputs: ModelInput[], outDir: string, options: MultiCompileOptions = {}): Promise<MultiCompileReport> {
+  const start = performance.now();
+  const { contents, report } = await compileMultiContents(inputs, options);
+  await writeBundle(outDir, contents, { runtime: generateRuntime() });
+  return { ...report, totalMs: performance.now() - start };
+}
+
+function checkNames(inputs: ModelInput[]): void {
+  if (inputs.length === 0) fail('FM_BAD_ARGUMENT', 'no model to compile');
+  const seen = new Set<string>();
+  for (const { name, path } of inputs) {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+      throw new FlashmemError('FM_BAD_ARGUMENT', `model name ${quoteName(name)} (from ${path}) must be 1-64 letters, digits, '_', '.' or '-': name it with ${path}=<name>`);
+    }
+    if (seen.has(name)) throw new FlashmemError('FM_BAD_ARGUMENT', `two models are named ${quoteName(name)}: name one with <file>.onnx=<name>`);
+    seen.add(name);
+  }
+}
