@@ -21,9 +21,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
+import { compileMultiModel } from '../compiler/compile-multi.js';
 import { FlashmemError } from '../compiler/errors.js';
+import { DEFAULT_LIMITS, type TargetLimits } from '../compiler/ops/op.js';
 import { randomInputs } from '../compiler/cli/inputs.js';
-import { readManifest } from '../compiler/cli/bundle-session.js';
+import onnxProto from 'onnx-proto';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';
 import { randomizeConstantWeights } from '../test/harness/randomize.js';
 import { familyGraphs, resolveConfig } from '../fixtures/families/generate.js';
@@ -55,18 +57,25 @@ interface Prepared {
   modelSha256: string;
   inputs: InputFile[];
   inputSha256: string;
-  preload: { dir: string; report: CompileReport; compileMs: number };
-  stream: { dir: string; report: CompileReport; compileMs: number; budgetBytes: number };
+  /** compile results; `error` when flashmemc refused the model (e.g. FM_LIMIT on this device) */
+  preload: { dir: string; report?: CompileReport; compileMs: number; error?: string };
+  stream: { dir: string; report?: CompileReport; compileMs: number; budgetBytes?: number; error?: string };
 }
 interface RefOutput { name: string; length: number; stride: number; file: string }
 interface Reference { modelSha256: string; inputSha256: string; runtime: string; outputs: RefOutput[] }
 
 // ------------------------------------------------------------------------------------ preparation
 
+/**
+ * What bundles are compiled for: WebGPU's default limits with the adapter's binding and buffer
+ * sizes (a GPT-Neo embedding table exceeds the default 128 MiB binding).
+ */
+let targetLimits: TargetLimits = DEFAULT_LIMITS;
+
 async function compileAtBudget(path: string, dir: string, budget: number): Promise<{ report: CompileReport; budget: number }> {
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
-      return { report: await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget }), budget };
+      return { report: await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget, limits: targetLimits }), budget };
     } catch (e) {
       const min = e instanceof FlashmemError ? /smallest feasible budget[^,]*, (\d+) bytes|needs (\d+) bytes/.exec(e.message) : null;
       if (!min) throw e;
@@ -98,17 +107,29 @@ function modelFile(entry: ModelEntry, work: string, lightDir: string): string {
   return out;
 }
 
-async function prepare(entry: ModelEntry, work: string, lightDir: string): Promise<Prepared> {
+async function prepare(entry: ModelEntry, work: string, lightDir: string, compile = true): Promise<Prepared> {
   const onnx = modelFile(entry, work, lightDir);
-  const t0 = performance.now();
   const preloadDir = join(work, 'bundles', `${entry.name}.preload`);
-  const preloadReport = await compileModel(onnx, preloadDir);
-  const preloadMs = performance.now() - t0;
-  const t1 = performance.now();
   const streamDir = join(work, 'bundles', `${entry.name}.stream`);
-  const stream = await compileAtBudget(onnx, streamDir, Math.round(preloadReport.weightBytes * entry.budgetFraction));
-  const streamMs = performance.now() - t1;
-  const model = readManifest(preloadDir).models[0]!;
+  const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+  const t0 = performance.now();
+  let preload: Prepared['preload'];
+  let stream: Prepared['stream'];
+  try {
+    if (!compile) throw new Error('not compiled (--references-only)');
+    preload = { dir: preloadDir, report: await compileModel(onnx, preloadDir, { limits: targetLimits }), compileMs: performance.now() - t0 };
+  } catch (e) {
+    preload = { dir: preloadDir, compileMs: performance.now() - t0, error: message(e) };
+  }
+  const t1 = performance.now();
+  try {
+    if (!preload.report) throw new Error(preload.error);
+    const s = await compileAtBudget(onnx, streamDir, Math.round(preload.report.weightBytes * entry.budgetFraction));
+    stream = { dir: streamDir, report: s.report, compileMs: performance.now() - t1, budgetBytes: s.budget };
+  } catch (e) {
+    stream = { dir: streamDir, compileMs: performance.now() - t1, error: message(e) };
+  }
+  const model = graphSignature(onnx);
   const values = randomInputs(model, INPUT_SEED);
   // masks: all positions valid (random integers are fine as token ids, not as a mask)
   for (const s of model.inputs) if (/mask/i.test(s.name)) (values[s.name] as { fill(v: unknown): void }).fill(s.dtype === 'int64' ? 1n : 1);
@@ -130,9 +151,25 @@ async function prepare(entry: ModelEntry, work: string, lightDir: string): Promi
   for (const f of externalData) modelHash.update(`${f.split('/').pop()}:${statSync(f).size}`);
   return {
     name: entry.name, onnx, externalData, modelSha256: modelHash.digest('hex'), inputs, inputSha256: hash.digest('hex'),
-    preload: { dir: preloadDir, report: preloadReport, compileMs: preloadMs },
-    stream: { dir: streamDir, report: stream.report, compileMs: streamMs, budgetBytes: stream.budget },
+    preload, stream,
   };
+}
+
+const ONNX_DTYPES: Record<number, string> = { 1: 'float32', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16', 11: 'float64' };
+
+/** The graph inputs (not initializers) with their dtypes and static shapes, read without the weights. */
+function graphSignature(onnx: string): Parameters<typeof randomInputs>[0] {
+  const graph = onnxProto.onnx.ModelProto.decode(readFileSync(onnx)).graph!;
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const inputs = (graph.input ?? []).filter((i) => !initializers.has(i.name!)).map((i) => {
+    const t = i.type!.tensorType!;
+    const shape = (t.shape?.dim ?? []).map((d) => {
+      if (d.dimValue === undefined || d.dimValue === null) throw new Error(`${onnx}: input ${i.name} has a symbolic dimension`);
+      return Number(d.dimValue);
+    });
+    return { name: i.name!, dtype: ONNX_DTYPES[t.elemType!] ?? `onnx-${t.elemType}`, shape };
+  });
+  return { inputs } as unknown as Parameters<typeof randomInputs>[0];
 }
 
 // -------------------------------------------------------------------------------------- reference
@@ -269,28 +306,73 @@ interface SystemRow {
   memoryTimeline?: { points: [number, number][]; marks: [number, string, number][] };
 }
 
-async function measure(entry: ModelEntry, parts: Prepared[], refs: Reference[], work: string, counts: { warmup: number; runs: number }): Promise<SystemRow[]> {
+/** a flashmemc bundle the measured process loads: one model's, or a multi-model bundle (sequence) */
+interface Built { dir: string; compileMs: number; plannedPeakBytes?: number; budgetBytes?: number; error?: string; multi: boolean }
+
+function singleBuilt(p: Prepared, strategy: 'preload' | 'stream'): Built {
+  const b = p[strategy];
+  return { dir: b.dir, compileMs: b.compileMs, plannedPeakBytes: b.report?.plannedPeakBytes, budgetBytes: strategy === 'stream' ? p.stream.budgetBytes : undefined, error: b.error, multi: false };
+}
+
+/**
+ * The sequence's models in one multi-model bundle (shared GPU memory): preload, or streamed under
+ * budgetFraction of all their weights with the run order declared (planned as one joint program).
+ */
+async function multiBuilt(entry: ModelEntry, parts: Prepared[], work: string, strategy: 'preload' | 'stream'): Promise<Built> {
+  const dir = join(work, 'bundles', `${entry.name}.${strategy}`);
+  const inputs = parts.map((p) => ({ name: p.name, path: p.onnx }));
+  const t0 = performance.now();
+  try {
+    if (strategy === 'preload') {
+      const report = await compileMultiModel(inputs, dir, { limits: targetLimits });
+      return { dir, compileMs: performance.now() - t0, plannedPeakBytes: report.plannedPeakBytes, multi: true };
+    }
+    const weights = parts.reduce((s, p) => s + (p.preload.report?.weightBytes ?? 0), 0);
+    let budget = Math.round(weights * entry.budgetFraction);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const report = await compileMultiModel(inputs, dir, { limits: targetLimits, memoryBudget: budget, sequence: parts.map((p) => p.name) });
+        return { dir, compileMs: performance.now() - t0, plannedPeakBytes: report.plannedPeakBytes, budgetBytes: budget, multi: true };
+      } catch (e) {
+        if (attempt >= 8 || !(e instanceof FlashmemError) || !/budget/.test(e.message)) throw e;
+        const min = /smallest feasible budget[^,]*, (\d+) bytes|needs (\d+) bytes|in all, over/.exec(e.message);
+        budget = Math.ceil(Math.max(budget * 1.15, Number(min?.[1] ?? min?.[2] ?? 0) * 1.15));
+      }
+    }
+  } catch (e) {
+    return { dir, compileMs: performance.now() - t0, error: e instanceof Error ? e.message : String(e), multi: true };
+  }
+}
+
+async function measure(entry: ModelEntry, parts: Prepared[], bundles: Record<'preload' | 'stream', Built>, refs: Reference[], work: string, counts: { warmup: number; runs: number }): Promise<SystemRow[]> {
   const rows: SystemRow[] = [];
   for (const system of SYSTEMS) {
     const dir = join(work, 'runs', entry.name, system);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     const strategy = system === 'flashmemc-stream' ? 'stream' : 'preload';
+    const built = bundles[strategy];
     const job = {
       system: system === 'ort-web' ? 'ort-web' : 'flashmemc', label: system,
-      parts: parts.map((p) => ({ name: p.name, model: p.onnx, externalData: p.externalData, bundle: p[strategy].dir, inputs: p.inputs })),
+      parts: parts.map((p) => ({ name: p.name, model: p.onnx, externalData: p.externalData, bundle: built.dir, modelName: built.multi ? p.name : undefined, inputs: p.inputs })),
       warmup: counts.warmup, runs: counts.runs, outputsDir: join(dir, 'outputs'), resultFile: join(dir, 'result.json'),
       ort: { graphCapture: arg('ort-graph-capture') === undefined ? 'auto' : arg('ort-graph-capture') === 'true' },
     };
+    const compileError = system === 'ort-web' ? undefined : built.error;
+    if (compileError) {
+      rows.push({ system, compileMs: built.compileMs, error: `compile: ${compileError}` });
+      log(`${entry.name}: ${system}: not run, compile failed: ${compileError}`);
+      continue;
+    }
     log(`${entry.name}: ${system} (${counts.warmup} warm-up + ${counts.runs} timed runs)`);
     const cacheDir = join(dir, 'shader-cache');
     mkdirSync(cacheDir, { recursive: true });
     const { result, spawnToFirstOutputMs, stderr } = await runWorker(job, join(dir, 'job.json'), cacheDir, 20 * 60_000);
     const row: SystemRow = { system };
     if (system !== 'ort-web') {
-      row.compileMs = parts.reduce((s, p) => s + p[strategy].compileMs, 0);
-      row.plannedPeakBytes = Math.max(...parts.map((p) => p[strategy].report.plannedPeakBytes));
-      if (system === 'flashmemc-stream') row.budgetBytes = Math.max(...parts.map((p) => p.stream.budgetBytes));
+      row.compileMs = built.compileMs;
+      row.plannedPeakBytes = built.plannedPeakBytes;
+      row.budgetBytes = built.budgetBytes;
     }
     if (result.error) {
       row.error = result.error;
@@ -373,6 +455,16 @@ async function main(): Promise<void> {
   const entries = entriesFor(machine, only);
   mkdirSync(work, { recursive: true });
   log(`machine ${machine}, work ${work}, ${entries.length} entries`);
+  // the adapter, asked in a child process (this one compiles, blocking its main thread: no device here)
+  const adapterFile = join(work, 'adapter.json');
+  execSync(`"${process.execPath}" "${WORKER}" --adapter "${adapterFile}"`, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const adapter = JSON.parse(readFileSync(adapterFile, 'utf8')) as { description: Record<string, unknown>; limits: Record<string, number> };
+  targetLimits = {
+    ...DEFAULT_LIMITS,
+    maxStorageBufferBindingSize: Math.max(DEFAULT_LIMITS.maxStorageBufferBindingSize, adapter.limits.maxStorageBufferBindingSize ?? 0),
+    maxBufferSize: Math.max(DEFAULT_LIMITS.maxBufferSize, adapter.limits.maxBufferSize ?? 0),
+  };
+  log(`adapter ${JSON.stringify(adapter.description)}; compiling for ${JSON.stringify(targetLimits)}`);
 
   const prepared = new Map<string, Prepared>();
   const references = new Map<string, Reference>();
@@ -382,10 +474,11 @@ async function main(): Promise<void> {
     const entry = entriesFor(machine).find((m) => m.name === name) ?? entriesFor('h100').find((m) => m.name === name);
     if (!entry || entry.pending) throw new Error(`sequence part ${name} is not a runnable model entry`);
     log(`preparing ${name}`);
-    const p = await prepare(entry, work, lightDir);
+    const p = await prepare(entry, work, lightDir, !flag('references-only'));
     prepared.set(name, p);
     references.set(name, await reference(p, refs));
-    log(`${name}: compiled preload in ${p.preload.compileMs.toFixed(0)} ms, stream (budget ${(p.stream.budgetBytes / 1048576).toFixed(2)} MiB) in ${p.stream.compileMs.toFixed(0)} ms`);
+    if (p.preload.error) log(`${name}: flashmemc compile failed: ${p.preload.error}`);
+    else log(`${name}: compiled preload in ${p.preload.compileMs.toFixed(0)} ms, stream ${p.stream.error ? `failed: ${p.stream.error}` : `(budget ${(p.stream.budgetBytes! / 1048576).toFixed(2)} MiB) in ${p.stream.compileMs.toFixed(0)} ms`}`);
   }
   if (flag('references-only')) {
     log(`references written to ${refs}`);
@@ -404,15 +497,18 @@ async function main(): Promise<void> {
     const counts = { ...runCounts(entry, machine) };
     if (arg('runs')) counts.runs = Number(arg('runs'));
     if (arg('warmup')) counts.warmup = Number(arg('warmup'));
-    const systems = await measure(entry, parts, partNames.map((n) => references.get(n)!), work, counts);
+    const bundles = entry.parts
+      ? { preload: await multiBuilt(entry, parts, work, 'preload'), stream: await multiBuilt(entry, parts, work, 'stream') }
+      : { preload: singleBuilt(parts[0]!, 'preload'), stream: singleBuilt(parts[0]!, 'stream') };
+    const systems = await measure(entry, parts, bundles, partNames.map((n) => references.get(n)!), work, counts);
     device ??= systems.map((s) => (s as { device?: unknown }).device).find(Boolean);
     for (const s of systems) delete (s as { device?: unknown }).device;
     rows.push({
       model: entry.name, kind: entry.kind, parts: entry.parts,
-      weightBytes: parts.reduce((s, p) => s + p.preload.report.weightBytes, 0),
+      weightBytes: parts.reduce((s, p) => s + (p.preload.report?.weightBytes ?? NaN), 0),
       modelSha256: parts.map((p) => p.modelSha256), inputShapes: parts.map((p) => p.inputs.map((i) => ({ name: i.name, shape: i.shape }))),
       reference: references.get(partNames[0]!)!.runtime,
-      flashmemcSequenceMode: entry.kind === 'sequence' ? 'one single-model bundle and session per model in one process (multi-model bundles, issue 5, pending)' : undefined,
+      flashmemcSequenceMode: entry.kind === 'sequence' ? 'one multi-model bundle (shared GPU memory, one session); stream: the run order declared with --sequence and planned as one joint program' : undefined,
       systems, ratios: ratios(systems),
     });
     writeResults();
@@ -429,7 +525,7 @@ async function main(): Promise<void> {
       command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
       commit, date: new Date(started).toISOString(), durationS: (Date.now() - started) / 1000,
       versions: { node: process.version, flashmemc: (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, webgpu: packageVersion('webgpu'), 'onnxruntime-web': packageVersion('onnxruntime-web'), 'onnxruntime-node': packageVersion('onnxruntime-node') },
-      device, host: { cpus: cpus().length, cpuModel: cpus()[0]?.model },
+      device: device ?? adapter.description, compileLimits: targetLimits, host: { cpus: cpus().length, cpuModel: cpus()[0]?.model },
       method: {
         processes: 'each system and model in a fresh `node --liftoff-only bench/sbs/worker.mjs` process; the same Dawn backend, adapter, requested limits and features for all; the driver shader cache (MESA_SHADER_CACHE_DIR, __GL_SHADER_DISK_CACHE_PATH) starts empty for each measured process',
         repeatVisit: 'coldStartWarmShaderCache: a second process per system and model, started with the first one\'s driver shader cache (a returning visitor); it runs once',

@@ -23,7 +23,7 @@ export interface ModelEntry {
   kind: 'cnn' | 'encoder' | 'decoder' | 'sequence';
   /** single models: where the ONNX file comes from */
   source?: ModelSource;
-  /** sequences: names of single-model entries run one after another, one ORT session per model */
+  /** sequences: names of single-model entries run one after another (one ORT session per model, one flashmemc multi-model bundle) */
   parts?: string[];
   /** flashmemc stream budget as a fraction of the weight bytes (raised to the smallest feasible one) */
   budgetFraction: number;
@@ -60,8 +60,8 @@ export const MODELS: ModelEntry[] = [
   { name: 'vit-base', kind: 'encoder', source: { family: 'vit-base' }, budgetFraction: 0.25, machines: ['h100'] },
   { name: 'bert-base', kind: 'encoder', source: { family: 'bert-base' }, budgetFraction: 0.25, machines: ['h100'] },
   { name: 'gpt-neo-1.3b', kind: 'decoder', source: { family: 'gpt-neo-1.3b' }, budgetFraction: 0.125, contextTokens: 128, machines: ['h100'] },
-  // several models in one app: the peer holds one session per model; flashmemc runs one bundle
-  // per model in one process until multi-model bundles (issue 5) land
+  // several models in one app: the peer holds one session per model; flashmemc one multi-model
+  // bundle (issue 5) whose models share GPU memory
   { name: 'cnn-sequence', kind: 'sequence', parts: ['squeezenet', 'inception_v1', 'densenet121'], budgetFraction: 0.25 },
 ];
 

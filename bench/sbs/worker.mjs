@@ -12,7 +12,9 @@ import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { countGpuMemory } from './gpu-memory.mjs';
 
-const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+// `worker.mjs --adapter <out.json>` only writes the adapter's limits and description
+const adapterOnly = process.argv[2] === '--adapter';
+const job = adapterOnly ? { parts: [], resultFile: process.argv[3] } : JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const result = { system: job.system, label: job.label, timings: {}, settings: {} };
 /** per part of the job, the duration of each of its runs (first, warm-up and timed) */
 const partTimes = job.parts.map(() => []);
@@ -216,6 +218,13 @@ async function ortSystem(device, gpu, adapter, parts, options, memory) {
 
 // ---------------------------------------------------------------- main
 async function main() {
+  if (adapterOnly) {
+    const { adapter, description } = await createDevice();
+    const limits = {};
+    for (const key in adapter.limits) if (typeof adapter.limits[key] === 'number') limits[key] = adapter.limits[key];
+    writeFileSync(job.resultFile, JSON.stringify({ description, limits }));
+    return;
+  }
   const tDevice = performance.now();
   const { gpu, adapter, device, description } = await createDevice();
   result.device = description;
