@@ -9,6 +9,7 @@
  *
  *   npm run bench -- [--machine llvmpipe] [--models a,b] [--work /tmp/dir] [--results dir]
  *                    [--light-dir dir] [--refs dir] [--references-only] [--runs N --warmup N]
+ *                    [--no-repeat-visit] [--ort-graph-capture true|false] [--note text ...]
  *
  * Where onnxruntime-node is not installed (the GPU machine), reference outputs come from --refs,
  * written beforehand with --references-only on a machine that has it (same deterministic models
@@ -522,10 +523,11 @@ async function main(): Promise<void> {
     const commit = gitCommit() !== 'unknown' ? gitCommit() : (process.env.BENCH_COMMIT ?? refMeta?.commit ?? 'unknown');
     const doc = {
       benchmark: 'side-by-side', machine,
-      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+      command: `npm run bench -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`.trim(),
       commit, date: new Date(started).toISOString(), durationS: (Date.now() - started) / 1000,
       versions: { node: process.version, flashmemc: (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, webgpu: packageVersion('webgpu'), 'onnxruntime-web': packageVersion('onnxruntime-web'), 'onnxruntime-node': packageVersion('onnxruntime-node') },
       device: device ?? adapter.description, compileLimits: targetLimits, host: { cpus: cpus().length, cpuModel: cpus()[0]?.model },
+      notes: process.argv.flatMap((a, i) => (process.argv[i - 1] === '--note' ? [a] : [])),
       method: {
         processes: 'each system and model in a fresh `node --liftoff-only bench/sbs/worker.mjs` process; the same Dawn backend, adapter, requested limits and features for all; the driver shader cache (MESA_SHADER_CACHE_DIR, __GL_SHADER_DISK_CACHE_PATH) starts empty for each measured process',
         repeatVisit: 'coldStartWarmShaderCache: a second process per system and model, started with the first one\'s driver shader cache (a returning visitor); it runs once',

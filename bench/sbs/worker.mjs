@@ -216,6 +216,18 @@ async function ortSystem(device, gpu, adapter, parts, options, memory) {
   throw lastError;
 }
 
+/**
+ * Peak resident set of this process: VmHWM (Linux). getrusage's maxRSS is not used because Linux
+ * keeps it across execve, so a child would report its parent's peak when that is larger.
+ */
+function peakRss(usage) {
+  try {
+    const kib = /VmHWM:\s*(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kib) return Number(kib) * 1024;
+  } catch {}
+  return usage.maxRSS * 1024;
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   if (adapterOnly) {
@@ -266,7 +278,7 @@ async function main() {
   result.gpu = { peakBytes: memory.peak, liveBytesAtEnd: memory.live, created: memory.created, destroyed: memory.destroyed, timeline: memory.compact(), marks: memory.marks };
   if (sys.stats) result.gpu.runtimeReportedPeakBytes = sys.stats().map((s) => s.peakGpuBytes);
   const usage = process.resourceUsage();
-  result.host = { peakRssBytes: usage.maxRSS * 1024, cpuUserMs: usage.userCPUTime / 1000, cpuSystemMs: usage.systemCPUTime / 1000 };
+  result.host = { peakRssBytes: peakRss(usage), cpuUserMs: usage.userCPUTime / 1000, cpuSystemMs: usage.systemCPUTime / 1000 };
   mkdirSync(job.outputsDir, { recursive: true });
   result.outputs = [];
   outputs.forEach((out, partIndex) => {
