@@ -9,12 +9,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execSync } from 'node:child_process';
+import { execFileSync, execSync } from 'node:child_process';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
 import { FlashmemError } from '../compiler/errors.js';
-import { openBundle } from '../compiler/cli/bundle-session.js';
-import { keepAlive } from '../compiler/cli/webgpu.js';
-import { randomInputs } from '../compiler/cli/inputs.js';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';
 import { randomizeConstantWeights } from '../test/harness/randomize.js';
 import { CONFORMANCE_DIR, tempDir } from '../test/harness/paths.js';
@@ -68,36 +65,45 @@ async function main(): Promise<void> {
     }
     const rows: Record<string, unknown>[] = [];
     for (const b of built) {
-      const { session, manifest, device } = await openBundle(b.dir);
-      const inputs = randomInputs(manifest.models[0]!, 3);
-      const times: number[] = [];
-      for (let i = 0; i <= runs; i++) {
-        const t = performance.now();
-        await keepAlive(session.run(inputs));
-        times.push(performance.now() - t);
-      }
-      const stats = session.stats();
-      const warm = times.slice(1).sort((x, y) => x - y);
+      // a fresh process per bundle, as an app would start: cold start = its load + first run
+      const report = runInFreshProcess(b.dir, runs + 1);
+      const warm = report.timings.runMs.slice(1).sort((x, y) => x - y);
       rows.push({
         model: b.model, bundle: b.label, weightMiB: b.report.weightBytes / 1048576, budgetMiB: b.budget === undefined ? null : b.budget / 1048576,
-        plannedPeakMiB: b.report.plannedPeakBytes / 1048576, measuredPeakMiB: stats.peakGpuBytes / 1048576,
-        coldStartMs: stats.loadMs + times[0]!, warmMedianMs: warm[Math.floor(warm.length / 2)]!, solver: b.report.streaming?.solverStatus ?? '',
+        plannedPeakMiB: b.report.plannedPeakBytes / 1048576, measuredPeakMiB: report.peakGpuBytes / 1048576,
+        loadMs: report.timings.loadMs, coldStartMs: report.timings.loadMs + report.timings.runMs[0]!, warmMedianMs: warm[Math.floor(warm.length / 2)]!,
+        solver: b.report.streaming?.solverStatus ?? '', solveMs: b.report.streaming?.solveMs ?? null,
       });
-      session.dispose();
-      device.destroy();
     }
     const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v === null ? '-' : String(v));
-    const cols = ['model', 'bundle', 'weightMiB', 'budgetMiB', 'plannedPeakMiB', 'measuredPeakMiB', 'coldStartMs', 'warmMedianMs', 'solver'];
+    const cols = ['model', 'bundle', 'weightMiB', 'budgetMiB', 'plannedPeakMiB', 'measuredPeakMiB', 'loadMs', 'coldStartMs', 'warmMedianMs', 'solver', 'solveMs'];
     const table = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${cols.map((c) => fmt(r[c])).join(' | ')} |`)].join('\n');
     console.log(table);
     const dir = join(packageRoot(), 'bench', 'results', machine);
     mkdirSync(dir, { recursive: true });
-    const commit = execSync('git rev-parse --short HEAD', { cwd: packageRoot() }).toString().trim();
+    const commit = process.env.FLASHMEM_COMMIT ?? gitCommit();
     const command = `npx tsx bench/memory.ts ${process.argv.slice(2).join(' ')}`.trim();
     writeFileSync(join(dir, 'memory.json'), `${JSON.stringify({ command, commit, runs, rows }, null, 2)}\n`);
-    writeFileSync(join(dir, 'memory.md'), `# Preload vs stream on ${machine}\n\nCommand: \`${command}\` at commit ${commit}. Cold start = load + first run in one process (Mesa's shader cache may be warm). Budgets that cannot be met are raised to the smallest feasible one found (+15% per try).\n\n${table}\n`);
+    writeFileSync(join(dir, 'memory.md'), `# Preload vs stream on ${machine}\n\nCommand: \`${command}\` at commit ${commit}. Each bundle runs in a fresh \`flashmemc run\` process (${runs} warm runs after the first); cold start = its load + first run (driver shader caches may be warm). Budgets that cannot be met are raised to the smallest feasible one found (+15% per try).\n\n${table}\n`);
   } finally {
     tmp.cleanup();
+  }
+}
+
+interface RunReport { peakGpuBytes: number; timings: { loadMs: number; runMs: number[] } }
+
+/** `flashmemc run <bundle> --random-inputs --repeat n --json` in a child process (the built CLI in dist/). */
+function runInFreshProcess(bundle: string, repeat: number): RunReport {
+  const cli = join(packageRoot(), 'dist', 'compiler', 'cli', 'main.js');
+  const out = execFileSync(process.execPath, [cli, 'run', bundle, '--random-inputs', '--seed', '3', '--repeat', String(repeat), '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return JSON.parse(out) as RunReport;
+}
+
+function gitCommit(): string {
+  try {
+    return execSync('git rev-parse --short HEAD', { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return 'unknown';
   }
 }
 

@@ -10,7 +10,8 @@
  * give (b)'s outputs, and draws allocated GPU bytes over the sequence as an SVG chart.
  * Results: bench/results/<machine>/multi.{json,md,svg}.
  *
- *   npx tsx bench/multi.ts [--machine llvmpipe] [--calls 10] [--seed 1]     compile and run here
+ *   npx tsx bench/multi.ts [--machine llvmpipe] [--calls 10] [--seed 1] [--models light|fixtures]
+ *                                                                           compile and run here
  *   npx tsx bench/multi.ts --compile-only out/multi                          bundles for another machine
  *   node dist/bench/multi.js --run out/multi --machine h100                  run compiled bundles
  * The run phase imports only the bundle runtime loader, so it runs from dist/ with node_modules
@@ -35,24 +36,43 @@ interface Plan {
   weightBytes: Record<string, number>;
   models: string[];
   compileMs: Record<string, number>;
+  /** 'light' (conformance CNNs) or 'fixtures' */
+  set: string;
 }
 
 // ------------------------------------------------------------------------------------ compile
 
-async function compileAll(dir: string, callsPerModel: number, seed: number): Promise<Plan> {
+/** The conformance light CNNs at their real sizes, with random weights (the same five as bench:memory). */
+const LIGHT = ['squeezenet', 'shufflenet', 'inception_v1', 'densenet121', 'resnet50'];
+
+/** The five models: the light CNNs when the conformance data is there, else small fixture models. */
+async function writeModels(modelDir: string, set: string): Promise<{ name: string; path: string }[]> {
+  mkdirSync(modelDir, { recursive: true });
+  if (set === 'light') {
+    const { randomizeConstantWeights } = await import('../test/harness/randomize.js');
+    const { CONFORMANCE_DIR } = await import('../test/harness/paths.js');
+    return LIGHT.map((name) => {
+      const path = join(modelDir, `${name}.onnx`);
+      writeFileSync(path, randomizeConstantWeights(readFileSync(join(CONFORMANCE_DIR, 'light', `light_${name}.onnx`))));
+      return { name, path };
+    });
+  }
   const { writePipelineModels, embedderSpec } = await import('../fixtures/models/pipeline.js');
   const { miniResnetSpec } = await import('../fixtures/models/mini-resnet.js');
   const { buildModel } = await import('../fixtures/onnx-builder.js');
-  const { compileModel } = await import('../compiler/compile.js');
-  const { compileMultiContents, compileMultiModel } = await import('../compiler/compile-multi.js');
-  const modelDir = join(dir, 'models');
   const pipeline = writePipelineModels(modelDir);
   writeFileSync(join(modelDir, 'resnet.onnx'), buildModel(miniResnetSpec()));
   writeFileSync(join(modelDir, 'embedder.onnx'), buildModel(embedderSpec()));
-  const inputs = [
+  return [
     { name: 'detector', path: pipeline.detector }, { name: 'classifier', path: pipeline.classifier }, { name: 'recogniser', path: pipeline.recogniser },
     { name: 'resnet', path: join(modelDir, 'resnet.onnx') }, { name: 'embedder', path: join(modelDir, 'embedder.onnx') },
   ];
+}
+
+async function compileAll(dir: string, callsPerModel: number, seed: number, set: string): Promise<Plan> {
+  const { compileModel } = await import('../compiler/compile.js');
+  const { compileMultiContents, compileMultiModel } = await import('../compiler/compile-multi.js');
+  const inputs = await writeModels(join(dir, 'models'), set);
   const order = shuffle(inputs.flatMap((m) => Array<string>(callsPerModel).fill(m.name)), seed);
   const preload = await compileMultiContents(inputs);
   const weightBytes = Object.fromEntries(preload.report.models.map((m) => [m.name, m.weightBytes]));
@@ -67,7 +87,7 @@ async function compileAll(dir: string, callsPerModel: number, seed: number): Pro
   t = performance.now();
   await compileMultiModel(inputs, join(dir, 'switch'), {});
   compileMs.switch = performance.now() - t;
-  const plan: Plan = { order, budgetBytes, weightBytes, models: inputs.map((m) => m.name), compileMs };
+  const plan: Plan = { order, budgetBytes, weightBytes, models: inputs.map((m) => m.name), compileMs, set };
   writeFileSync(join(dir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
   return plan;
 }
@@ -164,7 +184,9 @@ async function runSystem(dir: string, system: System, plan: Plan, device: GPUDev
     }
     const plans: Record<string, number> = {};
     for (const session of new Set(opened.sessions.values())) {
-      for (const call of (session.stats().calls as { plan: string; reloaded: boolean }[]).slice(-plan.order.length)) {
+      // the warm-up pass and the timed pass made the same calls: count the second half
+      const calls = session.stats().calls as { plan: string; reloaded: boolean }[];
+      for (const call of calls.slice(calls.length / 2)) {
         const key = call.reloaded ? `${call.plan}+reload` : call.plan;
         plans[key] = (plans[key] ?? 0) + 1;
       }
@@ -235,7 +257,10 @@ async function main(): Promise<void> {
   const dir = resolve(compileOnly ?? runDir ?? join('out', 'bench-multi'));
   mkdirSync(dir, { recursive: true });
   // compile everything before any device exists (dawn-node must not see a blocked main thread)
-  const plan = runDir ? (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Plan) : await compileAll(dir, calls, seed);
+  const { existsSync } = await import('node:fs');
+  const { CONFORMANCE_DIR } = await import('../test/harness/paths.js');
+  const set = arg('models', existsSync(join(CONFORMANCE_DIR, 'light')) ? 'light' : 'fixtures')!;
+  const plan = runDir ? (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Plan) : await compileAll(dir, calls, seed, set);
   if (compileOnly) {
     console.log(`compiled into ${dir}: budget ${plan.budgetBytes} bytes, ${plan.order.length} calls`);
     return;

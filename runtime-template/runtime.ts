@@ -79,6 +79,11 @@ export interface LoadOptions {
   streamedWeights?: 'memory' | 'storage';
   /** Bytes of weight blocks read ahead of the schedule, at load and in 'storage' runs (default 64 MiB). */
   readAheadBytes?: number;
+  /**
+   * Also time each submission on the GPU (timeline 'gpu' entries, from queue.onSubmittedWorkDone).
+   * Off by default: on a fast GPU the extra completion callbacks cost a visible share of a short run.
+   */
+  gpuTimeline?: boolean;
 }
 
 export interface VerifyOptions {
@@ -1572,7 +1577,7 @@ class Timeline {
   private readonly gpuDone: Promise<void>[] = [];
   private readonly origin: number;
 
-  constructor(origin = performance.now()) {
+  constructor(origin = performance.now(), private readonly trackGpu = false) {
     this.origin = origin;
   }
 
@@ -1586,6 +1591,7 @@ class Timeline {
 
   /** Called right after a submission: its 'gpu' entry ends when the queue reports the work done. */
   submitted(queue: GPUQueue): void {
+    if (!this.trackGpu) return;
     const event: TimelineEvent = { kind: 'gpu', step: -1, startMs: this.now(), endMs: Number.NaN };
     this.events.push(event);
     this.gpuDone.push(queue.onSubmittedWorkDone().then(() => { event.endMs = this.now(); }, () => {}));
@@ -1679,6 +1685,7 @@ class Session implements FlashmemSession {
   private readonly counters = { loadMs: 0, lastRunMs: 0, runs: 0, dispatches: 0, uploads: 0, uploadedBytes: 0, plannedPeakGpuBytes: 0 };
   private readonly streamFromStorage: boolean;
   private readonly readAheadBytes: number;
+  private readonly gpuTimeline: boolean;
   private shards?: ShardBlocks;
   private lastTimeline: TimelineEvent[] = [];
   private loadTimeline?: Timeline;
@@ -1700,6 +1707,7 @@ class Session implements FlashmemSession {
     this.device = acquired.device;
     this.streamFromStorage = options.streamedWeights === 'storage';
     this.readAheadBytes = options.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
+    this.gpuTimeline = options.gpuTimeline === true;
     this.owned = acquired.owned;
     this.models = models;
     this.memory = new GpuMemory(this.device);
@@ -1712,7 +1720,7 @@ class Session implements FlashmemSession {
 
   static async start(acquired: AcquiredDevice, bundle: VerifiedBundle, reader: BundleReader, startedAt: number, options: LoadOptions): Promise<Session> {
     const session = new Session(acquired, bundle.manifest.models, options);
-    session.loadTimeline = new Timeline(startedAt);
+    session.loadTimeline = new Timeline(startedAt, options.gpuTimeline === true);
     try {
       await session.load(bundle, reader);
     } catch (error) {
@@ -1944,7 +1952,7 @@ class Session implements FlashmemSession {
     const startedAt = performance.now();
     const what = `running model ${quote(model.info.name)}`;
     const errors = new GpuErrorCollector(this.device);
-    const timeline = new Timeline(startedAt);
+    const timeline = new Timeline(startedAt, this.gpuTimeline);
     let mapped: Promise<unknown> | undefined;
     let choice: PlanChoice;
     try {

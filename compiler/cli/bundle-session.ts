@@ -30,6 +30,7 @@ export interface RuntimeSession {
 export interface RuntimeLoadOptions {
   streamedWeights?: 'memory' | 'storage';
   readAheadBytes?: number;
+  gpuTimeline?: boolean;
   readFile?: (path: string, range?: { offset: number; length: number }) => Promise<Uint8Array>;
 }
 

@@ -35,7 +35,7 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'] } });
+      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined } });
       try {
         if (args.sequence !== undefined) {
           await runSequence(session, manifest, args.sequence.split(',').map((n) => n.trim()), args.repeat, args.seed, args.json, performance.now() - started);

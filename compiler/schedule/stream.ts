@@ -41,7 +41,7 @@ export interface StreamPlan {
   profile: ProfileIdentity;
 }
 
-const RETRIES = 3;
+const RETRIES = 6;
 /**
  * The staging ring takes this fraction of the budget: a larger ring stages bigger pieces (fewer
  * direct writes, each of which splits the run's submission), a smaller one leaves more for weights.
@@ -76,7 +76,8 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
       fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
         `(at least ${loadPlan.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
     }
-    budget -= peak - options.budgetBytes;
+    // fragmentation grows as the plan tightens: overshoot the correction a little more each time
+    budget -= Math.ceil((peak - options.budgetBytes) * (1 + attempt / 2));
   }
 }
 
@@ -164,7 +165,73 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
     writeInputs(call);
   }
   readOutputs(call);
-  return { run, ringBuffer, stats, callStarts };
+  const grouped = groupHostWrites(run, callStarts);
+  return { run: grouped.run, ringBuffer, stats, callStarts: grouped.callStarts };
+}
+
+/**
+ * Fewer submissions per run: the runtime submits the commands recorded so far before every host
+ * write that follows them (queue.writeBuffer runs before unsubmitted work), so each weight upload
+ * after a dispatch splits the run. An upload whose destination no step since the previous split
+ * touches can join the writes made at that split instead. Calls of a joint program stay apart:
+ * a call's steps run only when the app calls that model.
+ */
+export function groupHostWrites(run: StreamStep[], callStarts: number[]): { run: StreamStep[]; callStarts: number[] } {
+  const out: StreamStep[] = [];
+  const starts: number[] = [];
+  const bounds = [...callStarts, run.length];
+  for (let call = 0; call < callStarts.length; call++) {
+    starts.push(out.length);
+    out.push(...groupCall(run.slice(bounds[call], bounds[call + 1])));
+  }
+  return { run: out, callStarts: starts };
+}
+
+function groupCall(steps: StreamStep[]): StreamStep[] {
+  const out: StreamStep[] = [];
+  /** where the writes of the current split go: after the last write that followed GPU commands */
+  let splitAt = 0;
+  /** regions the GPU commands recorded since that split read or write */
+  let touched: Region[] = [];
+  let commandsSinceSplit = false;
+  for (const step of steps) {
+    if (step.op === 'upload' && 'buffer' in step.dst) {
+      const dst = step.dst;
+      if (!commandsSinceSplit || !touched.some((r) => overlaps(r, dst))) {
+        out.splice(splitAt, 0, step);
+        splitAt++;
+        continue;
+      }
+    }
+    if (step.op === 'upload' || step.op === 'writeInput') {
+      // a new split: later writes may join it
+      if (commandsSinceSplit) {
+        splitAt = out.length;
+        touched = [];
+        commandsSinceSplit = false;
+      }
+      out.push(step);
+      splitAt = out.length;
+      continue;
+    }
+    out.push(step);
+    commandsSinceSplit = true;
+    touched.push(...regionsOf(step));
+  }
+  return out;
+}
+
+function regionsOf(step: StreamStep): Region[] {
+  switch (step.op) {
+    case 'dispatch': return step.bindings.filter((b): b is Region => 'buffer' in b);
+    case 'copy': return [step.src, step.dst];
+    case 'readOutput': return [step.src];
+    default: return [];
+  }
+}
+
+function overlaps(a: Region, b: Region): boolean {
+  return a.buffer === b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
 }
 
 export interface StreamStats {

@@ -187,9 +187,10 @@ describe('streaming runtime: byte-range reads, read-ahead, timeline', () => {
 
   it('stats() gives a per-step timeline of the last run: every dispatch and upload in schedule order, GPU submissions with their end', async () => {
     const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
+    const { session } = await openBundle(stream.dir, { device: await testDevice(), load: { gpuTimeline: true } });
     try {
-      await outputsOf(stream, 1);
-      const stats = stream.session.stats();
+      await keepAlive(session.run(randomInputs(stream.manifest.models[0]!, 1)));
+      const stats = session.stats();
       const schedule = JSON.parse(readFileSync(join(stream.dir, 'schedule.json'), 'utf8')) as Schedule;
       const run = schedule.models[0]!.run;
       const timeline = stats.timeline as TimelineEvent[];
@@ -202,7 +203,11 @@ describe('streaming runtime: byte-range reads, read-ahead, timeline', () => {
       expect((stats.loadTimeline as TimelineEvent[]).filter((e) => e.kind === 'upload').length)
         .toBe(schedule.models[0]!.init.filter((step) => step.op === 'upload').length);
       expect(stats.plannedPeakGpuBytes).toBe(schedule.models[0]!.plannedPeakBytes);
+      // without gpuTimeline, the timeline has the steps but no GPU completion entries
+      await outputsOf(stream, 1);
+      expect((stream.session.stats().timeline as TimelineEvent[]).some((e) => e.kind === 'gpu')).toBe(false);
     } finally {
+      session.dispose();
       stream.close();
     }
   });
