@@ -6,8 +6,10 @@
 import { fail, FlashmemError, quoteName } from './errors.js';
 import { optimise, requireBudget, type CompileOptions } from './compile.js';
 import { assembleMultiBundle, type PlannedModel, type PlannedSequence } from './bundle/assemble-multi.js';
-import { readbackBytes } from './codegen/program.js';
+import { readbackBytes, type KernelProgram } from './codegen/program.js';
+import type { Graph } from './ir/types.js';
 import { planStreaming } from './schedule/stream.js';
+import { planMemory } from './schedule/memory-plan.js';
 import { jointProgram } from './schedule/sequence.js';
 import { defaultProfile } from './profile/load.js';
 import { writeBundle } from './bundle/write.js';
@@ -24,6 +26,8 @@ export interface ModelInput {
 export interface MultiCompileOptions extends Omit<CompileOptions, 'modelName' | 'inputShapes' | 'dumpDir'> {
   /** a declared call order (model names), planned as one joint program; needs the stream strategy */
   sequence?: string[];
+  /** adjusts each model's kernel program before planning (compile-decoder.ts marks decoder state) */
+  prepare?: (model: string, program: KernelProgram, graph: Graph) => void;
 }
 
 export interface MultiCompileReport {
@@ -52,6 +56,7 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
     ...optimise(input.path, { ...options, strategy, weightLayout: 'buffer', modelName: input.name, inputShapes: input.inputShapes }),
   }));
   const limits = optimised[0]!.limits;
+  for (const o of optimised) options.prepare?.(o.input.name, o.state.program!, o.state.graph);
   const programs = new Map(optimised.map((o) => [o.input.name, o.state.program!]));
   const readbacks = optimised.map((o) => readbackBytes(o.state.program!));
   const joint = options.sequence ? jointProgram(options.sequence, programs) : undefined;
@@ -60,7 +65,8 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
   let sequence: PlannedSequence | undefined;
   let assembled: ReturnType<typeof assembleMultiBundle>;
   if (strategy === 'preload') {
-    models = optimised.map((o) => ({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'preload', plan: o.state.plan! }));
+    // planned again: prepare() may have changed the programs (decoder state)
+    models = optimised.map((o) => ({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'preload', plan: planMemory(o.state.program!, limits) }));
     assembled = assembleMultiBundle(models, undefined, limits, options.shardBytes);
   } else {
     const budget = requireBudget(options.memoryBudget);

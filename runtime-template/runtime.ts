@@ -169,7 +169,7 @@ export interface TimelineEvent {
    * place), 'read' (waiting for weight bytes from storage), or 'gpu' (a submission, from submit
    * until the GPU reported it done)
    */
-  kind: 'writeInput' | 'upload' | 'copy' | 'dispatch' | 'readOutput' | 'read' | 'gpu';
+  kind: 'writeInput' | 'upload' | 'copy' | 'dispatch' | 'readOutput' | 'stateWrite' | 'read' | 'gpu';
   /** index of the step in the model's run (or init) steps; -1 for 'gpu' */
   step: number;
   /** kernel label, or the weight's name */
@@ -188,8 +188,46 @@ export interface FlashmemSession {
   /** Runs the named model of a multi-model bundle. */
   run(modelName: string, inputs: RunInputs): Promise<RunOutputs>;
   stats(): SessionStats;
+  /**
+   * Decoder bundles (flashmemc compile --decoder): greedy generation of up to maxNewTokens tokens
+   * after the prompt, with the KV cache on the GPU. Starts a new sequence (the cache is reused).
+   */
+  generate(promptIds: ArrayLike<number | bigint>, options: GenerateOptions): Promise<GenerateResult>;
+  /** Decoder bundles: step-wise control (prefill a prompt, then one token per step). */
+  decoder(): DecoderStepper;
   /** Destroys every GPU buffer of the session, and the device if the session created it. */
   dispose(): void;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** stop after generating one of these */
+  stopTokens?: readonly number[];
+  /** called with each new token as soon as it is known */
+  onToken?: (token: number, index: number) => void;
+}
+
+export interface GenerateResult {
+  tokens: number[];
+  promptTokens: number;
+  /** prefill (and prompt tokens beyond the prefill length) until the first new token, ms */
+  prefillMs: number;
+  /** the decode steps after the first token, ms */
+  decodeMs: number;
+  /** new tokens after the first per second of decodeMs */
+  tokensPerSecond: number;
+}
+
+/** One sequence of a decoder: the KV cache fills from slot 0. */
+export interface DecoderStepper {
+  /** cache slots used so far: the position of the next token */
+  readonly position: number;
+  /** cache slots (maximum context) */
+  readonly context: number;
+  /** Runs the prompt (prefill, then decode steps for tokens beyond its fixed length); resolves to the logits after its last token. */
+  prefill(promptIds: ArrayLike<number | bigint>): Promise<Float32Array>;
+  /** Feeds one token at the next position; resolves to the logits for the token after it. */
+  step(tokenId: number | bigint): Promise<Float32Array>;
 }
 
 /** The codes are those of the compiler (compiler/errors.ts). */
@@ -274,21 +312,41 @@ interface DispatchStep {
   node: string;
 }
 interface CopyStep { op: 'copy'; src: Region; dst: Region; weight: string }
-type Step = UploadStep | WriteInputStep | ReadOutputStep | DispatchStep | CopyStep;
+/** decoder state: `heads` blocks of `rows` rows from src into the blocks of `cacheRows` rows of dst, from row 0 or the run's position */
+interface StateWriteStep {
+  op: 'stateWrite'; src: Region; dst: Region; heads: number; rows: number; rowBytes: number; cacheRows: number; at: 'start' | 'position'; state: string;
+}
+type Step = UploadStep | WriteInputStep | ReadOutputStep | DispatchStep | CopyStep | StateWriteStep;
+
+interface DecoderSpec {
+  prefill: string;
+  decode: string;
+  context: number;
+  promptLength: number;
+  vocab: number;
+  inputIds: string;
+  positionIds: string;
+  attentionBias: string;
+  localAttentionBias?: string;
+  window: number;
+  logits: string;
+}
 
 interface ModelSchedule {
   model: string;
   strategy: 'preload' | 'stream';
-  buffers: { role: 'weights' | 'activations' | 'staging'; size: number }[];
+  buffers: { role: BufferRole; size: number }[];
   textures?: TextureDecl[];
   init: Step[];
   run: Step[];
   plannedPeakBytes: number;
 }
 
+type BufferRole = 'weights' | 'activations' | 'staging' | 'state';
+
 interface SequenceSchedule {
   models: string[];
-  buffers: { role: 'weights' | 'activations' | 'staging'; size: number }[];
+  buffers: { role: BufferRole; size: number }[];
   init: Step[];
   calls: { model: string; run: Step[] }[];
   plannedPeakBytes: number;
@@ -302,6 +360,7 @@ interface Schedule {
   memory?: 'separate' | 'shared';
   sequence?: SequenceSchedule;
   plannedPeakBytes?: number;
+  decoder?: DecoderSpec;
 }
 
 // =================================================================================================
@@ -859,6 +918,26 @@ function checkScheduleBounds(bundle: VerifiedBundle, limits: BoundsLimits): void
     checkOutputsReadOnce(context);
   });
   checkSharedMemory(bundle, limits);
+  checkDecoder(bundle);
+}
+
+/** A decoder names two models of a shared-memory bundle, and the inputs and outputs generate() feeds and reads. */
+function checkDecoder(bundle: VerifiedBundle): void {
+  const spec = bundle.schedule.decoder;
+  if (!spec) return;
+  const where = 'schedule.json decoder';
+  if (bundle.schedule.memory !== 'shared') fail('FM_BUNDLE_INVALID', `${where}: a decoder needs shared memory`);
+  const model = (name: string) => bundle.modelInfos.find((info) => info.name === name) ?? fail('FM_BUNDLE_INVALID', `${where} names model ${quote(name)}, which the bundle does not have`);
+  const prefill = model(spec.prefill);
+  const decode = model(spec.decode);
+  const has = (list: readonly TensorInfo[], name: string | undefined, what: string) => {
+    if (name !== undefined && !list.some((t) => t.name === name)) fail('FM_BUNDLE_INVALID', `${where}: ${what} has no ${quote(name)}`);
+  };
+  has(prefill.inputs, spec.inputIds, 'the prefill model');
+  has(prefill.outputs, spec.logits, 'the prefill model');
+  for (const name of [spec.inputIds, spec.positionIds, spec.attentionBias, spec.localAttentionBias]) has(decode.inputs, name, 'the decode model');
+  has(decode.outputs, spec.logits, 'the decode model');
+  if (spec.promptLength > spec.context) fail('FM_BUNDLE_INVALID', `${where}: prompt length ${spec.promptLength} exceeds the context ${spec.context}`);
 }
 
 /** Shared memory and the declared sequence: each call is checked as a run of its model over the sequence's buffers. */
@@ -920,7 +999,22 @@ function checkStep(step: Step, at: string, context: BoundsContext): void {
     case 'readOutput':
       if (isInit) fail('FM_BUNDLE_INVALID', `${where}: init steps run once at load and cannot read outputs`);
       return checkIoRegion(step.src, context.info.outputs, step.output, 'output', where, context);
+    case 'stateWrite':
+      if (isInit) fail('FM_BUNDLE_INVALID', `${where}: init steps cannot write decoder state`);
+      return checkStateWrite(step, where, context);
   }
+}
+
+/** The rows copied must be the source region exactly, and every block must fit its state buffer region. */
+function checkStateWrite(step: StateWriteStep, where: string, context: BoundsContext): void {
+  checkRegion(step.src, where, context);
+  checkRegion(step.dst, where, context);
+  if (context.schedule.buffers[step.dst.buffer]!.role !== 'state') fail('FM_BUNDLE_INVALID', `${where}: the destination is not a state buffer`);
+  if (step.rowBytes % 4 !== 0 || step.rows > step.cacheRows) fail('FM_BUNDLE_INVALID', `${where}: ${step.rows} rows of ${step.rowBytes} bytes do not fit blocks of ${step.cacheRows} rows`);
+  if (step.heads * step.rows * step.rowBytes !== step.src.size || step.heads * step.cacheRows * step.rowBytes !== step.dst.size) {
+    fail('FM_BUNDLE_INVALID', `${where}: ${step.heads} blocks of ${step.rows} (source) and ${step.cacheRows} (state) rows of ${step.rowBytes} bytes do not match sizes ${step.src.size} and ${step.dst.size}`);
+  }
+  if (step.src.buffer === step.dst.buffer) fail('FM_BUNDLE_INVALID', `${where}: source and destination are the same buffer`);
 }
 
 function checkRegion(region: Region, where: string, context: BoundsContext): void {
@@ -1569,7 +1663,8 @@ type RunCommand =
   | { kind: 'upload'; bytes?: Uint8Array<ArrayBuffer>; range: ShardRange; weight: string; buffer: GPUBuffer; offset: number }
   | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number]; label: string }
   | { kind: 'readOutput'; output: number; buffer: GPUBuffer; offset: number; size: number }
-  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number; weight: string };
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number; weight: string }
+  | { kind: 'stateWrite'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; step: StateWriteStep };
 
 /** Collects timeline events of a run or of the load, and the GPU completion of each submission. */
 class Timeline {
@@ -1672,6 +1767,8 @@ interface PreparedRun {
   model: LoadedModel;
   /** when run() was called */
   calledAt: number;
+  /** decode steps: the cache slot this run's keys and values go to (stateWrite 'position') */
+  position?: number;
   /** inputs converted to GPU elements, in signature order */
   inputs: GpuElements[];
 }
@@ -1697,6 +1794,7 @@ class Session implements FlashmemSession {
   private sequencePosition = 0;
   private readonly callLog: CallStats[] = [];
   private readonly perModel = new Map<string, ModelCallStats>();
+  private decoderSpec?: DecoderSpec;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private lostInfo?: GPUDeviceLostInfo;
@@ -1739,6 +1837,7 @@ class Session implements FlashmemSession {
     const shaders = bundle.schedule.shaders.map((path, i) => ({ path, source: bundle.shaderSources[i]! }));
     const pipelines = new Pipelines(this.device, shaders, layouts);
     this.sharedMemory = bundle.schedule.memory === 'shared';
+    this.decoderSpec = bundle.schedule.decoder;
     const sequenceSchedule = bundle.schedule.sequence;
     for (const schedule of bundle.schedule.models) this.requestPipelines([...schedule.init, ...schedule.run], pipelines);
     if (sequenceSchedule) this.requestPipelines([...sequenceSchedule.init, ...sequenceSchedule.calls.flatMap((call) => call.run)], pipelines);
@@ -1883,6 +1982,8 @@ class Session implements FlashmemSession {
         const dst = step.dst as Region;
         return { kind: 'upload', bytes, range, weight: step.weight, buffer: model.buffers[dst.buffer]!, offset: dst.offset };
       }
+      case 'stateWrite':
+        return { kind: 'stateWrite', src: model.buffers[step.src.buffer]!, srcOffset: step.src.offset, dst: model.buffers[step.dst.buffer]!, dstOffset: step.dst.offset, step };
       case 'copy':
         return {
           kind: 'copy', src: model.buffers[step.src.buffer]!, srcOffset: step.src.offset, dst: model.buffers[step.dst.buffer]!, dstOffset: step.dst.offset,
@@ -1907,16 +2008,41 @@ class Session implements FlashmemSession {
   run(inputs: RunInputs): Promise<RunOutputs>;
   run(modelName: string, inputs: RunInputs): Promise<RunOutputs>;
   run(first: string | RunInputs, second?: RunInputs): Promise<RunOutputs> {
+    return this.enqueue(() => {
+      // a decode step needs its cache position, which only the decoder API tracks
+      if (typeof first === 'string' && this.decoderSpec?.decode === first) {
+        fail('FM_INPUT', `model ${quote(first)} is the decode step of a decoder: use session.generate() or session.decoder()`);
+      }
+      return this.prepareRun(first, second);
+    });
+  }
+
+  /** Queues a run; inputs are converted (copied) now, so that a queued run sees them as they were at the call. */
+  private enqueue(prepare: () => PreparedRun): Promise<RunOutputs> {
     let prepared: PreparedRun;
     try {
-      // inputs are converted (copied) now, so that a queued run sees them as they were at the call
-      prepared = this.prepareRun(first, second);
+      prepared = prepare();
     } catch (error) {
       return Promise.reject(error);
     }
     const result = this.queue.then(() => this.execute(prepared));
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  // ------------------------------------------------------------------------------------- decoder
+
+  generate(promptIds: ArrayLike<number | bigint>, options: GenerateOptions): Promise<GenerateResult> {
+    return generateGreedy(this.decoder(), promptIds, options);
+  }
+
+  decoder(): DecoderStepper {
+    const spec = this.decoderSpec;
+    if (!spec) fail('FM_INPUT', 'this bundle has no decoder: compile the prefill and decode graphs with flashmemc compile --decoder');
+    return new Stepper(spec, (model, inputs, position) => this.enqueue(() => {
+      this.assertUsable();
+      return { model: this.namedModel(model), calledAt: performance.now(), inputs: convertInputs(this.namedModel(model).info, inputs), position };
+    }));
   }
 
   private prepareRun(first: string | RunInputs, second: RunInputs | undefined): PreparedRun {
@@ -1947,7 +2073,7 @@ class Session implements FlashmemSession {
     if (this.lostInfo) fail('FM_WEBGPU', `the WebGPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
   }
 
-  private async execute({ model, inputs, calledAt }: PreparedRun): Promise<RunOutputs> {
+  private async execute({ model, inputs, calledAt, position }: PreparedRun): Promise<RunOutputs> {
     this.assertUsable();
     const startedAt = performance.now();
     const what = `running model ${quote(model.info.name)}`;
@@ -1958,7 +2084,7 @@ class Session implements FlashmemSession {
     try {
       choice = this.choosePlan(model.info.name);
       if (choice.resident) choice.reloaded = await this.makeResident(choice.resident);
-      await this.replay(choice.steps, model, inputs, errors, timeline);
+      await this.replay(choice.steps, model, inputs, errors, timeline, position);
       mapped = errors.capture(() => model.readback?.mapAsync(MAP_MODE_READ));
     } catch (error) {
       // a failed run leaves the shared buffers in an unknown state: the next run reloads its plan
@@ -2009,7 +2135,7 @@ class Session implements FlashmemSession {
    * 'storage' mode it pauses at each upload whose bytes are still being read, after submitting the
    * work recorded so far so the GPU computes while the read completes.
    */
-  private async replay(steps: CompiledSteps, model: LoadedModel | undefined, inputs: GpuElements[], errors: GpuErrorCollector, timeline: Timeline): Promise<void> {
+  private async replay(steps: CompiledSteps, model: LoadedModel | undefined, inputs: GpuElements[], errors: GpuErrorCollector, timeline: Timeline, position?: number): Promise<void> {
     const recorder = new CommandRecorder(this.device, timeline);
     const stream = steps.storageRanges.length > 0 ? new RangeStream(this.shards!, steps.storageRanges, this.readAheadBytes) : undefined;
     let next = 0;
@@ -2017,7 +2143,7 @@ class Session implements FlashmemSession {
     for (;;) {
       const from = next;
       const bytes = fetched;
-      next = errors.capture(() => this.replayUntilRead(steps, model, inputs, recorder, timeline, from, bytes));
+      next = errors.capture(() => this.replayUntilRead(steps, model, inputs, recorder, timeline, from, bytes, position));
       if (next >= steps.commands.length) break;
       if (!stream!.nextReady()) errors.capture(() => recorder.submit());
       const readStart = timeline.now();
@@ -2030,6 +2156,7 @@ class Session implements FlashmemSession {
   /** Records commands from `from` on; returns the index of the first upload that needs bytes from storage (`fetched` serves the first). */
   private replayUntilRead(
     steps: CompiledSteps, model: LoadedModel | undefined, inputs: GpuElements[], recorder: CommandRecorder, timeline: Timeline, from: number, fetched: Uint8Array<ArrayBuffer> | undefined,
+    position: number | undefined,
   ): number {
     for (let index = from; index < steps.commands.length; index++) {
       const command = steps.commands[index]!;
@@ -2059,6 +2186,15 @@ class Session implements FlashmemSession {
           recorder.copy(command.src, command.srcOffset, command.dst, command.dstOffset, command.size);
           timeline.add('copy', index, start, { label: command.weight, bytes: command.size });
           break;
+        case 'stateWrite': {
+          const { heads, rows, rowBytes, cacheRows, at, state } = command.step;
+          const base = at === 'position' ? position! : 0;
+          for (let h = 0; h < heads; h++) {
+            recorder.copy(command.src, command.srcOffset + h * rows * rowBytes, command.dst, command.dstOffset + (h * cacheRows + base) * rowBytes, rows * rowBytes);
+          }
+          timeline.add('stateWrite', index, start, { label: state, bytes: heads * rows * rowBytes });
+          break;
+        }
       }
     }
     return steps.commands.length;
@@ -2130,6 +2266,86 @@ class Session implements FlashmemSession {
     this.loaded.clear();
     if (this.owned) this.device.destroy();
   }
+}
+
+// =================================================================================================
+// Decoders: prefill + decode steps over the KV cache held in state buffers
+// =================================================================================================
+
+type DecoderRun = (model: string, inputs: RunInputs, position?: number) => Promise<RunOutputs>;
+
+/** Fills the cache from slot 0: prefill (right-padded to its fixed length), then one decode step per token. */
+class Stepper implements DecoderStepper {
+  position = 0;
+  readonly context: number;
+
+  constructor(private readonly spec: DecoderSpec, private readonly runModel: DecoderRun) {
+    this.context = spec.context;
+  }
+
+  async prefill(promptIds: ArrayLike<number | bigint>): Promise<Float32Array> {
+    const ids = Array.from(promptIds, (id) => BigInt(id));
+    if (ids.length === 0) fail('FM_INPUT', 'prefill() needs at least one prompt token');
+    if (ids.length > this.context) fail('FM_INPUT', `the prompt has ${ids.length} tokens, the decoder's context is ${this.context}`);
+    const { promptLength, vocab } = this.spec;
+    const first = Math.min(ids.length, promptLength);
+    // causal attention: right-padding never changes the logits of the real tokens, and decode masks the padded slots
+    const padded = new BigInt64Array(promptLength);
+    padded.set(ids.slice(0, first));
+    const outputs = await this.runModel(this.spec.prefill, { [this.spec.inputIds]: padded });
+    this.position = first;
+    let logits: Float32Array = (outputs[this.spec.logits] as Float32Array).slice((first - 1) * vocab, first * vocab);
+    for (const id of ids.slice(first)) logits = await this.step(id);
+    return logits;
+  }
+
+  async step(tokenId: number | bigint): Promise<Float32Array> {
+    const position = this.position;
+    if (position === 0) fail('FM_INPUT', 'call prefill() with the prompt before step()');
+    if (position >= this.context) fail('FM_INPUT', `the decoder's context of ${this.context} tokens is full`);
+    const spec = this.spec;
+    const inputs: Record<string, InputValue> = {
+      [spec.inputIds]: BigInt64Array.of(BigInt(tokenId)),
+      [spec.positionIds]: BigInt64Array.of(BigInt(position)),
+      [spec.attentionBias]: cacheBias(this.context, 0, position),
+    };
+    // GPT-Neo local layers: the last window - 1 past positions (the token itself is the window's last)
+    if (spec.localAttentionBias) inputs[spec.localAttentionBias] = cacheBias(this.context, Math.max(0, position - (spec.window - 1)), position);
+    const outputs = await this.runModel(spec.decode, inputs, position);
+    this.position = position + 1;
+    return outputs[spec.logits] as Float32Array;
+  }
+}
+
+/** 0 for cache slots [from, to), -1e9 elsewhere: an additive attention bias. */
+function cacheBias(context: number, from: number, to: number): Float32Array {
+  const bias = new Float32Array(context).fill(-1e9);
+  bias.fill(0, from, to);
+  return bias;
+}
+
+async function generateGreedy(stepper: DecoderStepper, promptIds: ArrayLike<number | bigint>, options: GenerateOptions): Promise<GenerateResult> {
+  if (!Number.isInteger(options?.maxNewTokens) || options.maxNewTokens < 1) fail('FM_INPUT', 'generate() needs options.maxNewTokens, a positive integer');
+  const start = performance.now();
+  let logits = await stepper.prefill(promptIds);
+  const prefillMs = performance.now() - start;
+  const tokens: number[] = [];
+  const decodeStart = performance.now();
+  for (;;) {
+    const token = argmax(logits);
+    tokens.push(token);
+    options.onToken?.(token, tokens.length - 1);
+    if (tokens.length >= options.maxNewTokens || options.stopTokens?.includes(token) || stepper.position >= stepper.context) break;
+    logits = await stepper.step(token);
+  }
+  const decodeMs = performance.now() - decodeStart;
+  return { tokens, promptTokens: promptIds.length, prefillMs, decodeMs, tokensPerSecond: tokens.length > 1 ? ((tokens.length - 1) * 1000) / decodeMs : 0 };
+}
+
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
 }
 
 // =================================================================================================

@@ -9,7 +9,7 @@ import { FORMAT_VERSION, bundlePath, uint } from './common.js';
 
 export const bufferDecl = z.object({
   /** what the buffer holds: weight arena, activation arena, streaming staging ring */
-  role: z.enum(['weights', 'activations', 'staging']),
+  role: z.enum(['weights', 'activations', 'staging', 'state']),
   size: uint,
 }).strict();
 
@@ -62,7 +62,26 @@ export const dispatchStep = z.object({
   node: z.string(),
 }).strict();
 
-export const step = z.discriminatedUnion('op', [uploadStep, writeInputStep, readOutputStep, dispatchStep, copyStep]);
+/**
+ * Decoder state (KV cache): copies the rows of a state output, `heads` blocks of `rows` rows of
+ * `rowBytes`, into its state buffer, whose blocks hold `cacheRows` rows each: from row 0 ('start',
+ * a prefill) or from the position the app passes with the run ('position', a decode step).
+ */
+export const stateWriteStep = z.object({
+  op: z.literal('stateWrite'),
+  src: region,
+  /** the whole state buffer */
+  dst: region,
+  heads: uint.min(1),
+  rows: uint.min(1),
+  rowBytes: uint.min(4),
+  cacheRows: uint.min(1),
+  at: z.enum(['start', 'position']),
+  /** the state output's name, for stats */
+  state: z.string(),
+}).strict();
+
+export const step = z.discriminatedUnion('op', [uploadStep, writeInputStep, readOutputStep, dispatchStep, copyStep, stateWriteStep]);
 
 /** What the load plan decided (stream strategy); deterministic fields only, so bundles stay reproducible. */
 export const loadPlanSummary = z.object({
@@ -119,6 +138,26 @@ export const sequenceSchedule = z.object({
   plannedPeakBytes: uint,
 }).strict();
 
+/**
+ * An autoregressive decoder (prefill + decode graphs of one model, flashmemc compile --decoder):
+ * what session.generate() needs. The KV cache lives in the state buffers between runs.
+ */
+export const decoderSpec = z.object({
+  prefill: z.string(),
+  decode: z.string(),
+  /** cache slots C (the decode graph's maximum context) and the prefill's fixed prompt length T */
+  context: uint.min(1),
+  promptLength: uint.min(1),
+  vocab: uint.min(1),
+  inputIds: z.string(),
+  positionIds: z.string(),
+  attentionBias: z.string(),
+  /** GPT-Neo local attention: the bias input of its local layers and their window */
+  localAttentionBias: z.string().optional(),
+  window: uint,
+  logits: z.string(),
+}).strict();
+
 export const scheduleSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
   shaders: z.array(bundlePath),
@@ -134,11 +173,14 @@ export const scheduleSchema = z.object({
   sequence: sequenceSchedule.optional(),
   /** shared memory: what the runtime allocates, the shared buffers plus every model's readback buffer */
   plannedPeakBytes: uint.optional(),
+  decoder: decoderSpec.optional(),
 }).strict();
 
 export type Schedule = z.infer<typeof scheduleSchema>;
 export type ModelSchedule = z.infer<typeof modelSchedule>;
 export type SequenceSchedule = z.infer<typeof sequenceSchedule>;
+export type DecoderSpec = z.infer<typeof decoderSpec>;
+export type StateWriteStep = z.infer<typeof stateWriteStep>;
 export type Step = z.infer<typeof step>;
 export type LoadPlanSummary = z.infer<typeof loadPlanSummary>;
 export type Region = z.infer<typeof region>;

@@ -92,8 +92,9 @@ function modelWeights(m: PlannedModel): string[] {
  * allocation the largest plan's, unless that buffer would exceed the target's maxBufferSize.
  */
 export function flattenBuffers(schedule: ModelSchedule, limits: TargetLimits): ModelSchedule {
-  // the staging ring stays a buffer of its own: copy steps may not copy within one buffer
-  const merged = schedule.buffers.flatMap((b, i) => (b.role === 'staging' ? [] : [i]));
+  // the staging ring stays a buffer of its own (copy steps may not copy within one buffer), and so
+  // does decoder state, which every plan shares and no plan may overwrite
+  const merged = schedule.buffers.flatMap((b, i) => (b.role === 'staging' || b.role === 'state' ? [] : [i]));
   const bases = new Map<number, number>();
   let total = 0;
   for (const i of merged) {
@@ -111,6 +112,7 @@ export function flattenBuffers(schedule: ModelSchedule, limits: TargetLimits): M
       case 'writeInput': return { ...s, dst: moved(s.dst) };
       case 'readOutput': return { ...s, src: moved(s.src) };
       case 'copy': return { ...s, src: moved(s.src), dst: moved(s.dst) };
+      case 'stateWrite': return { ...s, src: moved(s.src), dst: moved(s.dst) };
       case 'upload': return 'buffer' in s.dst ? { ...s, dst: moved(s.dst) } : s;
       case 'dispatch': return { ...s, bindings: s.bindings.map((b) => ('buffer' in b ? moved(b) : b)) };
     }

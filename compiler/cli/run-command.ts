@@ -25,9 +25,12 @@ export function runCommand(cli: Argv): void {
       .option('repeat', { type: 'number', default: 1, describe: 'runs to time (the first is cold)' })
       .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles...); default FLASHMEM_WEBGPU_BACKEND or the first that works' })
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON report' })
+      .option('generate', { type: 'string', describe: 'decoder bundles: greedy generation after these prompt token ids (e.g. 464,2068,7586)' })
+      .option('max-new-tokens', { type: 'number', default: 32, describe: 'with --generate: tokens to generate' })
       .option('streamed-weights', { choices: ['memory', 'storage'] as const, default: 'memory' as const, describe: 'streamed weights: read once and kept in host memory, or re-read by byte range on every run' })
       .option('timeline', { type: 'string', describe: 'write the last run\'s per-step timeline (and the load\'s) to this JSON file' })
       .check((a) => {
+        if (a.generate !== undefined) return true;
         if (!a.inputs === !a['random-inputs']) throw new FlashmemError('FM_BAD_ARGUMENT', 'give exactly one of --inputs <dir> or --random-inputs');
         if (!Number.isInteger(a.repeat) || a.repeat < 1) throw new FlashmemError('FM_BAD_ARGUMENT', '--repeat must be a positive integer');
         if (a.sequence !== undefined && (a.model !== undefined || a.inputs !== undefined)) throw new FlashmemError('FM_BAD_ARGUMENT', '--sequence runs each model with --random-inputs: drop --model and --inputs');
@@ -37,6 +40,10 @@ export function runCommand(cli: Argv): void {
       const started = performance.now();
       const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined } });
       try {
+        if (args.generate !== undefined) {
+          await runGenerate(session as unknown as GeneratingSession, args.generate, args['max-new-tokens'], args.json, performance.now() - started);
+          return;
+        }
         if (args.sequence !== undefined) {
           await runSequence(session, manifest, args.sequence.split(',').map((n) => n.trim()), args.repeat, args.seed, args.json, performance.now() - started);
           return;
@@ -68,6 +75,28 @@ export function runCommand(cli: Argv): void {
       }
     },
   );
+}
+
+interface GeneratingSession {
+  generate(prompt: number[], options: { maxNewTokens: number }): Promise<{ tokens: number[]; prefillMs: number; decodeMs: number; tokensPerSecond: number }>;
+  stats(): { peakGpuBytes: number; plannedPeakGpuBytes?: unknown; loadMs: number };
+}
+
+/** Greedy generation with a decoder bundle: the tokens, tokens/s and peak GPU bytes. */
+async function runGenerate(session: GeneratingSession, promptText: string, maxNewTokens: number, json: boolean, loadMs: number): Promise<void> {
+  const prompt = promptText.split(',').map((t) => Number(t.trim()));
+  if (prompt.some((t) => !Number.isInteger(t) || t < 0)) throw new FlashmemError('FM_BAD_ARGUMENT', `--generate ${JSON.stringify(promptText)} must be comma-separated token ids`);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new FlashmemError('FM_BAD_ARGUMENT', '--max-new-tokens must be a positive integer');
+  if (typeof (session as { generate?: unknown }).generate !== 'function') throw new FlashmemError('FM_BAD_ARGUMENT', 'the bundle\'s runtime has no generate(): recompile it with this flashmemc');
+  const result = await keepAlive(session.generate(prompt, { maxNewTokens }));
+  const stats = session.stats();
+  const report = { prompt, ...result, loadMs, peakGpuBytes: stats.peakGpuBytes, plannedPeakGpuBytes: stats.plannedPeakGpuBytes as number };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`tokens: ${result.tokens.join(',')}\n`);
+  process.stdout.write(`prefill ${result.prefillMs.toFixed(1)} ms, then ${result.tokensPerSecond.toFixed(2)} tokens/s; peak GPU ${mib(stats.peakGpuBytes)} (planned ${mib(report.plannedPeakGpuBytes)}); load ${loadMs.toFixed(0)} ms\n`);
 }
 
 interface CallFigure { model: string; plan: string; sequenceCall?: number; reloaded: boolean; ms: number; uploadedBytes: number }

@@ -44,6 +44,22 @@ export interface KernelProgram {
    * last, instead of the whole program's inputs and outputs.
    */
   calls?: ProgramCall[];
+  /**
+   * Decoder state (a KV cache) kept on the GPU between runs: each state is a buffer of its own.
+   * `inputs` are tensors read straight from a state buffer (not written by the app), `outputs`
+   * tensors whose rows the runtime copies into one after the kernels (compiler/compile-decoder.ts).
+   */
+  state?: ProgramState;
+}
+
+export interface ProgramState {
+  /** bytes of each state buffer */
+  buffers: number[];
+  /** tensor id -> state index */
+  inputs: Map<string, number>;
+  outputs: Map<string, number>;
+  /** where output rows land in their state: from row 0 (a prefill) or from the run's position (a decode step) */
+  writeAt: 'start' | 'position';
 }
 
 export interface ProgramCall {

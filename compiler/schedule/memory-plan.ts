@@ -17,7 +17,7 @@ export interface Placement {
 }
 
 export interface PlannedBuffer {
-  role: 'weights' | 'activations' | 'staging';
+  role: 'weights' | 'activations' | 'staging' | 'state';
   size: number;
 }
 
@@ -65,6 +65,8 @@ export function lifetimes(program: KernelProgram): Map<string, Lifetime> {
     for (const id of program.inputs) touch(id, -1);
     for (const id of program.outputs) touch(id, program.kernels.length);
   }
+  // state outputs are copied into their state buffer after the last kernel
+  for (const id of program.state?.outputs.keys() ?? []) touch(id, program.kernels.length);
   program.kernels.forEach((k, i) => k.bindings.forEach((id) => touch(id, i)));
   return spans;
 }
@@ -84,13 +86,15 @@ export function planMemory(program: KernelProgram, limits: TargetLimits, streame
     const span = spans.get(id);
     if (span) span.first = Math.min(span.first, loadStart);
   }
+  const stateInputs = program.state?.inputs ?? new Map<string, number>();
   const weights = roots.filter((t) => t.role === 'weight' && !t.texture && !isStreamed(t)).sort((a, b) => spans.get(a.id)!.first - spans.get(b.id)!.first);
-  const activations = roots.filter((t) => !t.texture && (t.role !== 'weight' || isStreamed(t)));
+  const activations = roots.filter((t) => !t.texture && !stateInputs.has(t.id) && (t.role !== 'weight' || isStreamed(t)));
 
   const buffers: PlannedBuffer[] = [];
   const placements = new Map<string, Placement>();
   const weightBytes = packSequential(weights, limits, buffers, placements);
   const activationBytes = placeByLifetime(activations, spans, limits, buffers, placements);
+  placeState(program, buffers, placements);
   return {
     buffers, placements, weights: weights.map((t) => t.id), lifetimes: spans, weightBytes, activationBytes,
     textures: textures.map((t) => t.id), textureBytes: textures.reduce((s, t) => s + t.bytes, 0),
@@ -101,6 +105,19 @@ function checkBindable(t: ProgramTensor, limits: TargetLimits): void {
   if (!t.texture && t.bytes > limits.maxStorageBufferBindingSize) {
     fail('FM_LIMIT', `tensor ${quoteName(t.id)} [${t.type.shape}] needs ${t.bytes} bytes, more than the target's maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}`);
   }
+}
+
+/** One buffer per decoder state (role 'state', in state order); state inputs are the whole buffer. */
+function placeState(program: KernelProgram, buffers: PlannedBuffer[], placements: Map<string, Placement>): void {
+  if (!program.state) return;
+  const first = buffers.length;
+  for (const bytes of program.state.buffers) buffers.push({ role: 'state', size: alignUp(bytes) });
+  for (const [id, index] of program.state.inputs) placements.set(id, { buffer: first + index, offset: 0, size: program.tensors.get(id)!.bytes });
+}
+
+/** Total bytes of a program's decoder state buffers. */
+export function stateBytes(program: KernelProgram): number {
+  return (program.state?.buffers ?? []).reduce((s, b) => s + alignUp(b), 0);
 }
 
 /** Weights back to back in as few buffers as maxBufferSize allows. */

@@ -2,7 +2,7 @@
  * The preload schedule: every weight is uploaded once at load (init steps); each run writes the
  * inputs, replays the dispatches in order and reads the outputs.
  */
-import type { Binding, ModelSchedule, Region, Step, TextureDecl } from '../../schemas/schedule.js';
+import type { Binding, ModelSchedule, Region, StateWriteStep, Step, TextureDecl } from '../../schemas/schedule.js';
 import { readbackBytes, storageRoot, type KernelProgram } from '../codegen/program.js';
 import { TEXTURE_FORMAT, textureRowBytes } from '../codegen/texture-layout.js';
 import { liveArenaBytes, type MemoryPlan, type Placement } from './memory-plan.js';
@@ -91,6 +91,7 @@ export function buildPreloadSchedule({ model, program, plan, shards, shaderIndex
       label: k.label,
       node: k.node,
     })),
+    ...stateWriteSteps(program, plan),
     ...program.outputs.map((id, output) => ({ op: 'readOutput' as const, output, src: regionOf(program, plan, id) })),
   ];
   return {
@@ -104,4 +105,25 @@ export function buildPreloadSchedule({ model, program, plan, shards, shaderIndex
     // schedule buffers and textures plus the runtime's readback buffer (every output, back to back)
     plannedPeakBytes: plan.buffers.reduce((s, b) => s + b.size, 0) + plan.textureBytes + readbackBytes(program),
   };
+}
+
+/**
+ * Decoder state: each state output [1, heads, rows, headDim] is copied into its state buffer
+ * [1, heads, cacheRows, headDim] after the kernels (the runtime places the rows: stateWrite).
+ */
+export function stateWriteSteps(program: KernelProgram, plan: MemoryPlan): StateWriteStep[] {
+  const state = program.state;
+  if (!state) return [];
+  const firstState = plan.buffers.findIndex((b) => b.role === 'state');
+  return [...state.outputs].map(([id, index]) => {
+    const shape = program.tensors.get(id)!.type.shape;
+    if (shape.length !== 4 || shape[0] !== 1) throw new Error(`state output ${id} must be [1, heads, rows, headDim], is [${shape}]`);
+    const [, heads, rows, headDim] = shape as [number, number, number, number];
+    const rowBytes = headDim * 4;
+    const bytes = state.buffers[index]!;
+    return {
+      op: 'stateWrite' as const, src: regionOf(program, plan, id), dst: { buffer: firstState + index, offset: 0, size: bytes },
+      heads, rows, rowBytes, cacheRows: bytes / (heads * rowBytes), at: state.writeAt, state: id,
+    };
+  });
 }

@@ -16,8 +16,8 @@ import type { DeviceProfile } from '../../schemas/profile.js';
 import { kernelCapacityBytes, profileIdentity, type ProfileIdentity } from '../profile/model.js';
 import type { Region, Step } from '../../schemas/schedule.js';
 import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
-import { alignUp, liveArenaBytes, planMemory, type MemoryPlan } from './memory-plan.js';
-import { bindingOf, regionOf } from './preload.js';
+import { alignUp, liveArenaBytes, planMemory, stateBytes, type MemoryPlan } from './memory-plan.js';
+import { bindingOf, regionOf, stateWriteSteps } from './preload.js';
 import type { ShardLayout } from './weights.js';
 
 export interface StreamOptions {
@@ -61,10 +61,12 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
   // texture weights are always resident (see passes/select-weight-layout.ts) and never streamed:
   // the load plan sees their bytes as fixed overhead at every step, like the ring
   const overheadBytes = ringBytes + readbackBytes(program) + resident.textureBytes;
+  // decoder state buffers (a KV cache) are allocated for the whole session: fixed for the load plan too
+  const planOverheadBytes = overheadBytes + stateBytes(program);
   let budget = options.budgetBytes;
   for (let attempt = 0; ; attempt++) {
     const loadPlan = await solveLoadPlan({
-      steps, weights, budgetBytes: budget, overheadBytes, chunkBytes,
+      steps, weights, budgetBytes: budget, overheadBytes: planOverheadBytes, chunkBytes,
       maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
     });
     const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
@@ -164,6 +166,7 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
     readOutputs(call++);
     writeInputs(call);
   }
+  run.push(...stateWriteSteps(program, memory));
   readOutputs(call);
   const grouped = groupHostWrites(run, callStarts);
   return { run: grouped.run, ringBuffer, stats, callStarts: grouped.callStarts };
@@ -226,6 +229,7 @@ function regionsOf(step: StreamStep): Region[] {
     case 'dispatch': return step.bindings.filter((b): b is Region => 'buffer' in b);
     case 'copy': return [step.src, step.dst];
     case 'readOutput': return [step.src];
+    case 'stateWrite': return [step.src, step.dst];
     default: return [];
   }
 }

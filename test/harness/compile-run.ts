@@ -55,6 +55,11 @@ export function compileOffThread(modelPath: string, outDir: string, options: Com
   return request({ modelPath, outDir, options });
 }
 
+/** compileDecoder (prefill + decode graphs) in the compile worker. */
+export function compileDecoderOffThread(prefill: string, decode: string, outDir: string, options: MultiCompileOptions = {}): Promise<MultiCompileReport> {
+  return request({ decoder: { prefill, decode }, outDir, options });
+}
+
 /** compileMultiModel in the compile worker. */
 export function compileMultiOffThread(models: ModelInput[], outDir: string, options: MultiCompileOptions = {}): Promise<MultiCompileReport> {
   return request({ models, outDir, options });

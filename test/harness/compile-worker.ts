@@ -7,12 +7,19 @@
 import { parentPort } from 'node:worker_threads';
 import { compileModel, type CompileOptions } from '../../compiler/compile.js';
 import { compileMultiModel, type ModelInput, type MultiCompileOptions } from '../../compiler/compile-multi.js';
+import { compileDecoder } from '../../compiler/compile-decoder.js';
 
-/** one model (modelPath) or a multi-model bundle (models) */
-interface Request { id: number; modelPath?: string; models?: ModelInput[]; outDir: string; options: CompileOptions & MultiCompileOptions }
+/** one model (modelPath), a multi-model bundle (models) or a decoder (prefill + decode) */
+interface Request { id: number; modelPath?: string; models?: ModelInput[]; decoder?: { prefill: string; decode: string }; outDir: string; options: CompileOptions & MultiCompileOptions }
 
-parentPort!.on('message', ({ id, modelPath, models, outDir, options }: Request) => {
-  (models ? compileMultiModel(models, outDir, options) : compileModel(modelPath!, outDir, options)).then(
+function compile({ modelPath, models, decoder, outDir, options }: Request): Promise<unknown> {
+  if (decoder) return compileDecoder(decoder.prefill, decoder.decode, outDir, options);
+  return models ? compileMultiModel(models, outDir, options) : compileModel(modelPath!, outDir, options);
+}
+
+parentPort!.on('message', (request: Request) => {
+  const { id } = request;
+  compile(request).then(
     (report) => parentPort!.postMessage({ id, report }),
     (error: Error & { code?: string }) => parentPort!.postMessage({ id, error: { message: error.message, code: error.code, stack: error.stack } }),
   );
