@@ -84,7 +84,7 @@ function barsSvg(title: string, unit: string, rows: Row[], value: (s: System) =>
 
 /** live GPU bytes over time since device creation, one line per system (step function) */
 function timelineSvg(row: Row): string {
-  const width = 760, height = 330, left = 60, right = 20, top = 40, bottom = 60;
+  const width = 860, height = 330, left = 60, right = 20, top = 40, bottom = 60;
   const systems = row.systems!.filter((s) => s.memoryTimeline);
   const maxT = Math.max(...systems.map((s) => s.memoryTimeline!.points.at(-1)?.[0] ?? 0), ...systems.map((s) => s.memoryTimeline!.marks.at(-1)?.[0] ?? 0));
   const maxB = niceMax(Math.max(...systems.map((s) => s.peakGpuBytes ?? 0)) / MIB);
@@ -119,8 +119,8 @@ function timelineSvg(row: Row): string {
     }
   }
   const ly = height - 12;
-  systems.forEach((s, k) => out.push(`<rect x="${10 + k * 190}" y="${ly - 9}" width="10" height="10" fill="${COLORS[s.system]}"/><text x="${24 + k * 190}" y="${ly}">${esc(`${s.system} (peak ${num((s.peakGpuBytes ?? 0) / MIB)} MiB)`)}</text>`));
-  out.push(`<text x="${10 + 3 * 190 - 10}" y="${ly}" fill="#555">dotted: first run, timed runs</text>`);
+  systems.forEach((s, k) => out.push(`<rect x="${10 + k * 215}" y="${ly - 9}" width="10" height="10" fill="${COLORS[s.system]}"/><text x="${24 + k * 215}" y="${ly}">${esc(`${s.system} (peak ${num((s.peakGpuBytes ?? 0) / MIB)} MiB)`)}</text>`));
+  out.push(`<text x="${width - right}" y="${ly}" text-anchor="end" fill="#555">dotted: first run, timed runs</text>`);
   out.push('</svg>');
   return out.join('\n');
 }

@@ -7,7 +7,7 @@
 // job: { system: 'flashmemc' | 'ort-web', parts: [{ bundle?, model?, modelName?, inputs: [{ name, dtype, shape, file }] }],
 //        warmup, runs, outputsDir, resultFile, ort?: { graphCapture: 'auto' | boolean } }
 // A run executes every part in order (one part for a single model; a multi-model sequence has several).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { countGpuMemory } from './gpu-memory.mjs';
@@ -143,6 +143,10 @@ async function ortSystem(device, gpu, adapter, parts, options, memory) {
     try {
       const t0 = performance.now();
       for (const part of parts) {
+        const weightBytes = statSync(part.model).size + (part.externalData ?? []).reduce((sum, f) => sum + statSync(f).size, 0);
+        if (weightBytes > 4 * 2 ** 30) {
+          throw new Error(`not attempted: ONNX Runtime Web loads a model's initializers into its 32-bit wasm heap (at most 4 GiB); this model has ${(weightBytes / 2 ** 30).toFixed(2)} GiB`);
+        }
         const bytes = readFileSync(part.model);
         const externalData = part.externalData?.length ? part.externalData.map((f) => ({ path: basename(f), data: readFileSync(f) })) : undefined;
         let session;
