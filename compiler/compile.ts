@@ -35,7 +35,18 @@ export interface CompileOptions {
   layoutCost?: LayoutCosts;
   /** device profile for load capacities and upload bandwidth (stream strategy); the shipped default when absent */
   profile?: DeviceProfile;
+  /** split-large-weights: no constant weight above this many bytes (default: the binding limit, and a quarter of memoryBudget when streaming) */
+  maxWeightBytes?: number;
+  /** progress of the phases (a progress bar: compiler/cli/progress.ts) */
+  onProgress?: (event: CompileProgress) => void;
 }
+
+/** What compileModel is doing: import, each pass, load planning, then shard bytes written. */
+export type CompileProgress =
+  | { phase: 'import' }
+  | { phase: 'pass'; pass: string; index: number; count: number }
+  | { phase: 'plan' }
+  | { phase: 'write'; doneBytes: number; totalBytes: number };
 
 export interface CompileReport {
   modelName: string;
@@ -54,11 +65,14 @@ export interface CompileReport {
 /** Import and the pass pipeline: what both strategies start from. */
 export function optimise(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
+  options.onProgress?.({ phase: 'import' });
   const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
   const { state, timings } = runPipeline(graph, {
     limits, dumpDir: options.dumpDir, weightLayout: options.weightLayout, strategy: options.strategy,
     layoutCost: options.layoutCost ?? options.profile?.layoutCost,
+    maxWeightBytes: options.maxWeightBytes, memoryBudget: options.memoryBudget,
+    onPass: options.onProgress && ((pass, index, count) => options.onProgress!({ phase: 'pass', pass, index, count })),
   });
   return { limits, modelName, state, timings };
 }
@@ -85,6 +99,7 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
 export async function compileStreamingContents(modelPath: string, options: CompileOptions & { memoryBudget: number }): Promise<{ contents: BundleContents; report: CompileReport }> {
   const start = performance.now();
   const { limits, modelName, state, timings } = optimise(modelPath, options);
+  options.onProgress?.({ phase: 'plan' });
   const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget, profile: options.profile ?? defaultProfile() });
   const { contents, stats } = assembleStreamBundle({ modelName, graph: state.graph, program: state.program!, shardBytes: options.shardBytes }, stream, limits);
   const model = contents.schedule.models[0]!;
@@ -112,8 +127,27 @@ export async function compileModel(modelPath: string, outDir: string, options: C
   const { contents, report } = options.strategy === 'stream'
     ? await compileStreamingContents(modelPath, { ...options, memoryBudget: requireBudget(options.memoryBudget) })
     : compileToContents(modelPath, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime() });
+  const onProgress = options.onProgress;
+  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime() });
   return { ...report, totalMs: performance.now() - start };
+}
+
+/** Reports the shard bytes as the writer pulls them (shards stay lazy: nothing is produced early). */
+function withWriteProgress(contents: BundleContents, onProgress: (event: CompileProgress) => void): BundleContents {
+  const totalBytes = contents.shards.reduce((s, shard) => s + shard.size, 0);
+  let doneBytes = 0;
+  onProgress({ phase: 'write', doneBytes, totalBytes });
+  const shards = contents.shards.map((shard) => ({
+    ...shard,
+    *pieces() {
+      for (const piece of shard.pieces()) {
+        yield piece;
+        doneBytes += piece.length;
+        onProgress({ phase: 'write', doneBytes, totalBytes });
+      }
+    },
+  }));
+  return { ...contents, shards };
 }
 
 export function requireBudget(budget: number | undefined): number {

@@ -6,6 +6,7 @@ import { basename, extname } from 'node:path';
 import { compileModel } from '../compile.js';
 import { compileMultiModel, type ModelInput } from '../compile-multi.js';
 import { DEFAULT_PROFILE, resolveProfile } from '../profile/load.js';
+import { progressBar } from './progress.js';
 
 /** `--input-shape name=1x3x224x224` (repeatable) -> { name: [1, 3, 224, 224] } */
 export function parseInputShapes(specs: readonly string[]): Record<string, number[]> {
@@ -59,6 +60,8 @@ export function compileCommand(cli: Argv): void {
       .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
       .option('profile', { type: 'string', describe: `device profile for the stream strategy's load capacities: a shipped name or a file from flashmemc profile (default: ${DEFAULT_PROFILE})` })
       .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
+      .option('max-weight-bytes', { type: 'string', describe: 'split constant weights (MatMul/Gemm columns, Gather rows) larger than this: bytes or KiB/MiB/GiB (default: maxStorageBufferBindingSize, and a quarter of --memory-budget when streaming)' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on stderr (shown only when stderr is a terminal)' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
@@ -70,12 +73,14 @@ export function compileCommand(cli: Argv): void {
           strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
           memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
           profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
+          maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
           sequence: args.sequence?.split(',').map((name) => name.trim()),
         });
         if (args.json) process.stdout.write(`${JSON.stringify(multi, null, 2)}\n`);
         else printMultiReport(multi, args.out);
         return;
       }
+      const progress = progressBar(process.stderr, args.quiet);
       const report = await compileModel(models[0]!, args.out, {
         inputShapes: parseInputShapes(args['input-shape']),
         limits: resolveTargetLimits(args['target-limits']),
@@ -84,7 +89,9 @@ export function compileCommand(cli: Argv): void {
         dumpDir: args['dump-ir'],
         weightLayout: args['weight-layout'],
         profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
-      });
+        maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
+        onProgress: progress?.update,
+      }).finally(() => progress?.done());
       if (args.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {

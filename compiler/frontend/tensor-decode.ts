@@ -153,12 +153,29 @@ function decodeExternal(t: TensorProto, dtype: DType, count: number, label: stri
   return decodeRaw(bytes, dtype, count, label);
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * float32 bytes as a Float32Array: in place when `bytes` is a whole buffer of its own (external
+ * data is read into a fresh buffer per tensor: no second copy of a 5 GB model), otherwise one
+ * memcpy (a view into the model file must not keep the file's buffer alive, and may be unaligned).
+ */
+function float32Copy(bytes: Uint8Array, count: number): Float32Array {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
+    return new Float32Array(bytes.buffer, 0, count);
+  }
+  const out = new Float32Array(count);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
 /** Little-endian bytes -> host data. `bytes` may be an unaligned view into the model buffer. */
 export function decodeRaw(bytes: Uint8Array, dtype: DType, count: number, label: string): HostData {
   const expected = count * bytesPerElement(dtype);
   if (bytes.length !== expected) {
     fail('FM_ONNX_INVALID', `${label}: raw_data holds ${bytes.length} bytes but ${dtype} dims need ${count} x ${bytesPerElement(dtype)} = ${expected} bytes`);
   }
+  if (dtype === 'float32' && LITTLE_ENDIAN) return float32Copy(bytes, count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = hostArrayFor(dtype, count);
   switch (dtype) {

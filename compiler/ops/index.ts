@@ -8,10 +8,10 @@ import { activationOps } from './activation.js';
 import { convOps } from './conv.js';
 import { poolOps } from './pool.js';
 import { normalizationOps } from './normalization.js';
-import { matmulOps } from './matmul.js';
+import { matmulOps, splitMatmulOp } from './matmul.js';
 import { elementwiseOps } from './elementwise.js';
 import { shapeOps } from './shape.js';
-import { movementOps } from './movement.js';
+import { movementFusedOps, movementOps } from './movement.js';
 import { reduceOps } from './reduce.js';
 import { resizeOps } from './resize.js';
 import { fusedActivationOps } from './activation.js';
@@ -38,7 +38,7 @@ const FAMILIES: readonly OpDef[] = [
 ];
 
 /** Ops of FUSED_DOMAIN: what the fusion passes in compiler/passes emit. */
-const FUSED: readonly OpDef[] = [fusedActivationOps, ...transformerFusedOps];
+const FUSED: readonly OpDef[] = [fusedActivationOps, ...transformerFusedOps, splitMatmulOp, ...movementFusedOps];
 
 const REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FAMILIES);
 const FUSED_REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FUSED);

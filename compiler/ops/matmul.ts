@@ -18,7 +18,7 @@
  * writes only its slice of the output columns. Runtime B is read in place ([K, N] or, for
  * Gemm transB, [N, K] with scalar loads).
  */
-import { attrFloat, attrInt } from '../ir/attrs.js';
+import { attrFloat, attrInt, attrInts, attrString } from '../ir/attrs.js';
 import { isFloat, numElements, type ConstTensor, type DType, type Node, type TensorType } from '../ir/types.js';
 import { hostArrayFor, normalizeValue } from '../ir/tensor.js';
 import { dot, lit, u, wgslType, type WgslScalar } from '../codegen/wgsl.js';
@@ -26,6 +26,7 @@ import { fail, quoteName } from '../errors.js';
 import { applyActivation } from './activation.js';
 import type { LowerContext, LowerTensor, OpDef, ShapeContext, TargetLimits, TextureShape, TextureWeightCandidate } from './op.js';
 import { isTextureShape, packTexels, TEXEL_VALUES, texelLoad, textureDecl, textureShapeFor } from '../codegen/texture-layout.js';
+import { lazyConstant } from '../codegen/lazy-constant.js';
 
 // ---------------------------------------------------------------------------------------------
 // Geometry: both ops become "batch x [M, K] x [K, N]" with arbitrary element strides
@@ -255,11 +256,14 @@ function vec4Loadable(layout: OperandLayout, width: number, elementCount: number
     layout.batchStrides.every((s) => s % 4 === 0);
 }
 
-function prepareB(ctx: LowerContext, g: MatmulGeometry): BPart[] {
+/** Output columns [n0, n1) whose packed weights are separate constants. */
+type ColumnRange = readonly [number, number];
+
+function prepareB(ctx: LowerContext, g: MatmulGeometry, ranges: readonly ColumnRange[]): BPart[] {
   const b = ctx.inputs[1]!;
   const limit = ctx.limits.maxStorageBufferBindingSize;
   const sharedByBatch = g.b.batchStrides.every((s) => s === 0);
-  if (b.data && sharedByBatch) return packConstantB(ctx, g, b.data, limit);
+  if (b.data && sharedByBatch) return packConstantB(ctx, g, b.data, limit, ranges);
   if (bindingBytes(b.type) > limit) {
     fail('FM_LIMIT', `${describeNode(ctx.node)}: B [${b.type.shape}] needs ${bindingBytes(b.type)} bytes, more than the target's maxStorageBufferBindingSize ${limit}; ` +
       'only constant weights can be split across bindings; reduce the batch size or target a device with a larger limit');
@@ -268,27 +272,33 @@ function prepareB(ctx: LowerContext, g: MatmulGeometry): BPart[] {
 }
 
 /**
- * Re-lays out constant B in panels (see packPanels), split along N into parts that are each
- * small enough to be bound on their own.
+ * Re-lays out constant B in panels (see packPanels), one constant per column range (the
+ * split-large-weights pass's column_splits; all of N otherwise), each range split again into
+ * parts that are small enough to be bound on their own. The panels are computed lazily (when
+ * the bundle's shards are written), so the compiler never holds them next to the imported B.
  */
-function packConstantB(ctx: LowerContext, g: MatmulGeometry, data: ConstTensor, limit: number): BPart[] {
-  const { K, N } = g;
-  const paddedN = Math.ceil(N / 4) * 4;
-  const panel = Math.min(PANEL_COLUMNS, paddedN, Math.floor(limit / (K * BYTES_PER_ELEMENT * 4)) * 4);
-  if (panel === 0) {
+function packConstantB(ctx: LowerContext, g: MatmulGeometry, data: ConstTensor, limit: number, ranges: readonly ColumnRange[]): BPart[] {
+  const { K } = g;
+  const limitPanel = Math.floor(limit / (K * BYTES_PER_ELEMENT * 4)) * 4;
+  if (limitPanel === 0) {
     fail('FM_LIMIT', `${describeNode(ctx.node)}: even 4 columns of B (K=${K}) exceed the target's maxStorageBufferBindingSize ${limit}`);
   }
-  const panelsPerPart = Math.floor(limit / (K * panel * BYTES_PER_ELEMENT));
-  const panelCount = Math.ceil(N / panel);
-  const partCount = Math.ceil(panelCount / panelsPerPart);
-  // equal-sized parts keep the kernels alike
-  const width = Math.ceil(panelCount / partCount) * panel;
   const parts: BPart[] = [];
-  for (let n0 = 0; n0 < N; n0 += width) {
-    const cols = Math.min(width, N - n0);
-    const label = partCount === 1 ? 'weights_panels' : `weights_panels_part${parts.length}`;
-    const tensor = ctx.constant(label, packPanels(data, g.b, K, n0, cols, panel));
-    parts.push({ tensor, layout: { rowStride: panel, colStride: 1, batchStrides: g.batchShape.map(() => 0) }, n0, width: cols, vec4: true, panel });
+  for (const [r0, r1] of ranges) {
+    // no wider than the range (rounded to the vec4 tile): a narrow range is not padded to 32 columns
+    const panel = Math.min(PANEL_COLUMNS, Math.ceil((r1 - r0) / 4) * 4, limitPanel);
+    const panelsPerPart = Math.floor(limit / (K * panel * BYTES_PER_ELEMENT));
+    const panelCount = Math.ceil((r1 - r0) / panel);
+    const partCount = Math.ceil(panelCount / panelsPerPart);
+    // equal-sized parts keep the kernels alike
+    const width = Math.ceil(panelCount / partCount) * panel;
+    for (let n0 = r0; n0 < r1; n0 += width) {
+      const cols = Math.min(width, r1 - n0);
+      const label = ranges.length > 1 ? `weights_panels_cols${n0}` : partCount === 1 ? 'weights_panels' : `weights_panels_part${parts.length}`;
+      const shape = [Math.ceil(cols / panel), K, panel];
+      const tensor = ctx.constant(label, lazyConstant(data.dtype, shape, () => packPanels(data, g.b, K, n0, cols, panel).data));
+      parts.push({ tensor, layout: { rowStride: panel, colStride: 1, batchStrides: g.batchShape.map(() => 0) }, n0, width: cols, vec4: true, panel });
+    }
   }
   return parts;
 }
@@ -300,6 +310,7 @@ function packConstantB(ctx: LowerContext, g: MatmulGeometry, data: ConstTensor, 
 function packPanels(b: ConstTensor, layout: OperandLayout, K: number, n0: number, cols: number, panel: number): ConstTensor {
   const panels = Math.ceil(cols / panel);
   const out = hostArrayFor(b.dtype, panels * K * panel);
+  // read once: b may itself be a lazy constant
   const src = b.data;
   for (let p = 0; p < panels; p++) {
     const c0 = p * panel, count = Math.min(panel, cols - c0);
@@ -553,18 +564,20 @@ function lowerTexture(ctx: LowerContext, g: MatmulGeometry, epi: Epilogue): bool
   return true;
 }
 
-function lower(ctx: LowerContext): void {
+function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
   const c = ctx.node.opType === 'Gemm' ? ctx.inputs[2] : undefined;
   const y = ctx.outputs[0]!;
   const g = foldBatchIntoRows(geometryOf(ctx.node, a.type.shape, b.type.shape));
   const epi = epilogueOf(ctx.node, ctx.opset, c?.type.shape, g);
   checkBindingSizes(ctx, [a, c, y]);
-  if (ctx.weightLayout === 'texture' && lowerTexture(ctx, g, epi)) return;
+  if (columnSplits.length === 0 && ctx.weightLayout === 'texture' && lowerTexture(ctx, g, epi)) return;
   const type = wgslType(a.type.dtype);
   const rowTile = chooseRowTile(g.M);
   const label = `${ctx.node.opType.toLowerCase()}${g.M === 1 ? '_gemv' : ''}`;
-  for (const part of prepareB(ctx, g)) {
+  const bounds = [0, ...columnSplits, g.N];
+  const ranges = bounds.slice(1).map((n1, i) => [bounds[i]!, n1] as const);
+  for (const part of prepareB(ctx, g, ranges)) {
     const columnTiles = Math.ceil(part.width / 4);
     const plan: KernelPlan = { g, type, part, epi, rowTile, workgroupSize: chooseWorkgroupSize(columnTiles) };
     const workgroups: [number, number, number] = [
@@ -604,3 +617,50 @@ function matmulDef(opType: 'Gemm' | 'MatMul'): OpDef {
 }
 
 export const matmulOps: readonly OpDef[] = [matmulDef('Gemm'), matmulDef('MatMul')];
+
+// ---------------------------------------------------------------------------------------------
+// SplitMatMul (FUSED_DOMAIN, built by the split-large-weights pass)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The MatMul or Gemm a SplitMatMul node stands for: attribute `op`, with that op's own attributes
+ * and inputs (A, constant B[, C]).
+ */
+function originalNode(node: Node): Node {
+  const op = attrString(node, 'op', '');
+  if (op !== 'MatMul' && op !== 'Gemm') fail('FM_ONNX_INVALID', `${describeNode(node)}: attribute "op" must be MatMul or Gemm, got ${quoteName(op)}`);
+  return { ...node, opType: op, domain: '' };
+}
+
+/**
+ * Column boundaries of a SplitMatMul: ascending, strictly inside (0, N). Each range of output
+ * columns gets its own packed weight constant and kernels, which write their columns of the one
+ * output in place (no Concat).
+ */
+function columnSplits(node: Node, n: number): number[] {
+  const splits = attrInts(node, 'column_splits', []);
+  if (splits.some((s, i) => !Number.isInteger(s) || s <= (i === 0 ? 0 : splits[i - 1]!) || s >= n)) {
+    fail('FM_ONNX_INVALID', `${describeNode(node)}: column_splits [${splits}] must ascend strictly inside (0, ${n})`);
+  }
+  return splits;
+}
+
+export const splitMatmulOp: OpDef = {
+  opTypes: ['SplitMatMul'],
+  costClass: 'reusable',
+  fusesActivation: true,
+  inferTypes(ctx) {
+    const original = { ...ctx, node: originalNode(ctx.node) };
+    checkDtype(original);
+    if (!ctx.consts[1]) fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: B must be a constant`);
+    const types = inferTypes(original);
+    columnSplits(ctx.node, types[0]!.shape[types[0]!.shape.length - 1] ?? 1);
+    return types;
+  },
+  lower(ctx) {
+    const node = originalNode(ctx.node);
+    const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
+    const g = geometryOf(node, a.type.shape, b.type.shape);
+    lower({ ...ctx, node }, columnSplits(ctx.node, g.N));
+  },
+};

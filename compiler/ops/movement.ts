@@ -747,6 +747,59 @@ const gatherOp: OpDef = {
   },
 };
 
+// SplitGather (FUSED_DOMAIN, built by the split-large-weights pass): Gather on axis 0 of a
+// constant table too large to be one weight. Each row range [r0, r1) of the table (row_splits
+// holds the inner boundaries) is its own constant, a view of the table's rows (no copy), bound by
+// its own kernel, which writes the output rows whose index falls in its range. Every (clamped)
+// index lies in exactly one range, so the kernels together write each output element once.
+
+function rowSplits(node: Node, rows: number): number[] {
+  const splits = attrInts(node, 'row_splits', []);
+  if (splits.some((s, i) => !Number.isInteger(s) || s <= (i === 0 ? 0 : splits[i - 1]!) || s >= rows)) {
+    fail('FM_ONNX_INVALID', `${nodeLabel(node)}: row_splits [${splits}] must ascend strictly inside (0, ${rows})`);
+  }
+  return splits;
+}
+
+function splitGatherTypes(ctx: ShapeContext): TensorType[] {
+  if (!ctx.consts[0]) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: the table must be a constant`);
+  if (gatherAxis(ctx, requiredInput(ctx, 0, 'data')) !== 0) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: only axis 0 is split`);
+  rowSplits(ctx.node, ctx.inputs[0]!.shape[0]!);
+  return gatherTypes(ctx);
+}
+
+const splitGatherOp: OpDef = {
+  opTypes: ['SplitGather'],
+  costClass: 'data-movement',
+  inferTypes: splitGatherTypes,
+  lower(ctx) {
+    const [table, indices] = [ctx.inputs[0]!, ctx.inputs[1]!];
+    const y = ctx.outputs[0]!;
+    const total = numElements(y.type.shape);
+    if (total === 0) return;
+    const rows = table.type.shape[0]!;
+    const rowShape = table.type.shape.slice(1);
+    const inner = numElements(rowShape);
+    const bounds = [0, ...rowSplits(ctx.node, rows), rows];
+    const type = wgslType(y.type.dtype);
+    const grid = grid1D(total);
+    const data = table.data!.data;
+    for (let c = 0; c + 1 < bounds.length; c++) {
+      const [r0, r1] = [bounds[c]!, bounds[c + 1]!];
+      const chunk = ctx.constant(`table_rows${r0}`, { dtype: table.type.dtype, shape: [r1 - r0, ...rowShape], data: data.subarray(r0 * inner, r1 * inner) });
+      assertBindable(ctx, [chunk, indices, y]);
+      const body = [
+        grid.prologue,
+        ...indexStatements(inner === 1 ? 'i' : `i / ${u(inner)}`, rows),
+        `if (j < ${u(r0)} || j >= ${u(r1)}) { return; }`,
+        `y[i] = x[${scaled(`(j - ${u(r0)})`, inner)}${inner === 1 ? '' : ` + i % ${u(inner)}`}];`,
+      ];
+      const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'indices', type: 'i32' }, { name: 'y', type }])}\n\n${computeEntry(grid.workgroupSize, body.join('\n  '))}\n`;
+      ctx.kernel({ label: 'gather_rows', wgsl, bindings: [chunk, indices, y], workgroups: grid.workgroups });
+    }
+  },
+};
+
 function gatherElementsTypes(ctx: ShapeContext): TensorType[] {
   const data = requiredInput(ctx, 0, 'data');
   const indices = requiredInput(ctx, 1, 'indices');
@@ -791,6 +844,9 @@ const gatherElementsOp: OpDef = {
     ]);
   },
 };
+
+/** Ops of FUSED_DOMAIN defined here. */
+export const movementFusedOps: readonly OpDef[] = [splitGatherOp];
 
 export const movementOps: readonly OpDef[] = [
   concatOp,

@@ -18,6 +18,7 @@ import { fuseAttention } from './fuse-attention.js';
 import { fuseGelu } from './fuse-gelu.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
 import { inferShapesAndFold } from './infer-shapes.js';
+import { defaultMaxWeightBytes, splitLargeWeights } from './split-weights.js';
 import { dumpLayouts, selectWeightLayouts, type LayoutCosts, type LayoutDecisions, type WeightLayoutMode } from './select-weight-layout.js';
 
 export interface CompileState {
@@ -36,6 +37,10 @@ export interface PassOptions {
   layoutCost?: LayoutCosts;
   /** the bundle strategy: under 'stream', auto keeps weights in buffers (streamable) */
   strategy?: 'preload' | 'stream';
+  /** split-large-weights: the largest constant weight (bytes); default from the limits and memoryBudget */
+  maxWeightBytes?: number;
+  /** the stream strategy's GPU memory budget (bytes): bounds the default maxWeightBytes */
+  memoryBudget?: number;
 }
 
 export interface Pass {
@@ -59,6 +64,14 @@ export const PIPELINE: readonly Pass[] = [
   graphPass('fuse-attention', fuseAttention),
   graphPass('fuse-activations', fuseActivations),
   graphPass('eliminate-dead-nodes', eliminateDeadNodes),
+  {
+    name: 'split-large-weights',
+    run: (state, options) => ({
+      ...state,
+      graph: splitLargeWeights(state.graph, options.maxWeightBytes ?? defaultMaxWeightBytes(options.limits, options.strategy === 'stream' ? options.memoryBudget : undefined)),
+    }),
+    dump: (state) => dumpGraph(state.graph),
+  },
   {
     name: 'select-weight-layouts',
     run: (state, options) => ({
@@ -85,7 +98,7 @@ export interface PipelineRun {
   timings: { pass: string; ms: number }[];
 }
 
-export function runPipeline(graph: Graph, options: PassOptions & { dumpDir?: string }): PipelineRun {
+export function runPipeline(graph: Graph, options: PassOptions & { dumpDir?: string; onPass?: (pass: string, index: number, count: number) => void }): PipelineRun {
   let state: CompileState = { graph };
   const timings: PipelineRun['timings'] = [];
   if (options.dumpDir) {
@@ -93,6 +106,7 @@ export function runPipeline(graph: Graph, options: PassOptions & { dumpDir?: str
     writeFileSync(join(options.dumpDir, '00-imported.txt'), dumpGraph(graph));
   }
   PIPELINE.forEach((pass, i) => {
+    options.onPass?.(pass.name, i, PIPELINE.length);
     const start = performance.now();
     state = pass.run(state, options);
     timings.push({ pass: pass.name, ms: performance.now() - start });

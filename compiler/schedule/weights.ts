@@ -1,7 +1,9 @@
 /**
  * Weight shard layout: weights in order of first use, converted to their GPU element type
  * (f32 or i32, little-endian), packed into bounded shards. Identical weights are stored once.
- * Shard bytes are produced lazily so huge models never hold a second copy of every weight.
+ * Shard bytes are produced lazily so huge models never hold a second copy of every weight; weights
+ * re-laid out by lowering are lazy constants too (codegen/lazy-constant.ts), computed here when
+ * hashed and when written, one at a time.
  */
 import { createHash } from 'node:crypto';
 import { fail, quoteName } from '../errors.js';
@@ -28,13 +30,15 @@ export interface ShardLayout {
 }
 
 export function gpuBytes(id: string, t: ConstTensor): Uint8Array {
+  // read once: a lazy constant (codegen/lazy-constant.ts) recomputes on every read
+  const data = t.data;
   if (wgslType(t.dtype) === 'f32') {
-    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+    const f = data instanceof Float32Array ? data : Float32Array.from(data);
     return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
   }
-  const out = new Int32Array(t.data.length);
+  const out = new Int32Array(data.length);
   for (let i = 0; i < out.length; i++) {
-    const v = t.data[i]!;
+    const v = data[i]!;
     if (v > 2147483647 || v < -2147483648) {
       fail('FM_DTYPE', `weight ${quoteName(id)} holds ${v}, outside the int32 range the GPU stores integers in`);
     }
@@ -91,11 +95,19 @@ export function layoutShards(weights: { id: string; data: ConstTensor; granule?:
     pieces.set(id, list);
     byContent.set(digest, list);
   }
+  // a weight's pieces are consecutive: keeping the last weight's bytes computes a lazy weight
+  // once however many shards it spans, and holds at most one of them
+  let last: { weight: string; bytes: Uint8Array } | undefined;
+  const bytesFor = (weight: string): Uint8Array => {
+    if (last?.weight !== weight) last = { weight, bytes: bytesOf.get(weight)!() };
+    return last.bytes;
+  };
   const shards: ShardSource[] = shardSizes.map((size, i) => ({
     path: `weights/${String(i).padStart(4, '0')}.bin`,
     size,
     *pieces() {
-      for (const part of shardContents[i]!) yield bytesOf.get(part.weight)!().subarray(part.from, part.to);
+      for (const part of shardContents[i]!) yield bytesFor(part.weight).subarray(part.from, part.to);
+      if (i === shardSizes.length - 1) last = undefined;
     },
   }));
   return { shards, pieces };
