@@ -478,7 +478,8 @@ async function main(): Promise<void> {
     const p = await prepare(entry, work, lightDir, !flag('references-only'));
     prepared.set(name, p);
     references.set(name, await reference(p, refs));
-    if (p.preload.error) log(`${name}: flashmemc compile failed: ${p.preload.error}`);
+    if (flag('references-only')) log(`${name}: reference written`);
+    else if (p.preload.error) log(`${name}: flashmemc compile failed: ${p.preload.error}`);
     else log(`${name}: compiled preload in ${p.preload.compileMs.toFixed(0)} ms, stream ${p.stream.error ? `failed: ${p.stream.error}` : `(budget ${(p.stream.budgetBytes! / 1048576).toFixed(2)} MiB) in ${p.stream.compileMs.toFixed(0)} ms`}`);
   }
   if (flag('references-only')) {
