@@ -5,6 +5,7 @@ import { FlashmemError } from '../errors.js';
 import { basename, extname } from 'node:path';
 import { compileModel } from '../compile.js';
 import { compileMultiModel, type ModelInput } from '../compile-multi.js';
+import { compileDecoder } from '../compile-decoder.js';
 import { DEFAULT_PROFILE, resolveProfile } from '../profile/load.js';
 import { progressBar } from './progress.js';
 
@@ -53,6 +54,7 @@ export function compileCommand(cli: Argv): void {
     (y) => y
       .positional('models', { type: 'string', array: true, demandOption: true, describe: 'model.onnx files (external data is read from their folders); name one with path.onnx=name' })
       .option('sequence', { type: 'string', describe: 'multi-model bundles: the call order to plan jointly, e.g. a,b,c,b (needs --memory-budget)' })
+      .option('decoder', { type: 'boolean', default: false, describe: 'an autoregressive decoder: two models named prefill and decode (prefill.onnx decode.onnx, or path=prefill path=decode) sharing weights, with the KV cache on the GPU' })
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
@@ -66,16 +68,25 @@ export function compileCommand(cli: Argv): void {
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
       const models = args.models as string[];
+      const bundleOptions = {
+        limits: resolveTargetLimits(args['target-limits']),
+        strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' as const : 'stream' as const),
+        memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
+        profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
+        maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
+      };
+      if (args.decoder) {
+        const inputs = parseModelInputs(models, args['input-shape']);
+        const path = (name: string) => inputs.find((m) => m.name === name)?.path ?? failDecoderArgs(inputs.map((m) => m.name));
+        if (inputs.length !== 2) failDecoderArgs(inputs.map((m) => m.name));
+        const report = await compileDecoder(path('prefill'), path('decode'), args.out, bundleOptions);
+        if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else printMultiReport(report, args.out);
+        return;
+      }
       if (models.length > 1 || args.sequence !== undefined || models.some((m) => /=[^/]+$/.test(m) && !/\.onnx$/i.test(m))) {
         const inputs = parseModelInputs(models, args['input-shape']);
-        const multi = await compileMultiModel(inputs, args.out, {
-          limits: resolveTargetLimits(args['target-limits']),
-          strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
-          memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
-          profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
-          maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
-          sequence: args.sequence?.split(',').map((name) => name.trim()),
-        });
+        const multi = await compileMultiModel(inputs, args.out, { ...bundleOptions, sequence: args.sequence?.split(',').map((name) => name.trim()) });
         if (args.json) process.stdout.write(`${JSON.stringify(multi, null, 2)}\n`);
         else printMultiReport(multi, args.out);
         return;
@@ -111,6 +122,10 @@ export function compileCommand(cli: Argv): void {
       }
     },
   );
+}
+
+function failDecoderArgs(names: string[]): never {
+  throw new FlashmemError('FM_BAD_ARGUMENT', `--decoder takes two models named prefill and decode (e.g. gpt/prefill.onnx gpt/decode.onnx); got ${names.map((n) => JSON.stringify(n)).join(', ')}`);
 }
 
 function printMultiReport(report: Awaited<ReturnType<typeof compileMultiModel>>, out: string): void {

@@ -46,6 +46,8 @@ export function runCommand(cli: Argv): void {
         }
         if (args.sequence !== undefined) {
           await runSequence(session, manifest, args.sequence.split(',').map((n) => n.trim()), args.repeat, args.seed, args.json, performance.now() - started);
+          const stats = session.stats();
+          if (args.timeline) writeFileSync(args.timeline, `${JSON.stringify({ run: stats.timeline, load: stats.loadTimeline }, null, 1)}\n`);
           return;
         }
         const model = args.model ? manifest.models.find((m) => m.name === args.model) : manifest.models[0];
