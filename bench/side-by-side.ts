@@ -9,7 +9,9 @@
  *
  *   npm run bench -- [--machine llvmpipe] [--models a,b] [--work /tmp/dir] [--results dir]
  *                    [--light-dir dir] [--refs dir] [--references-only] [--runs N --warmup N]
- *                    [--no-repeat-visit] [--ort-graph-capture true|false] [--note text ...]
+ *                    [--no-repeat-visit] [--ort-graph-capture true|false] [--note text ...] [--jobs N]
+ *
+ * --jobs N (default: half the CPUs, at most 8) prepares and compiles models in N child processes.
  *
  * Where onnxruntime-node is not installed (the GPU machine), reference outputs come from --refs,
  * written beforehand with --references-only on a machine that has it (same deterministic models
@@ -20,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
 import { compileMultiModel } from '../compiler/compile-multi.js';
 import { FlashmemError } from '../compiler/errors.js';
@@ -388,7 +390,7 @@ async function measure(entry: ModelEntry, parts: Prepared[], bundles: Record<'pr
     if (entry.kind === 'decoder' && entry.contextTokens) {
       row.tokensPerSecond = { prefill: (entry.contextTokens * 1000) / t.warm.median, fixedShapeSteps: 1000 / t.warm.median };
     }
-    if (!flag('no-repeat-visit')) {
+    if (!flag('no-repeat-visit') && entry.repeatVisit !== false) {
       // a repeat visit: a new process whose driver shader cache holds the first process's shaders
       const again = await runWorker({ ...job, warmup: 0, runs: 1, outputsDir: join(dir, 'outputs-repeat'), resultFile: join(dir, 'result-repeat.json') }, join(dir, 'job-repeat.json'), cacheDir, 20 * 60_000);
       if (!again.result.error) {
@@ -437,12 +439,38 @@ function gitCommit(): string {
   }
 }
 
+/** a package's version, from the nearest node_modules above the package root (a snapshot may have none of its own) */
 function packageVersion(name: string): string | null {
-  try {
-    return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return null;
+  for (let dir = ROOT; ; dir = dirname(dir)) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      if (dirname(dir) === dir) return null;
+    }
   }
+}
+
+/**
+ * Prepares models in `jobs` child processes at once (compiling is single-threaded; the GPU machine
+ * has 16 cores). Each child writes <work>/prepared/<name>.json, which the parent then reads.
+ */
+async function prepareInParallel(names: string[], jobs: number, limits: TargetLimits): Promise<void> {
+  const queue = [...names];
+  const script = process.argv[1]!;
+  const passThrough = ['machine', 'work', 'light-dir', 'refs'].flatMap((k) => (arg(k) ? [`--${k}`, arg(k)!] : []));
+  const one = async (): Promise<void> => {
+    for (let name = queue.shift(); name; name = queue.shift()) {
+      log(`preparing ${name} (child process)`);
+      await new Promise<void>((done, reject) => {
+        const child = spawn(process.execPath, [...process.execArgv, script, '--prepare-only', '--models', name!, ...passThrough], {
+          stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BENCH_TARGET_LIMITS: JSON.stringify(limits) },
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? done() : reject(new Error(`preparing ${name} failed (exit ${code})`))));
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, names.length) }, one));
 }
 
 async function main(): Promise<void> {
@@ -458,30 +486,47 @@ async function main(): Promise<void> {
   log(`machine ${machine}, work ${work}, ${entries.length} entries`);
   // the adapter, asked in a child process (this one compiles, blocking its main thread: no device here)
   const adapterFile = join(work, 'adapter.json');
-  execSync(`"${process.execPath}" "${WORKER}" --adapter "${adapterFile}"`, { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (!process.env.BENCH_TARGET_LIMITS) execSync(`"${process.execPath}" "${WORKER}" --adapter "${adapterFile}"`, { stdio: ['ignore', 'ignore', 'pipe'] });
   const adapter = JSON.parse(readFileSync(adapterFile, 'utf8')) as { description: Record<string, unknown>; limits: Record<string, number> };
-  targetLimits = {
+  targetLimits = process.env.BENCH_TARGET_LIMITS ? JSON.parse(process.env.BENCH_TARGET_LIMITS) as TargetLimits : {
     ...DEFAULT_LIMITS,
     maxStorageBufferBindingSize: Math.max(DEFAULT_LIMITS.maxStorageBufferBindingSize, adapter.limits.maxStorageBufferBindingSize ?? 0),
     maxBufferSize: Math.max(DEFAULT_LIMITS.maxBufferSize, adapter.limits.maxBufferSize ?? 0),
   };
-  log(`adapter ${JSON.stringify(adapter.description)}; compiling for ${JSON.stringify(targetLimits)}`);
+  if (!process.env.BENCH_TARGET_LIMITS) log(`adapter ${JSON.stringify(adapter.description)}; compiling for ${JSON.stringify(targetLimits)}`);
 
   const prepared = new Map<string, Prepared>();
   const references = new Map<string, Reference>();
   const needed = new Set<string>();
   for (const e of entries) if (!e.pending) for (const n of e.parts ?? [e.name]) needed.add(n);
+  const preparedFile = (name: string) => join(work, 'prepared', `${name}.json`);
+  const jobs = Number(arg('jobs') ?? Math.max(1, Math.min(8, Math.floor(cpus().length / 2))));
+  if (jobs > 1 && !flag('prepare-only') && !flag('references-only')) {
+    for (const name of needed) rmSync(preparedFile(name), { force: true });
+    // the biggest models (declared last) first
+    await prepareInParallel([...needed].reverse(), jobs, targetLimits);
+  }
   for (const name of needed) {
     const entry = entriesFor(machine).find((m) => m.name === name) ?? entriesFor('h100').find((m) => m.name === name);
     if (!entry || entry.pending) throw new Error(`sequence part ${name} is not a runnable model entry`);
-    log(`preparing ${name}`);
-    const p = await prepare(entry, work, lightDir, !flag('references-only'));
+    let p: Prepared;
+    if (existsSync(preparedFile(name)) && !flag('prepare-only')) {
+      p = JSON.parse(readFileSync(preparedFile(name), 'utf8')) as Prepared;
+    } else {
+      log(`preparing ${name}`);
+      p = await prepare(entry, work, lightDir, !flag('references-only'));
+      if (flag('prepare-only')) {
+        mkdirSync(join(work, 'prepared'), { recursive: true });
+        writeFileSync(preparedFile(name), JSON.stringify(p));
+      }
+    }
     prepared.set(name, p);
     references.set(name, await reference(p, refs));
     if (flag('references-only')) log(`${name}: reference written`);
     else if (p.preload.error) log(`${name}: flashmemc compile failed: ${p.preload.error}`);
     else log(`${name}: compiled preload in ${p.preload.compileMs.toFixed(0)} ms, stream ${p.stream.error ? `failed: ${p.stream.error}` : `(budget ${(p.stream.budgetBytes! / 1048576).toFixed(2)} MiB) in ${p.stream.compileMs.toFixed(0)} ms`}`);
   }
+  if (flag('prepare-only')) return;
   if (flag('references-only')) {
     log(`references written to ${refs}`);
     return;
@@ -521,7 +566,7 @@ async function main(): Promise<void> {
   function writeResults(): void {
     mkdirSync(results, { recursive: true });
     const refMeta = [...references.values()][0] as (Reference & { commit?: string }) | undefined;
-    const commit = gitCommit() !== 'unknown' ? gitCommit() : (process.env.BENCH_COMMIT ?? refMeta?.commit ?? 'unknown');
+    const commit = process.env.BENCH_COMMIT ?? (gitCommit() !== 'unknown' ? gitCommit() : (refMeta?.commit ?? 'unknown'));
     const doc = {
       benchmark: 'side-by-side', machine,
       command: `npm run bench -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`.trim(),

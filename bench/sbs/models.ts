@@ -33,6 +33,8 @@ export interface ModelEntry {
   runs?: Partial<Record<Machine, RunCounts>>;
   /** why the entry cannot run yet; absent when it can */
   pending?: string;
+  /** false: no second (repeat-visit) process, to keep the largest models' runs short */
+  repeatVisit?: boolean;
   /** decoders: tokens in the fixed-shape context (tokens/s figures) */
   contextTokens?: number;
 }
@@ -59,7 +61,7 @@ export const MODELS: ModelEntry[] = [
   { name: 'gpt-neo-125m', kind: 'decoder', source: { family: 'gpt-neo-125m' }, budgetFraction: 0.25, contextTokens: 128, runs: { llvmpipe: { warmup: 1, runs: 2 } } },
   { name: 'vit-base', kind: 'encoder', source: { family: 'vit-base' }, budgetFraction: 0.25, machines: ['h100'] },
   { name: 'bert-base', kind: 'encoder', source: { family: 'bert-base' }, budgetFraction: 0.25, machines: ['h100'] },
-  { name: 'gpt-neo-1.3b', kind: 'decoder', source: { family: 'gpt-neo-1.3b' }, budgetFraction: 0.125, contextTokens: 128, machines: ['h100'], runs: { h100: { warmup: 2, runs: 20 } } },
+  { name: 'gpt-neo-1.3b', kind: 'decoder', source: { family: 'gpt-neo-1.3b' }, budgetFraction: 0.125, contextTokens: 128, machines: ['h100'], runs: { h100: { warmup: 2, runs: 20 } }, repeatVisit: false },
   // several models in one app: the peer holds one session per model; flashmemc one multi-model
   // bundle (issue 5) whose models share GPU memory
   { name: 'cnn-sequence', kind: 'sequence', parts: ['squeezenet', 'inception_v1', 'densenet121'], budgetFraction: 0.25 },
