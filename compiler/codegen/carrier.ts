@@ -40,6 +40,18 @@ function parseEntry(wgsl: string): { size: string; params: string; start: number
   return { size: m[1]!, params: wgsl.slice(paramsStart, i - 1), start: m.index, end: i };
 }
 
+/** pieces staged in the ring start at 256-byte boundaries (the schedule's placement alignment) */
+const RING_ALIGN_WORDS = 64;
+
+/** The kernel finds each piece in the ring from the sizes of the ones before it: they must be packed so. */
+function checkPacked(copies: readonly CarriedCopy[]): void {
+  let expected = 0;
+  for (const c of copies) {
+    if (c.srcWord !== expected) fail('FM_LIMIT', `internal: carried pieces are not packed in the staging ring (word ${c.srcWord}, expected ${expected})`);
+    expected += Math.ceil(c.words / RING_ALIGN_WORDS) * RING_ALIGN_WORDS;
+  }
+}
+
 export function rewriteAsCarrier(wgsl: string, workgroups: readonly [number, number, number], bindingCount: number, copies: readonly CarriedCopy[]): CarrierRewrite {
   const entry = parseEntry(wgsl);
   const m = [undefined, entry.size, entry.params] as const;
@@ -57,8 +69,15 @@ export function rewriteAsCarrier(wgsl: string, workgroups: readonly [number, num
   const totalThreads = planeThreads * workgroups[2] * sz;
   const ring = bindingCount;
   const destinations = copies.map((_, i) => `@group(0) @binding(${ring + 1 + i}) var<storage, read_write> fm_dst${i}: array<u32>;`).join('\n');
-  const loops = copies.map((c, i) =>
-    `  for (var j = t; j < ${u(c.words)}; j += ${u(totalThreads)}) { fm_dst${i}[j] = fm_ring[${u(c.srcWord)} + j]; }`).join('\n');
+  checkPacked(copies);
+  // sizes and ring offsets come from the bindings (arrayLength), not constants: one carrier variant
+  // serves every call of a kernel that carries as many pieces, whatever their sizes (a joint
+  // program of many calls would otherwise compile thousands of distinct shaders)
+  const loops = copies.map((_, i) => [
+    `  n = arrayLength(&fm_dst${i});`,
+    `  for (var j = t; j < n; j += ${u(totalThreads)}) { fm_dst${i}[j] = fm_ring[src + j]; }`,
+    `  src += (n + ${u(RING_ALIGN_WORDS - 1)}) / ${u(RING_ALIGN_WORDS)} * ${u(RING_ALIGN_WORDS)};`,
+  ].join('\n')).join('\n');
 
   const body = `${wgsl.slice(0, entry.start)}fn fm_compute(${helperParams})${wgsl.slice(entry.end)}`;
   const rewritten = `${body}
@@ -68,6 +87,8 @@ ${destinations}
 @compute @workgroup_size(${entry.size})
 fn main(${entryParams}) {
   let t = ${gid}.x + ${gid}.y * ${u(rowThreads)} + ${gid}.z * ${u(planeThreads)};
+  var src = 0u;
+  var n = 0u;
 ${loops}
   fm_compute(${args});
 }

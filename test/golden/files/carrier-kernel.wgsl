@@ -42,8 +42,16 @@ acc = max(acc, x[xBase + u32(off1)]);
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x + gid.y * 4096u + gid.z * 4096u;
-  for (var j = t; j < 2304u; j += 4096u) { fm_dst0[j] = fm_ring[0u + j]; }
-  for (var j = t; j < 16u; j += 4096u) { fm_dst1[j] = fm_ring[2304u + j]; }
-  for (var j = t; j < 2048u; j += 4096u) { fm_dst2[j] = fm_ring[2368u + j]; }
+  var src = 0u;
+  var n = 0u;
+  n = arrayLength(&fm_dst0);
+  for (var j = t; j < n; j += 4096u) { fm_dst0[j] = fm_ring[src + j]; }
+  src += (n + 63u) / 64u * 64u;
+  n = arrayLength(&fm_dst1);
+  for (var j = t; j < n; j += 4096u) { fm_dst1[j] = fm_ring[src + j]; }
+  src += (n + 63u) / 64u * 64u;
+  n = arrayLength(&fm_dst2);
+  for (var j = t; j < n; j += 4096u) { fm_dst2[j] = fm_ring[src + j]; }
+  src += (n + 63u) / 64u * 64u;
   fm_compute(gid);
 }
