@@ -25,7 +25,14 @@ export const DECODER_NAMES = {
 
 const STATE_NAME = /^(past|present)_(key|value)\.(\d+)$/;
 
-export type DecoderCompileOptions = Omit<MultiCompileOptions, 'prepare' | 'sequence'>;
+export interface DecoderCompileOptions extends Omit<MultiCompileOptions, 'prepare' | 'sequence'> {
+  /**
+   * GPT-Neo's local attention window, for the decode step's local_attention_bias. Read from the
+   * prefill graph's fused attention when absent; a window at least as wide as the prefill's prompt
+   * leaves no band there to read, so give it (the model config's window) in that case.
+   */
+  window?: number;
+}
 
 export async function compileDecoderContents(prefillPath: string, decodePath: string, options: DecoderCompileOptions = {}): Promise<{ contents: BundleContents; report: MultiCompileReport }> {
   const graphs = new Map<string, Graph>();
@@ -41,7 +48,7 @@ export async function compileDecoderContents(prefillPath: string, decodePath: st
       },
     },
   );
-  contents.schedule.decoder = decoderSpec(graphs.get('prefill')!, graphs.get('decode')!);
+  contents.schedule.decoder = decoderSpec(graphs.get('prefill')!, graphs.get('decode')!, options.window);
   return { contents, report };
 }
 
@@ -84,7 +91,7 @@ function markState(model: string, program: KernelProgram, decodeCacheBytes: numb
 }
 
 /** The decoder section of the schedule; the prefill's state buffers take the decode graph's sizes. */
-function decoderSpec(prefill: Graph, decode: Graph): DecoderSpec {
+function decoderSpec(prefill: Graph, decode: Graph, window: number | undefined): DecoderSpec {
   const shape = (graph: Graph, name: string, what: string) => {
     const value = graph.values.get(name);
     if (!value || !graph.inputs.concat(graph.outputs).includes(name)) fail('FM_BAD_ARGUMENT', `--decoder: the ${what} graph has no ${quoteName(name)}`);
@@ -97,7 +104,7 @@ function decoderSpec(prefill: Graph, decode: Graph): DecoderSpec {
     context: past[2]!, promptLength: shape(prefill, DECODER_NAMES.inputIds, 'prefill')[1]!, vocab: shape(decode, DECODER_NAMES.logits, 'decode').at(-1)!,
     inputIds: DECODER_NAMES.inputIds, positionIds: DECODER_NAMES.positionIds, attentionBias: DECODER_NAMES.attentionBias,
     ...(hasLocal ? { localAttentionBias: DECODER_NAMES.localAttentionBias } : {}),
-    window: hasLocal ? attentionWindow(prefill) : 0,
+    window: hasLocal ? window ?? attentionWindow(prefill) : 0,
     logits: DECODER_NAMES.logits,
   };
 }
@@ -108,5 +115,5 @@ function attentionWindow(prefill: Graph): number {
     const window = node.attrs.window;
     if (node.opType === 'Attention' && window?.type === 'int' && window.value > 0) return window.value;
   }
-  fail('FM_BAD_ARGUMENT', '--decoder: the decode graph has local_attention_bias but no local attention window was found in the prefill graph');
+  fail('FM_BAD_ARGUMENT', '--decoder: the decode graph has local_attention_bias but the prefill graph shows no local window (it may be wider than the prompt): give it with --decoder-window');
 }

@@ -54,6 +54,7 @@ export function compileCommand(cli: Argv): void {
     (y) => y
       .positional('models', { type: 'string', array: true, demandOption: true, describe: 'model.onnx files (external data is read from their folders); name one with path.onnx=name' })
       .option('sequence', { type: 'string', describe: 'multi-model bundles: the call order to plan jointly, e.g. a,b,c,b (needs --memory-budget)' })
+      .option('decoder-window', { type: 'number', describe: 'with --decoder: GPT-Neo\'s local attention window (default: read from the prefill graph)' })
       .option('decoder', { type: 'boolean', default: false, describe: 'an autoregressive decoder: two models named prefill and decode (prefill.onnx decode.onnx, or path=prefill path=decode) sharing weights, with the KV cache on the GPU' })
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
@@ -79,7 +80,7 @@ export function compileCommand(cli: Argv): void {
         const inputs = parseModelInputs(models, args['input-shape']);
         const path = (name: string) => inputs.find((m) => m.name === name)?.path ?? failDecoderArgs(inputs.map((m) => m.name));
         if (inputs.length !== 2) failDecoderArgs(inputs.map((m) => m.name));
-        const report = await compileDecoder(path('prefill'), path('decode'), args.out, bundleOptions);
+        const report = await compileDecoder(path('prefill'), path('decode'), args.out, { ...bundleOptions, window: args['decoder-window'] });
         if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else printMultiReport(report, args.out);
         return;

@@ -60,13 +60,16 @@ async function main(): Promise<void> {
   }
   const { weightBytes } = JSON.parse(readFileSync(sizeFile, 'utf8')) as { weightBytes: number };
   const limits = resolveTargetLimits(arg('target-limits', 'webgpu')!);
+  const { resolveConfig } = await import('../../fixtures/families/generate.js');
+  const family = resolveConfig(config, overrides);
+  const window = family.family === 'decoder' ? family.window : 0;
   const budget = Math.floor(weightBytes * fraction);
   const bundles: { label: string; dir: string }[] = [];
   const compile = async (label: string, dir: string, memoryBudget?: number) => {
     const t = performance.now();
     // weights split into pieces of at most 1/8 of the budget, so that one streams while another is in use
     const options = memoryBudget ? { memoryBudget, maxWeightBytes: Math.floor(memoryBudget / 8) } : {};
-    const report = await compileDecoder(join(modelDir, 'prefill.onnx'), join(modelDir, 'decode.onnx'), dir, { limits, ...options });
+    const report = await compileDecoder(join(modelDir, 'prefill.onnx'), join(modelDir, 'decode.onnx'), dir, { limits, window, ...options });
     console.log(`compiled ${label}: planned peak GPU ${mib(report.plannedPeakBytes)} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     bundles.push({ label, dir });
   };
