@@ -34,7 +34,8 @@ async function compileAtBudget(model: string, path: string, dir: string, budget:
     } catch (e) {
       const min = e instanceof FlashmemError ? /smallest feasible budget[^,]*, (\d+) bytes|needs (\d+) bytes/.exec(e.message) : null;
       if (!min) throw e;
-      budget = Math.ceil(Number(min[1] ?? min[2]) * 1.15);
+      // the smallest feasible budget moves with the budget (weights are split at a quarter of it): always grow
+      budget = Math.max(Math.ceil(budget * 1.15), Math.ceil(Number(min[1] ?? min[2]) * 1.15));
     }
   }
   throw new Error(`${model}: no feasible streaming budget found`);

@@ -6,7 +6,8 @@
  * tokens/s and peak GPU bytes, for the streamed bundle and (with --compare-preload) a preload one.
  *
  *   node dist/examples/llm/run-llm.js [--config gpt-neo-125m] [--set context=128 --set sequence=16]
- *     [--tokens 16] [--fraction 0.125] [--compare-preload] [--target-limits file.json] [--out out/llm]
+ *     [--tokens 16] [--fraction 0.125 | --budget 1GiB] [--compare-preload] [--target-limits file.json]
+ *     [--profile h100-vulkan] [--out out/llm]
  * The 125M shape keeps GPT-Neo's layers, widths and vocabulary; by default its context is 128
  * slots and its prefill 16 tokens, because at one eighth of the weights (60 MiB) the budget must
  * also hold the KV cache (9 MiB at 128 slots, 144 MiB at GPT-Neo's 2048), the prefill's logits
@@ -49,7 +50,8 @@ async function main(): Promise<void> {
   // everything that blocks the thread (generation, compilation) happens before a GPU device exists
   const { generate } = await import('../../fixtures/families/generate.js');
   const { compileDecoder } = await import('../../compiler/compile-decoder.js');
-  const { resolveTargetLimits } = await import('../../compiler/cli/compile-command.js');
+  const { resolveTargetLimits, parseSize } = await import('../../compiler/cli/compile-command.js');
+  const { resolveProfile } = await import('../../compiler/profile/load.js');
   const sizeFile = join(modelDir, 'weight-bytes.json');
   if (!existsSync(sizeFile)) {
     const t = performance.now();
@@ -63,17 +65,18 @@ async function main(): Promise<void> {
   const { resolveConfig } = await import('../../fixtures/families/generate.js');
   const family = resolveConfig(config, overrides);
   const window = family.family === 'decoder' ? family.window : 0;
-  const budget = Math.floor(weightBytes * fraction);
+  const budget = arg('budget') ? parseSize(arg('budget')!) : Math.floor(weightBytes * fraction);
+  const profile = arg('profile') ? resolveProfile(arg('profile')!) : undefined;
   const bundles: { label: string; dir: string }[] = [];
   const compile = async (label: string, dir: string, memoryBudget?: number) => {
     const t = performance.now();
     // weights split into pieces of at most 1/8 of the budget, so that one streams while another is in use
     const options = memoryBudget ? { memoryBudget, maxWeightBytes: Math.floor(memoryBudget / 8) } : {};
-    const report = await compileDecoder(join(modelDir, 'prefill.onnx'), join(modelDir, 'decode.onnx'), dir, { limits, window, ...options });
+    const report = await compileDecoder(join(modelDir, 'prefill.onnx'), join(modelDir, 'decode.onnx'), dir, { limits, window, profile, ...options });
     console.log(`compiled ${label}: planned peak GPU ${mib(report.plannedPeakBytes)} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     bundles.push({ label, dir });
   };
-  await compile(`stream under ${mib(budget)} (${fraction} of the weights)`, join(out, `${variant}.stream`), budget);
+  await compile(`stream under ${mib(budget)} (${(budget / weightBytes).toFixed(3)} of the weights)`, join(out, `${variant}.stream`), budget);
   if (process.argv.includes('--compare-preload')) await compile('preload', join(out, `${variant}.preload`));
 
   const { openBundle } = await import('../../compiler/cli/bundle-session.js');
