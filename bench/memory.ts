@@ -5,18 +5,21 @@
  * first and run afterwards (dawn-node must not see a blocked main thread while a device exists).
  * Results: bench/results/<machine>/memory.{md,json}.
  *
- *   npx tsx bench/memory.ts [--machine llvmpipe] [--models squeezenet,shufflenet] [--runs 5]
+ *   npx tsx bench/memory.ts [--machine llvmpipe] [--models squeezenet,shufflenet] [--runs 5] [--uploads queue|mapped] [--target-limits file.json]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, execSync } from 'node:child_process';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
+import { resolveTargetLimits } from '../compiler/cli/compile-command.js';
 import { FlashmemError } from '../compiler/errors.js';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';
 import { randomizeConstantWeights } from '../test/harness/randomize.js';
 import { CONFORMANCE_DIR, tempDir } from '../test/harness/paths.js';
 
 const FRACTIONS = [0.5, 0.25, 0.125];
+/** --target-limits webgpu|compat|file.json: the limits bundles are compiled for (a real GPU's allow larger buffers) */
+const LIMITS = resolveTargetLimits(arg('target-limits', 'webgpu'));
 const LIGHT = ['squeezenet', 'shufflenet', 'inception_v1', 'densenet121', 'resnet50'];
 
 function arg(name: string, fallback: string): string {
@@ -29,7 +32,7 @@ interface Built { model: string; label: string; dir: string; report: CompileRepo
 async function compileAtBudget(model: string, path: string, dir: string, budget: number): Promise<Built> {
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
-      const report = await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget });
+      const report = await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget, limits: LIMITS });
       return { model, label: '', dir, report, budget };
     } catch (e) {
       const min = e instanceof FlashmemError ? /smallest feasible budget[^,]*, (\d+) bytes|needs (\d+) bytes/.exec(e.message) : null;
@@ -56,7 +59,7 @@ async function main(): Promise<void> {
         continue;
       }
       writeFileSync(path, model === 'mini-resnet' ? readFileSync(source) : randomizeConstantWeights(readFileSync(source)));
-      const preload = { model, label: 'preload', dir: join(tmp.dir, `${model}.preload`), report: await compileModel(path, join(tmp.dir, `${model}.preload`)) };
+      const preload = { model, label: 'preload', dir: join(tmp.dir, `${model}.preload`), report: await compileModel(path, join(tmp.dir, `${model}.preload`), { limits: LIMITS }) };
       built.push(preload);
       for (const f of FRACTIONS) {
         const b = await compileAtBudget(model, path, join(tmp.dir, `${model}.stream${f}`), Math.round(preload.report.weightBytes * f));
@@ -72,12 +75,12 @@ async function main(): Promise<void> {
       rows.push({
         model: b.model, bundle: b.label, weightMiB: b.report.weightBytes / 1048576, budgetMiB: b.budget === undefined ? null : b.budget / 1048576,
         plannedPeakMiB: b.report.plannedPeakBytes / 1048576, measuredPeakMiB: report.peakGpuBytes / 1048576,
-        loadMs: report.timings.loadMs, coldStartMs: report.timings.loadMs + report.timings.runMs[0]!, warmMedianMs: warm[Math.floor(warm.length / 2)]!,
+        hostStagingMiB: report.hostStagingBytes / 1048576, loadMs: report.timings.loadMs, coldStartMs: report.timings.loadMs + report.timings.runMs[0]!, warmMedianMs: warm[Math.floor(warm.length / 2)]!,
         solver: b.report.streaming?.solverStatus ?? '', solveMs: b.report.streaming?.solveMs ?? null,
       });
     }
     const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v === null ? '-' : String(v));
-    const cols = ['model', 'bundle', 'weightMiB', 'budgetMiB', 'plannedPeakMiB', 'measuredPeakMiB', 'loadMs', 'coldStartMs', 'warmMedianMs', 'solver', 'solveMs'];
+    const cols = ['model', 'bundle', 'weightMiB', 'budgetMiB', 'plannedPeakMiB', 'measuredPeakMiB', 'hostStagingMiB', 'loadMs', 'coldStartMs', 'warmMedianMs', 'solver', 'solveMs'];
     const table = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${cols.map((c) => fmt(r[c])).join(' | ')} |`)].join('\n');
     console.log(table);
     const dir = join(packageRoot(), 'bench', 'results', machine);
@@ -91,12 +94,12 @@ async function main(): Promise<void> {
   }
 }
 
-interface RunReport { peakGpuBytes: number; timings: { loadMs: number; runMs: number[] } }
+interface RunReport { peakGpuBytes: number; hostStagingBytes: number; timings: { loadMs: number; runMs: number[] } }
 
 /** `flashmemc run <bundle> --random-inputs --repeat n --json` in a child process (the built CLI in dist/). */
 function runInFreshProcess(bundle: string, repeat: number): RunReport {
   const cli = join(packageRoot(), 'dist', 'compiler', 'cli', 'main.js');
-  const out = execFileSync(process.execPath, [cli, 'run', bundle, '--random-inputs', '--seed', '3', '--repeat', String(repeat), '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const out = execFileSync(process.execPath, [cli, 'run', bundle, '--random-inputs', '--seed', '3', '--repeat', String(repeat), '--json', '--uploads', arg('uploads', 'queue')], { encoding: 'utf8', maxBuffer: 64 << 20 });
   return JSON.parse(out) as RunReport;
 }
 

@@ -24,6 +24,8 @@ import { keepAlive } from '../compiler/cli/webgpu.js';
 import type { Manifest } from '../schemas/manifest.js';
 
 const MIB = 1048576;
+/** --uploads mapped: streamed bytes copied from host-visible staging (LoadOptions.uploads) */
+const UPLOADS = (process.argv.includes('--uploads') ? process.argv[process.argv.indexOf('--uploads') + 1] : 'queue') as 'queue' | 'mapped';
 
 function arg(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -141,7 +143,7 @@ async function openSystem(dir: string, system: System, models: string[], device:
   const manifests = new Map<string, Manifest>();
   const bundles = system === 'all' ? models.map((m) => [m, join(dir, `all-${m}`)]) : [[null, join(dir, system)]];
   for (const [model, bundle] of bundles) {
-    const { session, manifest } = await openBundle(bundle!, { device });
+    const { session, manifest } = await openBundle(bundle!, { device, load: { uploads: UPLOADS } });
     for (const m of model ? [model] : manifest.models.map((x) => x.name)) {
       sessions.set(m, session);
       manifests.set(m, manifest);
@@ -209,7 +211,7 @@ function markdown(machine: string, device: string, plan: Plan, results: SystemRe
     `${percentile(r.callMs, 0.5).toFixed(2)} | ${percentile(r.callMs, 0.9).toFixed(2)} | ${Math.max(...r.callMs).toFixed(2)} | ${r.loadMs.toFixed(0)} | ${r.maxAbsDiffVsAll.toExponential(1)} | ${Object.entries(r.plans).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
   return [
     `# bench:multi on ${machine}`, '',
-    `Device: ${device}. ${plan.models.length} models (${plan.models.join(', ')}), ${plan.order.length} calls in a seeded random order; weights ${(weights / MIB).toFixed(2)} MiB in all, budget ${(plan.budgetBytes / MIB).toFixed(2)} MiB (25%).`,
+    `Device: ${device}. Uploads: ${UPLOADS}. ${plan.models.length} models (${plan.models.join(', ')}), ${plan.order.length} calls in a seeded random order; weights ${(weights / MIB).toFixed(2)} MiB in all, budget ${(plan.budgetBytes / MIB).toFixed(2)} MiB (25%).`,
     'Times after one warm-up pass of the same order. (a) joint: one streamed bundle, the order declared and planned jointly; (b) all: five preload bundles loaded at once; (c) switch: one shared-memory preload bundle reloading the model on each switch.', '',
     '| system | peak GPU MiB | memory vs all | total ms | p50 call ms | p90 call ms | max call ms | load ms | max abs diff vs all | plans used |',
     '|---|---|---|---|---|---|---|---|---|---|',

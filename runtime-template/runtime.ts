@@ -80,6 +80,16 @@ export interface LoadOptions {
   /** Bytes of weight blocks read ahead of the schedule, at load and in 'storage' runs (default 64 MiB). */
   readAheadBytes?: number;
   /**
+   * How streamed weight bytes held in host memory reach the GPU on every run. 'queue' (default):
+   * queue.writeBuffer into the staging ring or the slot, which splits the run's submission after
+   * every kernel that last read that memory. 'mapped': the bytes are placed once, at load, in
+   * host-visible staging buffers (MAP_WRITE | COPY_SRC; system memory on a discrete GPU) and each
+   * run copies them with copyBufferToBuffer inside its own command buffer: one submission per run
+   * and the GPU's copy bandwidth instead of writeBuffer's. Those buffers are reported apart from the
+   * budgeted device memory (stats().hostStagingBytes). Ignored with streamedWeights 'storage'.
+   */
+  uploads?: 'queue' | 'mapped';
+  /**
    * Also time each submission on the GPU (timeline 'gpu' entries, from queue.onSubmittedWorkDone).
    * Off by default: on a fast GPU the extra completion callbacks cost a visible share of a short run.
    */
@@ -126,6 +136,8 @@ export interface SessionStats {
   timeline: TimelineEvent[];
   /** the weight reads and uploads of loadBundle, timed from its start */
   loadTimeline: TimelineEvent[];
+  /** LoadOptions.uploads 'mapped': bytes of the host-visible staging buffers (not in peakGpuBytes) */
+  hostStagingBytes: number;
   /** the last runs (up to 1000), oldest first: which model, which plan served it, time and bytes */
   calls: CallStats[];
   /** totals per model */
@@ -1271,7 +1283,7 @@ async function browserDevice(manifest: Manifest): Promise<AcquiredDevice> {
 // =================================================================================================
 
 /** WebGPU flag values, fixed by the specification; literals, so Node needs no GPUBufferUsage globals. */
-const BUFFER_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 } as const;
+const BUFFER_USAGE = { MAP_READ: 0x1, MAP_WRITE: 0x2, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 } as const;
 const TEXTURE_USAGE = { COPY_DST: 0x2, TEXTURE_BINDING: 0x4 } as const;
 const SHADER_STAGE_COMPUTE = 0x4;
 const MAP_MODE_READ = 0x1;
@@ -1291,7 +1303,17 @@ class GpuMemory {
    * Allocates in an 'out-of-memory' error scope of its own (WebGPU reports a failed allocation
    * there, asynchronously: see checkAllocations); an allocation that throws fails at once.
    */
-  createBuffer(descriptor: GPUBufferDescriptor & { size: number }, role: string): GPUBuffer {
+  /** host-visible staging (LoadOptions.uploads 'mapped'): counted apart from the device memory */
+  hostStagingBytes = 0;
+
+  /** A host-visible staging buffer, mapped: the caller fills it and unmaps it. */
+  createHostStaging(size: number, role: string): GPUBuffer {
+    return this.createBuffer({ label: 'host-staging', size, usage: BUFFER_USAGE.MAP_WRITE | BUFFER_USAGE.COPY_SRC, mappedAtCreation: true }, role, false);
+  }
+
+  private readonly uncounted = new Set<GPUBuffer | GPUTexture>();
+
+  createBuffer(descriptor: GPUBufferDescriptor & { size: number }, role: string, deviceMemory = true): GPUBuffer {
     const what = `${descriptor.size} bytes for ${role}`;
     this.device.pushErrorScope('out-of-memory');
     let buffer: GPUBuffer;
@@ -1308,8 +1330,13 @@ class GpuMemory {
       () => undefined,
     ));
     this.sizes.set(buffer, descriptor.size);
-    this.liveBytes += descriptor.size;
-    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    if (deviceMemory) {
+      this.liveBytes += descriptor.size;
+      this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    } else {
+      this.uncounted.add(buffer);
+      this.hostStagingBytes += descriptor.size;
+    }
     return buffer;
   }
 
@@ -1349,9 +1376,11 @@ class GpuMemory {
   destroyAll(): void {
     for (const [buffer, size] of this.sizes) {
       buffer.destroy();
-      this.liveBytes -= size;
+      if (this.uncounted.has(buffer)) this.hostStagingBytes -= size;
+      else this.liveBytes -= size;
     }
     this.sizes.clear();
+    this.uncounted.clear();
   }
 }
 
@@ -1641,6 +1670,13 @@ class RangeStream {
 /** default LoadOptions.readAheadBytes */
 const DEFAULT_READ_AHEAD_BYTES = 64 << 20;
 
+/** host staging buffers stay below WebGPU's default maxBufferSize, which every device supports */
+const MAX_STAGING_BUFFER_BYTES = 256 << 20;
+
+function alignTo4(bytes: number): number {
+  return Math.ceil(bytes / 4) * 4;
+}
+
 function uploadRange(step: UploadStep): ShardRange {
   return { shard: step.shard, offset: step.shardOffset, length: step.dst.size };
 }
@@ -1660,7 +1696,7 @@ function usedShards(schedule: Schedule): Set<number> {
 type RunCommand =
   | { kind: 'writeInput'; input: number; buffer: GPUBuffer; offset: number }
   /** bytes: held in host memory; absent: read from storage (range) on every run */
-  | { kind: 'upload'; bytes?: Uint8Array<ArrayBuffer>; range: ShardRange; weight: string; buffer: GPUBuffer; offset: number }
+  | { kind: 'upload'; bytes?: Uint8Array<ArrayBuffer>; range: ShardRange; weight: string; buffer: GPUBuffer; offset: number; staged?: { buffer: GPUBuffer; offset: number } }
   | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; workgroups: [number, number, number]; label: string }
   | { kind: 'readOutput'; output: number; buffer: GPUBuffer; offset: number; size: number }
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number; weight: string }
@@ -1783,6 +1819,7 @@ class Session implements FlashmemSession {
   private readonly streamFromStorage: boolean;
   private readonly readAheadBytes: number;
   private readonly gpuTimeline: boolean;
+  private readonly mappedUploads: boolean;
   private shards?: ShardBlocks;
   private lastTimeline: TimelineEvent[] = [];
   private loadTimeline?: Timeline;
@@ -1806,6 +1843,7 @@ class Session implements FlashmemSession {
     this.streamFromStorage = options.streamedWeights === 'storage';
     this.readAheadBytes = options.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
     this.gpuTimeline = options.gpuTimeline === true;
+    this.mappedUploads = options.uploads === 'mapped' && !this.streamFromStorage;
     this.owned = acquired.owned;
     this.models = models;
     this.memory = new GpuMemory(this.device);
@@ -1961,7 +1999,32 @@ class Session implements FlashmemSession {
     // 'memory': streamed weight bytes are read once now (with read-ahead) and kept on the host
     const stream = this.streamFromStorage ? undefined : new RangeStream(shards, uploadRanges(steps), this.readAheadBytes);
     for (const step of steps) compiled.commands.push(await this.compileStep(step, model, compiled, stream, pipelines, layouts, errors));
+    if (this.mappedUploads) errors.capture(() => this.stageUploads(compiled, model.info.name));
     return compiled;
+  }
+
+  /** uploads 'mapped': the host bytes of every buffer upload move into one host-visible staging buffer, copied from on each run. */
+  private stageUploads(compiled: CompiledSteps, model: string): void {
+    const uploads = compiled.commands.filter((c): c is Extract<RunCommand, { kind: 'upload' }> => c.kind === 'upload' && c.bytes !== undefined);
+    // as few staging buffers as the device's maxBufferSize allows (an upload is at most a binding)
+    const limit = Math.min(this.device.limits.maxBufferSize, MAX_STAGING_BUFFER_BYTES);
+    for (let first = 0; first < uploads.length;) {
+      let total = 0;
+      let end = first;
+      while (end < uploads.length && (end === first || total + alignTo4(uploads[end]!.bytes!.length) <= limit)) total += alignTo4(uploads[end++]!.bytes!.length);
+      const staging = this.memory.createHostStaging(total, `a host staging buffer of model ${quote(model)}`);
+      const mapped = new Uint8Array(staging.getMappedRange());
+      let offset = 0;
+      for (const upload of uploads.slice(first, end)) {
+        mapped.set(upload.bytes!, offset);
+        upload.staged = { buffer: staging, offset };
+        offset += alignTo4(upload.bytes!.length);
+        // the GPU-visible copy is the only one kept
+        upload.bytes = undefined;
+      }
+      staging.unmap();
+      first = end;
+    }
   }
 
   private async compileStep(
@@ -2167,6 +2230,11 @@ class Session implements FlashmemSession {
           timeline.add('writeInput', index, start, { bytes: inputs[command.input]!.byteLength });
           break;
         case 'upload': {
+          if (command.staged) {
+            recorder.copy(command.staged.buffer, command.staged.offset, command.buffer, command.offset, command.range.length);
+            timeline.add('upload', index, start, { label: command.weight, bytes: command.range.length });
+            break;
+          }
           const bytes = command.bytes ?? fetched;
           if (!bytes) return index;
           fetched = undefined;
@@ -2252,7 +2320,7 @@ class Session implements FlashmemSession {
 
   stats(): SessionStats {
     return {
-      ...this.counters, peakGpuBytes: this.memory.peakBytes, liveGpuBytes: this.memory.liveBytes,
+      ...this.counters, peakGpuBytes: this.memory.peakBytes, liveGpuBytes: this.memory.liveBytes, hostStagingBytes: this.memory.hostStagingBytes,
       calls: this.callLog.map((call) => ({ ...call })),
       models: Object.fromEntries([...this.perModel].map(([name, total]) => [name, { ...total, plans: { ...total.plans } }])),
       timeline: this.lastTimeline.map((event) => ({ ...event })), loadTimeline: (this.loadTimeline?.events ?? []).map((event) => ({ ...event })),

@@ -31,6 +31,7 @@ export interface RuntimeLoadOptions {
   streamedWeights?: 'memory' | 'storage';
   readAheadBytes?: number;
   gpuTimeline?: boolean;
+  uploads?: 'queue' | 'mapped';
   readFile?: (path: string, range?: { offset: number; length: number }) => Promise<Uint8Array>;
 }
 

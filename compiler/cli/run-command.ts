@@ -28,6 +28,7 @@ export function runCommand(cli: Argv): void {
       .option('generate', { type: 'string', describe: 'decoder bundles: greedy generation after these prompt token ids (e.g. 464,2068,7586)' })
       .option('max-new-tokens', { type: 'number', default: 32, describe: 'with --generate: tokens to generate' })
       .option('streamed-weights', { choices: ['memory', 'storage'] as const, default: 'memory' as const, describe: 'streamed weights: read once and kept in host memory, or re-read by byte range on every run' })
+      .option('uploads', { choices: ['queue', 'mapped'] as const, default: 'queue' as const, describe: 'streamed weights reach the GPU by queue.writeBuffer, or by copies from host-visible staging buffers filled once at load (one submission per run)' })
       .option('timeline', { type: 'string', describe: 'write the last run\'s per-step timeline (and the load\'s) to this JSON file' })
       .check((a) => {
         if (a.generate !== undefined) return true;
@@ -38,7 +39,7 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined } });
+      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads } });
       try {
         if (args.generate !== undefined) {
           await runGenerate(session as unknown as GeneratingSession, args.generate, args['max-new-tokens'], args.json, performance.now() - started);
@@ -68,6 +69,7 @@ export function runCommand(cli: Argv): void {
           outputs: model.outputs.map((o) => ({ name: o.name, dtype: o.dtype, shape: o.shape, summary: summarize(outputs[o.name]!) })),
           peakGpuBytes: stats.peakGpuBytes,
           plannedPeakGpuBytes: stats.plannedPeakGpuBytes as number,
+          hostStagingBytes: stats.hostStagingBytes as number,
           timings: { loadMs: stats.loadMs, runMs: runTimes, firstOutputMs: stats.loadMs + runTimes[0]!, totalMs: performance.now() - started },
         };
         printReport(report, args.json);
@@ -155,6 +157,7 @@ type Report = {
   outputs: { name: string; dtype: string; shape: number[]; summary: ReturnType<typeof summarize> }[];
   peakGpuBytes: number;
   plannedPeakGpuBytes: number;
+  hostStagingBytes: number;
   timings: { loadMs: number; runMs: number[]; firstOutputMs: number; totalMs: number };
 };
 

@@ -29,6 +29,8 @@ describe('shipped device profiles', () => {
         expect(c.heldOut.count, cls).toBeGreaterThanOrEqual(2);
       }
       expect(profile.classes.hierarchical.capacityBytesPerUs).toBe(0);
+      // FlashMem's ordering of load capacities: elementwise kernels carry more than Conv/MatMul
+      expect(profile.classes.elementwise.capacityBytesPerUs).toBeGreaterThan(profile.classes.reusable.capacityBytesPerUs);
     });
   }
 

@@ -212,6 +212,31 @@ describe('streaming runtime: byte-range reads, read-ahead, timeline', () => {
     }
   });
 
+  it("uploads 'mapped': streamed bytes are copied from host-visible staging filled at load, one submission per run, same outputs and device peak", async () => {
+    const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
+    try {
+      const expected = await outputsOf(stream, 9);
+      const queued = stream.session.stats();
+      const { session } = await openBundle(stream.dir, { device: await testDevice(), load: { uploads: 'mapped', gpuTimeline: true } });
+      try {
+        const actual = await keepAlive(session.run(randomInputs(stream.manifest.models[0]!, 9)));
+        for (const [name, values] of Object.entries(expected)) expect(Array.from(actual[name] as Float32Array)).toEqual(Array.from(values as Float32Array));
+        const stats = session.stats();
+        const timeline = stats.timeline as TimelineEvent[];
+        expect(timeline.filter((e) => e.kind === 'gpu')).toHaveLength(1);
+        expect(timeline.filter((e) => e.kind === 'upload').length).toBeGreaterThan(0);
+        expect(stats.hostStagingBytes as number).toBeGreaterThan(0);
+        // the staging lives outside the budgeted device memory, which is unchanged
+        expect(stats.peakGpuBytes).toBe(queued.peakGpuBytes);
+        expect(stats.peakGpuBytes).toBeLessThanOrEqual(180 * 1024);
+      } finally {
+        session.dispose();
+      }
+    } finally {
+      stream.close();
+    }
+  });
+
   it("a tampered block of a streamed weight fails the run that reads it ('storage' mode) with FM_BUNDLE_HASH", async () => {
     const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
     try {
