@@ -25,6 +25,8 @@ import type { Manifest } from '../schemas/manifest.js';
 
 const MIB = 1048576;
 /** --uploads mapped: streamed bytes copied from host-visible staging (LoadOptions.uploads) */
+/** --stream-path copies: the joint bundle streams by direct copies (no ring, no carriers) */
+const STREAM_PATH = (process.argv.includes('--stream-path') ? process.argv[process.argv.indexOf('--stream-path') + 1] : 'carriers') as 'carriers' | 'copies';
 const UPLOADS = (process.argv.includes('--uploads') ? process.argv[process.argv.indexOf('--uploads') + 1] : 'queue') as 'queue' | 'mapped';
 
 function arg(name: string, fallback?: string): string | undefined {
@@ -81,7 +83,7 @@ async function compileAll(dir: string, callsPerModel: number, seed: number, set:
   const budgetBytes = Math.floor(Object.values(weightBytes).reduce((s, n) => s + n, 0) / 4);
   const compileMs: Record<string, number> = {};
   let t = performance.now();
-  await compileMultiModel(inputs, join(dir, 'joint'), { memoryBudget: budgetBytes, sequence: order });
+  await compileMultiModel(inputs, join(dir, 'joint'), { memoryBudget: budgetBytes, sequence: order, streamPath: STREAM_PATH });
   compileMs.joint = performance.now() - t;
   t = performance.now();
   for (const m of inputs) await compileModel(m.path, join(dir, `all-${m.name}`), { modelName: m.name });

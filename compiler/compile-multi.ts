@@ -78,11 +78,11 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
       const perModel = optimised.map((o, i) => planBudget + readbacks[i]!);
       models = [];
       for (const [i, o] of optimised.entries()) {
-        const stream = await planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile });
+        const stream = await planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile, streamPath: options.streamPath });
         models.push({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'stream', stream });
       }
       sequence = joint
-        ? { models: options.sequence!, program: joint, stream: await planStreaming(joint, limits, { budgetBytes: planBudget + readbackBytes(joint), profile }) }
+        ? { models: options.sequence!, program: joint, stream: await planStreaming(joint, limits, { budgetBytes: planBudget + readbackBytes(joint), profile, streamPath: options.streamPath }) }
         : undefined;
       assembled = assembleMultiBundle(models, sequence, limits, options.shardBytes);
       const peak = assembled.contents.schedule.plannedPeakBytes!;

@@ -7,7 +7,7 @@ import { DEFAULT_LIMITS, type TargetLimits } from './ops/op.js';
 import { runPipeline } from './passes/pipeline.js';
 import type { LayoutCosts, WeightLayoutMode } from './passes/select-weight-layout.js';
 import { assembleBundle, assembleStreamBundle } from './bundle/assemble.js';
-import { planStreaming, type StreamStats } from './schedule/stream.js';
+import { planStreaming, type StreamPath, type StreamStats } from './schedule/stream.js';
 import { FlashmemError } from './errors.js';
 import type { BundleContents } from './bundle/contents.js';
 import { writeBundle } from './bundle/write.js';
@@ -33,6 +33,8 @@ export interface CompileOptions {
   weightLayout?: WeightLayoutMode;
   /** texture/buffer latency ratios; overrides the profile's layoutCost */
   layoutCost?: LayoutCosts;
+  /** how streamed pieces reach their slots (compiler/schedule/stream.ts StreamOptions.streamPath) */
+  streamPath?: StreamPath;
   /** device profile for load capacities and upload bandwidth (stream strategy); the shipped default when absent */
   profile?: DeviceProfile;
   /** split-large-weights: no constant weight above this many bytes (default: the binding limit, and a quarter of memoryBudget when streaming) */
@@ -100,7 +102,7 @@ export async function compileStreamingContents(modelPath: string, options: Compi
   const start = performance.now();
   const { limits, modelName, state, timings } = optimise(modelPath, options);
   options.onProgress?.({ phase: 'plan' });
-  const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget, profile: options.profile ?? defaultProfile() });
+  const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget, profile: options.profile ?? defaultProfile(), streamPath: options.streamPath });
   const { contents, stats } = assembleStreamBundle({ modelName, graph: state.graph, program: state.program!, shardBytes: options.shardBytes }, stream, limits);
   const model = contents.schedule.models[0]!;
   const report: CompileReport = {

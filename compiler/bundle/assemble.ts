@@ -71,7 +71,9 @@ export function streamSchedule(
   const { memory, loadPlan } = stream;
   const built = buildStreamRun(program, stream, shards, limits);
   const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...withoutWgsl(step), shader: shaders.index(step.wgsl) } : step));
-  const buffers = [...memory.buffers.map((b) => ({ role: b.role, size: b.size })), { role: 'staging' as const, size: stream.ringBytes }];
+  // streamPath 'copies' has no staging ring
+  const ring = stream.ringBytes > 0 ? [{ role: 'staging' as const, size: stream.ringBytes }] : [];
+  const buffers = [...memory.buffers.map((b) => ({ role: b.role, size: b.size })), ...ring];
   const schedule: ModelSchedule = {
     model: modelName,
     strategy: 'stream',

@@ -54,6 +54,7 @@ export function compileCommand(cli: Argv): void {
     (y) => y
       .positional('models', { type: 'string', array: true, demandOption: true, describe: 'model.onnx files (external data is read from their folders); name one with path.onnx=name' })
       .option('sequence', { type: 'string', describe: 'multi-model bundles: the call order to plan jointly, e.g. a,b,c,b (needs --memory-budget)' })
+      .option('stream-path', { choices: ['carriers', 'copies'] as const, default: 'carriers' as const, describe: 'streamed weights reach their slots through the staging ring and carrier kernels, or by direct copies before each kernel (pair with run --uploads mapped)' })
       .option('decoder-window', { type: 'number', describe: 'with --decoder: GPT-Neo\'s local attention window (default: read from the prefill graph)' })
       .option('decoder', { type: 'boolean', default: false, describe: 'an autoregressive decoder: two models named prefill and decode (prefill.onnx decode.onnx, or path=prefill path=decode) sharing weights, with the KV cache on the GPU' })
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
@@ -75,6 +76,7 @@ export function compileCommand(cli: Argv): void {
         memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),
         profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
+        streamPath: args['stream-path'],
       };
       if (args.decoder) {
         const inputs = parseModelInputs(models, args['input-shape']);
@@ -102,6 +104,7 @@ export function compileCommand(cli: Argv): void {
         weightLayout: args['weight-layout'],
         profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
+        streamPath: args['stream-path'],
         onProgress: progress?.update,
       }).finally(() => progress?.done());
       if (args.json) {

@@ -22,6 +22,13 @@ import type { ShardLayout } from './weights.js';
 
 export interface StreamOptions {
   budgetBytes: number;
+  /**
+   * 'carriers' (default): pieces go through the staging ring and are copied by carrier kernels.
+   * 'copies': no ring and no carriers; every piece is uploaded straight into its slot before the
+   * kernel that needs it. With the runtime's mapped uploads those are copy commands inside the
+   * run's one command buffer, and the ring's share of the budget goes to weights.
+   */
+  streamPath?: StreamPath;
   chunkBytes?: number;
   maxDistance?: number;
   /**
@@ -31,6 +38,8 @@ export interface StreamOptions {
    */
   profile: DeviceProfile;
 }
+
+export type StreamPath = 'carriers' | 'copies';
 
 export interface StreamPlan {
   memory: MemoryPlan;
@@ -51,7 +60,7 @@ const RING_FRACTION = 8;
 export async function planStreaming(program: KernelProgram, limits: TargetLimits, options: StreamOptions): Promise<StreamPlan> {
   const resident = planMemory(program, limits);
   const chunkBytes = options.chunkBytes ?? defaultChunkBytes(resident.weightBytes);
-  const ringBytes = Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / RING_FRACTION))));
+  const ringBytes = options.streamPath === 'copies' ? 0 : Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / RING_FRACTION))));
   const steps = loadSteps(program, resident, options.profile);
   const weights: LoadWeight[] = resident.weights.map((id) => {
     const span = resident.lifetimes.get(id)!;

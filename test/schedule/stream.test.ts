@@ -237,6 +237,33 @@ describe('streaming runtime: byte-range reads, read-ahead, timeline', () => {
     }
   });
 
+  it("streamPath 'copies': no staging ring and no carrier kernels; same outputs with queued or mapped uploads, peak within the budget", async () => {
+    const preload = await compileAndOpen(model);
+    const copies = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024, streamPath: 'copies' });
+    try {
+      const expected = await outputsOf(preload, 4);
+      const schedule = JSON.parse(readFileSync(join(copies.dir, 'schedule.json'), 'utf8')) as Schedule;
+      expect(schedule.models[0]!.buffers.some((b) => b.role === 'staging')).toBe(false);
+      expect(schedule.models[0]!.run.some((s) => s.op === 'dispatch' && s.label.endsWith('+carry'))).toBe(false);
+      expect(schedule.models[0]!.run.some((s) => s.op === 'upload')).toBe(true);
+      for (const uploads of ['queue', 'mapped'] as const) {
+        const { session } = await openBundle(copies.dir, { device: await testDevice(), load: { uploads } });
+        try {
+          const actual = await keepAlive(session.run(randomInputs(copies.manifest.models[0]!, 4)));
+          for (const [name, values] of Object.entries(expected)) {
+            expect(maxViolation(actual[name] as Float32Array, values as Float32Array, 1e-4, 1e-6), `${name} (${uploads})`).toBeLessThanOrEqual(1);
+          }
+          expect(session.stats().peakGpuBytes).toBeLessThanOrEqual(180 * 1024);
+        } finally {
+          session.dispose();
+        }
+      }
+    } finally {
+      preload.close();
+      copies.close();
+    }
+  });
+
   it("a tampered block of a streamed weight fails the run that reads it ('storage' mode) with FM_BUNDLE_HASH", async () => {
     const stream = await compileAndOpen(model, { strategy: 'stream', memoryBudget: 180 * 1024 });
     try {
