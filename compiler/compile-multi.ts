@@ -75,7 +75,7 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
     // the budget (plans' buffers are as large as the largest plan's) shrinks every plan and retries
     let planBudget = budget - readbacks.reduce((s, n) => s + n, 0);
     for (let attempt = 0; ; attempt++) {
-      const perModel = optimised.map((o, i) => planBudget + readbacks[i]!);
+      const perModel = readbacks.map((readback) => planBudget + readback);
       models = [];
       for (const [i, o] of optimised.entries()) {
         const stream = await planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile, streamPath: options.streamPath });

@@ -1902,7 +1902,7 @@ class Session implements FlashmemSession {
     await shards.verifyUnused(usedShards(bundle.schedule));
     this.counters.plannedPeakGpuBytes = bundle.schedule.plannedPeakBytes ?? bundle.schedule.models.reduce((sum, model) => sum + model.plannedPeakBytes, 0);
     await this.whileDeviceAlive(errors.check('loading the bundle onto the GPU'));
-    if (this.sharedMemory) await this.makeResident(this.sequence ? 'sequence' : `model:${resources[0]!.info.name}`);
+    if (this.sharedMemory) await this.makeResident(this.sequence ? 'sequence' : `model:${resources[0]!.info.name}`, this.loadTimeline!);
   }
 
   /** Shared memory: one GPU buffer per role and ordinal, as large as the largest plan's. */
@@ -1916,12 +1916,13 @@ class Session implements FlashmemSession {
   }
 
   /** Shared memory: replays the init steps of a plan (weights it keeps resident), unless its state is already there. */
-  private async makeResident(plan: string): Promise<boolean> {
+  /** `timeline`: the load's, or the run's that needed the reload (its steps then show there) */
+  private async makeResident(plan: string, timeline: Timeline): Promise<boolean> {
     if (this.resident === plan) return false;
     const init = plan === 'sequence' ? this.sequence!.init : this.loaded.get(plan.slice('model:'.length))!.init!;
     this.resident = undefined;
     const errors = new GpuErrorCollector(this.device);
-    await this.replay(init, undefined, [], errors, this.loadTimeline ?? new Timeline());
+    await this.replay(init, undefined, [], errors, timeline);
     await this.whileDeviceAlive(errors.check(`making ${plan} resident`));
     this.countSteps(init);
     this.resident = plan;
@@ -2146,7 +2147,7 @@ class Session implements FlashmemSession {
     let choice: PlanChoice;
     try {
       choice = this.choosePlan(model.info.name);
-      if (choice.resident) choice.reloaded = await this.makeResident(choice.resident);
+      if (choice.resident) choice.reloaded = await this.makeResident(choice.resident, timeline);
       await this.replay(choice.steps, model, inputs, errors, timeline, position);
       mapped = errors.capture(() => model.readback?.mapAsync(MAP_MODE_READ));
     } catch (error) {

@@ -102,7 +102,7 @@ export function flattenBuffers(schedule: ModelSchedule, limits: TargetLimits): M
     total += schedule.buffers[i]!.size;
   }
   if (merged.length <= 1 || total > limits.maxBufferSize) return schedule;
-  const others = schedule.buffers.flatMap((b, i) => (bases.has(i) ? [] : [i]));
+  const others = schedule.buffers.flatMap((_, i) => (bases.has(i) ? [] : [i]));
   const index = new Map(others.map((i, k) => [i, k + 1]));
   const moved = <R extends Region>(r: R): R => (bases.has(r.buffer)
     ? { ...r, buffer: 0, offset: bases.get(r.buffer)! + r.offset }
