@@ -77,6 +77,7 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
     const loadPlan = await solveLoadPlan({
       steps, weights, budgetBytes: budget, overheadBytes: planOverheadBytes, chunkBytes,
       maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
+      windowTimeLimitS: windowTimeLimit(program.kernels.length),
     });
     const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
     const memory = planMemory(program, limits, streamed);
@@ -90,6 +91,15 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
     // fragmentation grows as the plan tightens: overshoot the correction a little more each time
     budget -= Math.ceil((peak - options.budgetBytes) * (1 + attempt / 2));
   }
+}
+
+/**
+ * Seconds per ILP window: 1 s up to 2,000 kernels; beyond (joint programs of long call sequences,
+ * hundreds of windows) a quarter second, so the plan stays within minutes; a window that runs out
+ * keeps its best solution or falls back to greedy.
+ */
+function windowTimeLimit(kernels: number): number {
+  return kernels > 2000 ? 0.25 : 1;
 }
 
 /** About 512 chunks over all weights, a power of two between 4 KiB and 1 MiB (and 256-byte aligned). */
