@@ -1,7 +1,3 @@
-// DO NOT EDIT (note from the lead): pool.ts and normalization.ts were REASSIGNED to another engineer
-// and are complete, tested and committed. If you are the Conv/ConvTranspose engineer: your scope is
-// compiler/ops/conv.ts (and its tests) only; your earlier rewrite of this file was saved to
-// /tmp/pool-helper1.ts and not used. Please stop editing this file and finish your report.
 /**
  * Pooling: MaxPool / AveragePool (windowed, 1-D to 3-D spatial) and GlobalAveragePool /
  * GlobalMaxPool (any spatial rank).
