@@ -18,7 +18,7 @@
  * trimmed to the runtime's needs (the H100 device machine).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { openBundle, type RuntimeSession } from '../compiler/cli/bundle-session.js';
 import { keepAlive } from '../compiler/cli/webgpu.js';
 import type { Manifest } from '../schemas/manifest.js';
@@ -250,6 +250,11 @@ ${lines}
 `;
 }
 
+/** The command as run from the repository root (no machine-specific absolute paths in results). */
+function repoCommand(): string {
+  return ['node', relative(process.cwd(), process.argv[1]!), ...process.argv.slice(2)].join(' ');
+}
+
 // --------------------------------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -280,7 +285,7 @@ async function main(): Promise<void> {
   const results = [joint.result, all.result, switching.result];
   const out = join('bench', 'results', machine);
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'multi.json'), `${JSON.stringify({ command: process.argv.slice(1).join(' '), device: deviceName, date: new Date().toISOString(), plan, results }, null, 1)}\n`);
+  writeFileSync(join(out, 'multi.json'), `${JSON.stringify({ command: repoCommand(), device: deviceName, date: new Date().toISOString(), plan, results }, null, 1)}\n`);
   writeFileSync(join(out, 'multi.md'), markdown(machine, deviceName, plan, results));
   writeFileSync(join(out, 'multi.svg'), svg(plan, results));
   console.log(markdown(machine, deviceName, plan, results));
