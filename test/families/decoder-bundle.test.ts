@@ -18,6 +18,7 @@ import { compileDecoderContents } from '../../compiler/compile-decoder.js';
 import type { GenerateResult, DecoderStepper } from '../../runtime-template/runtime.js';
 import { compileDecoderOffThread } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
+import { greedyFullGraph } from '../harness/greedy.js';
 import { tempDir } from '../harness/paths.js';
 import { testDevice } from '../harness/single-node.js';
 
@@ -30,12 +31,6 @@ const STEPS = 32;
 interface DecoderSession extends RuntimeSession {
   generate(prompt: number[], options: { maxNewTokens: number }): Promise<GenerateResult>;
   decoder(): DecoderStepper;
-}
-
-function argmax(values: ArrayLike<number>, from: number, count: number): number {
-  let best = 0;
-  for (let i = 1; i < count; i++) if (values[from + i]! > values[from + best]!) best = i;
-  return best;
 }
 
 describe.each(['gpt-neo-tiny', 'gpt2-tiny'])('decoder bundle %s', (config) => {
@@ -52,13 +47,10 @@ describe.each(['gpt-neo-tiny', 'gpt2-tiny'])('decoder bundle %s', (config) => {
       if (g.name === 'full') fullBytes = bytes;
     }
     // onnxruntime: the full graph re-run for every new token
-    const tokens = [...PROMPT];
-    for (let s = 0; s < STEPS; s++) {
-      const ids = [...tokens, ...new Array<number>(cfg.sequence - tokens.length).fill(0)];
-      const logits = (await runOrt(fullBytes, { input_ids: { dtype: 'int64', shape: [1, cfg.sequence], data: ids } })).logits!.data as Float32Array;
-      tokens.push(argmax(logits, (tokens.length - 1) * cfg.vocab, cfg.vocab));
-    }
-    reference = tokens.slice(PROMPT.length);
+    reference = await greedyFullGraph(
+      async (ids) => (await runOrt(fullBytes, { input_ids: { dtype: 'int64', shape: [1, cfg.sequence], data: ids } })).logits!.data as Float32Array,
+      PROMPT, STEPS, cfg.sequence, cfg.vocab,
+    );
   }, 120_000);
 
   async function open(dir: string): Promise<DecoderSession> {

@@ -17,6 +17,7 @@ import { compileAndOpen, type CompiledBundle } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
 import { tempDir } from '../harness/paths.js';
 import { maxViolation } from '../harness/single-node.js';
+import { greedyFullGraph } from '../harness/greedy.js';
 
 interface Feed {
   dtype: DType;
@@ -102,11 +103,6 @@ describe('encoder families match onnxruntime', () => {
   });
 });
 
-function argmax(data: ArrayLike<number>, offset: number, length: number): number {
-  let best = 0;
-  for (let i = 1; i < length; i++) if (data[offset + i]! > data[offset + best]!) best = i;
-  return best;
-}
 
 describe.each(['gpt-neo-tiny', 'gpt2-tiny'])('decoder %s', (config) => {
   const cfg = CONFIGS[config] as DecoderConfig;
@@ -161,16 +157,7 @@ describe.each(['gpt-neo-tiny', 'gpt2-tiny'])('decoder %s', (config) => {
     const prompt = [3, 1, 4, 1, 5, 9, 2, 6];
     const steps = 32;
     expect(T, 'the full graph must hold the prompt and the generated tokens').toBeGreaterThanOrEqual(prompt.length + steps - 1);
-    const generate = async (run: (ids: number[]) => Promise<ArrayLike<number>>): Promise<number[]> => {
-      const tokens = [...prompt];
-      for (let s = 0; s < steps; s++) {
-        // right-padded: causal attention keeps the padding from affecting earlier positions
-        const ids = [...tokens, ...new Array<number>(T - tokens.length).fill(0)];
-        const logits = await run(ids);
-        tokens.push(argmax(logits, (tokens.length - 1) * cfg.vocab, cfg.vocab));
-      }
-      return tokens.slice(prompt.length);
-    };
+    const generate = (run: (ids: number[]) => Promise<ArrayLike<number>>) => greedyFullGraph(run, prompt, steps, T, cfg.vocab);
     const ours = await generate(async (ids) => (await bundle.run({ input_ids: typedArrayFor('int64', ids) })).logits as Float32Array);
     const reference = await generate(async (ids) => (await runOrt(full.bytes, { input_ids: { dtype: 'int64', shape: [1, T], data: ids } })).logits!.data as Float32Array);
     expect(ours).toEqual(reference);
