@@ -30,10 +30,9 @@ export function parseInputShapes(specs: readonly string[]): Record<string, numbe
  */
 export function parseModelInputs(paths: readonly string[], shapeSpecs: readonly string[]): ModelInput[] {
   const models = paths.map((spec) => {
-    const eq = spec.lastIndexOf('=');
-    const named = eq > 0 && !spec.slice(eq + 1).includes('/') && !/\.onnx$/i.test(spec.slice(eq + 1));
-    const path = named ? spec.slice(0, eq) : spec;
-    return { path, name: named ? spec.slice(eq + 1) : basename(path, extname(path)) };
+    const name = explicitModelName(spec);
+    const path = name === undefined ? spec : spec.slice(0, spec.length - name.length - 1);
+    return { path, name: name ?? basename(path, extname(path)) };
   });
   const names = new Set(models.map((m) => m.name));
   const shapes = new Map<string, Record<string, number[]>>();
@@ -45,6 +44,13 @@ export function parseModelInputs(paths: readonly string[], shapeSpecs: readonly 
     Object.assign(target, parseInputShapes([names.has(model) ? spec.slice(colon + 1) : spec]));
   }
   return models.map((m) => ({ ...m, inputShapes: { ...everywhere, ...shapes.get(m.name) } }));
+}
+
+/** `a.onnx=name` -> 'name'; undefined for a plain path (an '=' inside a folder name is not a name) */
+function explicitModelName(spec: string): string | undefined {
+  const eq = spec.lastIndexOf('=');
+  const name = spec.slice(eq + 1);
+  return eq > 0 && !name.includes('/') && !/\.onnx$/i.test(name) ? name : undefined;
 }
 
 export function compileCommand(cli: Argv): void {
@@ -87,7 +93,7 @@ export function compileCommand(cli: Argv): void {
         else printMultiReport(report, args.out);
         return;
       }
-      if (models.length > 1 || args.sequence !== undefined || models.some((m) => /=[^/]+$/.test(m) && !/\.onnx$/i.test(m))) {
+      if (models.length > 1 || args.sequence !== undefined || models.some((m) => explicitModelName(m) !== undefined)) {
         const inputs = parseModelInputs(models, args['input-shape']);
         const multi = await compileMultiModel(inputs, args.out, { ...bundleOptions, sequence: args.sequence?.split(',').map((name) => name.trim()) });
         if (args.json) process.stdout.write(`${JSON.stringify(multi, null, 2)}\n`);
