@@ -7,13 +7,13 @@ import { valueOf } from '../ir/graph.js';
 import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
-import { textureLimits, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits, type TextureShape } from '../ops/op.js';
+import { textureLimits, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits, type TextureShape, type GemvKernel } from '../ops/op.js';
 import type { LayoutDecisions } from '../passes/select-weight-layout.js';
 import { textureBytes } from './texture-layout.js';
 import { workgroupSize, workgroupStorageBytes } from './wgsl.js';
 import { GPU_ELEMENT_BYTES, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
-export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions): KernelProgram {
+export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, gemvKernel?: GemvKernel): KernelProgram {
   const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
   const addTensor = (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => {
     const bytes = texture ? textureBytes(texture) : numElements(type.shape) * GPU_ELEMENT_BYTES;
@@ -34,7 +34,7 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
     }
     for (const out of outputs) if (out.id) addTensor(out.id, out.type, 'activation');
     if (!def.lower) fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (${node.opType}): its value must be a compile-time constant`);
-    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout);
+    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout, gemvKernel);
     try {
       def.lower(ctx);
     } catch (e) {
@@ -88,7 +88,7 @@ function lowerContext(
   node: Node, opset: number, inputs: (LowerTensor | undefined)[], outputs: LowerTensor[], limits: TargetLimits,
   program: KernelProgram,
   addTensor: (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => ProgramTensor,
-  costClass: KernelProgram['kernels'][number]['costClass'], weightLayout: LowerContext['weightLayout'],
+  costClass: KernelProgram['kernels'][number]['costClass'], weightLayout: LowerContext['weightLayout'], gemvKernel: GemvKernel | undefined,
 ): LowerContext {
   let derived = 0;
   const freshId = (kind: string, label: string) => {
@@ -98,7 +98,7 @@ function lowerContext(
     return id;
   };
   return {
-    node, opset, inputs, outputs, limits, activation: node.fusedActivation, weightLayout,
+    node, opset, inputs, outputs, limits, activation: node.fusedActivation, weightLayout, gemvKernel,
     kernel(spec: KernelSpec) {
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);

@@ -126,6 +126,13 @@ export const COMPAT_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBuffer
 
 export const LIMIT_PRESETS: Readonly<Record<string, TargetLimits>> = { webgpu: DEFAULT_LIMITS, compat: COMPAT_LIMITS };
 
+/**
+ * Gemv-shaped MatMul/Gemm (M <= 4, long K): 'split-k' spreads K over a workgroup and reduces in
+ * workgroup memory (a real GPU needs the parallelism); 'tiled' keeps one invocation per 4 columns
+ * over all of K, faster on software rasterisers where barriers cost coroutine switches.
+ */
+export type GemvKernel = 'split-k' | 'tiled';
+
 export interface LowerContext {
   readonly node: Node;
   readonly opset: number;
@@ -136,6 +143,8 @@ export interface LowerContext {
   readonly limits: TargetLimits;
   /** the layout the layout-selection pass chose for this node's weight ('buffer' when absent) */
   readonly weightLayout?: WeightLayout;
+  /** the kernel for few rows x long K (ops/matmul.ts): 'split-k' (default) or 'tiled' for software rasterisers */
+  readonly gemvKernel?: GemvKernel;
   /** Append a dispatch. Kernels of one node run in the order they are added. */
   kernel(spec: KernelSpec): void;
   /** Register a derived constant (re-laid-out or pre-combined weights) and return it. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Graph } from '../ir/types.js';
 import type { KernelProgram } from '../codegen/program.js';
 import { lowerGraph } from '../codegen/lower.js';
-import type { TargetLimits } from '../ops/op.js';
+import type { GemvKernel, TargetLimits } from '../ops/op.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory-plan.js';
 import { dumpGraph, dumpPlan, dumpProgram } from './dump.js';
 import { eliminateDeadNodes } from './eliminate-dead.js';
@@ -41,6 +41,8 @@ export interface PassOptions {
   maxWeightBytes?: number;
   /** the stream strategy's GPU memory budget (bytes): bounds the default maxWeightBytes */
   memoryBudget?: number;
+  /** gemv-shaped MatMul/Gemm kernels (from the device profile: compile.ts gemvKernelFor) */
+  gemvKernel?: GemvKernel;
 }
 
 export interface Pass {
@@ -82,7 +84,7 @@ export const PIPELINE: readonly Pass[] = [
   },
   {
     name: 'lower-to-kernels',
-    run: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts) }),
+    run: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.gemvKernel) }),
     dump: (state) => dumpProgram(state.program!),
   },
   {

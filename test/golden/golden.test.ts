@@ -45,6 +45,7 @@ const KERNEL_CASES: KernelCase[] = [
   { name: 'conv2d-1x1', input: [1, 16, 7, 7], node: { opType: 'Conv' }, weights: [{ shape: [8, 16, 1, 1] }] },
   { name: 'conv2d-depthwise-stride2', input: [1, 8, 9, 9], node: { opType: 'Conv', attrs: { group: 8, strides: [2, 2], pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 1, 3, 3] }] },
   { name: 'gemm-transb', input: [1, 64], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [10, 64] }, { shape: [10] }] },
+  { name: 'gemv-split-k', input: [1, 300], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [40, 300] }, { shape: [40] }] },
   { name: 'matmul-batched', input: [2, 5, 12], node: { opType: 'MatMul' }, input2: [2, 12, 7] },
   { name: 'conv2d-3x3-texture', input: [1, 8, 10, 10], node: { opType: 'Conv', attrs: { pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 8, 3, 3] }, { shape: [8] }], weightLayout: 'texture' },
   { name: 'conv2d-1x1-texture', input: [1, 16, 7, 7], node: { opType: 'Conv' }, weights: [{ shape: [8, 16, 1, 1] }], weightLayout: 'texture' },

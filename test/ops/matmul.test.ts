@@ -254,4 +254,36 @@ describe('lowering details', () => {
   });
 });
 
+describe('few rows x long K (gemv): K split across a workgroup', () => {
+  const splitK = (run: { kernels: readonly { wgsl: string }[] }) => run.kernels.every((k) => k.wgsl.includes('workgroupBarrier'));
+  const cases: [string, number[], number[]][] = [
+    ['M=1, K=300 (a tail after the unrolled trips), 17 columns', [1, 300], [300, 17]],
+    ['M=3, K=1031, 70 columns (a partial last panel)', [3, 1031], [1031, 70]],
+    ['M=4, K=256, 32 columns', [4, 256], [256, 32]],
+    ['3-D A folds into M=2 rows', [2, 1, 300], [300, 9]],
+  ];
+  for (const [name, a, b] of cases) {
+    it(`${name}, matches onnxruntime`, async () => {
+      const run = await expectLoweredMatches({ opType: 'MatMul', opset: 13, inputs: [floats(a), floats(b, true)] }, DEFAULT_LIMITS);
+      expect(splitK(run)).toBe(true);
+    });
+  }
+  it('Gemm with transB, bias and a fused Relu', async () => {
+    const run = await expectLoweredMatches(
+      { opType: 'Gemm', opset: 13, attrs: { transB: 1 }, inputs: [floats([1, 400]), floats([45, 400], true), floats([45], true)] },
+      DEFAULT_LIMITS, (x) => Math.max(x, 0), { opType: 'Relu', attrs: {} });
+    expect(splitK(run)).toBe(true);
+  });
+  it('each part of a split weight gets its own split-K kernel', async () => {
+    const limits = { ...DEFAULT_LIMITS, maxStorageBufferBindingSize: 300 * 4 * 12 };
+    const run = await expectLoweredMatches({ opType: 'MatMul', opset: 9, inputs: [floats([1, 300]), floats([300, 37], true)] }, limits);
+    expect(run.kernels.length).toBeGreaterThan(1);
+    expect(splitK(run)).toBe(true);
+  });
+  it('short K and runtime B keep the register-tiled kernel', async () => {
+    expect(splitK(await expectLoweredMatches({ opType: 'MatMul', opset: 13, inputs: [floats([1, 64]), floats([64, 40], true)] }, DEFAULT_LIMITS))).toBe(false);
+    expect(splitK(await expectLoweredMatches({ opType: 'MatMul', opset: 13, inputs: [floats([1, 300]), floats([300, 40])] }, DEFAULT_LIMITS))).toBe(false);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
