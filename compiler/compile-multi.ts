@@ -81,9 +81,9 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
         const stream = await planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile, streamPath: options.streamPath });
         models.push({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'stream', stream });
       }
-      sequence = joint
-        ? { models: options.sequence!, program: joint, stream: await planStreaming(joint, limits, { budgetBytes: planBudget + readbackBytes(joint), profile, streamPath: options.streamPath }) }
-        : undefined;
+      const jointStream = joint && await planStreaming(joint, limits, { budgetBytes: planBudget + readbackBytes(joint), profile, streamPath: options.streamPath });
+      // the planned program binds weights pinned across calls once
+      sequence = jointStream ? { models: options.sequence!, program: jointStream.program, stream: jointStream } : undefined;
       assembled = assembleMultiBundle(models, sequence, limits, options.shardBytes);
       const peak = assembled.contents.schedule.plannedPeakBytes!;
       if (peak <= budget) break;

@@ -58,6 +58,19 @@ export const layoutCost = z.object({
   matmul: z.object({ textureOverBuffer: z.number().finite().positive() }).strict().optional(),
 }).strict();
 
+/**
+ * Copy commands from host-visible (mapped) staging into GPU buffers, as the runtime's mapped
+ * uploads record them between dispatches (measured by bench/upload-bandwidth.mjs). On a discrete
+ * GPU behind one WebGPU queue they do not overlap compute: the load plan of `--stream-path copies`
+ * prices every streamed byte and copy with them.
+ */
+export const mappedCopies = z.object({
+  /** bandwidth of large copies, bytes per millisecond */
+  bytesPerMs: z.number().finite().positive(),
+  /** fixed time each copy adds between two dispatches, milliseconds */
+  overheadMs: nonNegative,
+}).strict();
+
 export const deviceInfo = z.object({
   /** Dawn backend the profile was measured through, e.g. 'opengles', 'vulkan' */
   backend: z.string().min(1),
@@ -97,6 +110,7 @@ export const deviceProfileSchema = z.object({
   /** prediction error of latency while carrying bytes (model latency + carry cost) on held-out kernels */
   heldOutCarried: errorSummary,
   layoutCost: layoutCost.optional(),
+  copies: mappedCopies.optional(),
 }).strict();
 
 export type DeviceProfile = z.infer<typeof deviceProfileSchema>;
@@ -104,3 +118,4 @@ export type ClassProfile = z.infer<typeof classProfile>;
 export type LatencyModel = z.infer<typeof latencyModel>;
 export type ErrorSummary = z.infer<typeof errorSummary>;
 export type LayoutCost = z.infer<typeof layoutCost>;
+export type MappedCopies = z.infer<typeof mappedCopies>;

@@ -45,6 +45,13 @@ export interface LoadProblem {
   windowTimeLimitS?: number;
   /** weights that must be preloaded (e.g. used by the first kernel with nothing to carry them) */
   forcePreload?: ReadonlySet<string>;
+  /**
+   * Run time every streamed weight costs whatever its carriers (the copies path: each weight is
+   * a copy command that does not overlap compute): a fixed time per weight plus its bytes at
+   * this bandwidth. Priced like stall time, so the plan keeps weights resident where the budget
+   * allows instead of streaming them for free.
+   */
+  streamCost?: { fixedMs: number; bytesPerMs: number };
 }
 
 export interface WeightPlan {
@@ -148,6 +155,26 @@ class PlanState {
   memoryLeft(k: number): number {
     return this.p.budgetBytes - this.p.overheadBytes - (this.p.steps[k]?.activationBytes ?? 0) - this.held[k + 1]!;
   }
+  /**
+   * Memory a weight preloaded now may take, the least over all steps: what is left once every
+   * weight not yet decided has its minimum (in use, or loading for the next kernel). Without
+   * this reserve an early window could preload the memory a later window's weights need.
+   */
+  preloadRoom(undecided: readonly LoadWeight[]): number {
+    // difference array over step indices k+1 (RUN_START is index 0)
+    const delta = new Array<number>(this.p.steps.length + 2).fill(0);
+    for (const w of undecided) {
+      delta[Math.max(0, w.firstUse)]! += w.bytes;
+      delta[Math.min(this.p.steps.length, w.lastUse + 1) + 1]! -= w.bytes;
+    }
+    let reserved = 0;
+    let room = Infinity;
+    for (let i = 0; i <= this.p.steps.length; i++) {
+      reserved += delta[i]!;
+      room = Math.min(room, this.memoryLeft(i - 1) - reserved);
+    }
+    return room;
+  }
   commit(w: LoadWeight, plan: WeightPlan): void {
     this.decided.set(w.id, plan);
     const from = plan.preload ? RUN_START : plan.loadStart;
@@ -161,6 +188,9 @@ class PlanState {
     return s;
   }
 }
+
+/** the run time streaming `w` costs beyond carrier capacity (LoadProblem.streamCost) */
+const streamCostMs = (p: LoadProblem, w: LoadWeight) => (p.streamCost ? p.streamCost.fixedMs + w.bytes / p.streamCost.bytesPerMs : 0);
 
 const chunksOf = (p: LoadProblem, w: LoadWeight) => Math.max(1, Math.ceil(w.bytes / p.chunkBytes));
 const carrierRange = (p: LoadProblem, w: LoadWeight) => {
@@ -184,7 +214,7 @@ function solveWindow(glpk: Glpk, p: LoadProblem, state: PlanState, batch: LoadWe
     const n = chunksOf(p, w);
     const forced = p.forcePreload?.has(w.id);
     binaries.push(v('p', wi));
-    objective.push({ name: v('p', wi), coef: COST_PRELOAD_PER_MIB * w.bytes * mib });
+    objective.push({ name: v('p', wi), coef: COST_PRELOAD_PER_MIB * w.bytes * mib - COST_STALL_PER_MS * streamCostMs(p, w) });
     if (forced) bounds.push({ name: v('p', wi), type: glpk.GLP_FX, lb: 1, ub: 1 });
     const ks = carrierRange(p, w);
     const complete = [{ name: v('p', wi), coef: n }];
@@ -227,8 +257,11 @@ function solveWindow(glpk: Glpk, p: LoadProblem, state: PlanState, batch: LoadWe
     const left = state.memoryLeft(k) * mib - constant;
     subjectTo.push({ name: `mem_${k + 1}`, vars: mem, bnds: { type: glpk.GLP_UP, lb: 0, ub: left } });
   }
-  // preloaded weights also occupy steps this window does not otherwise touch
-  const globalLeft = Math.min(...Array.from({ length: p.steps.length + 1 }, (_, i) => state.memoryLeft(i - 1))) * mib;
+  // preloaded weights also occupy steps this window does not otherwise touch, including the
+  // steps where later windows' weights must fit
+  const inBatch = new Set(batch.map((w) => w.id));
+  const undecided = p.weights.filter((w) => !inBatch.has(w.id) && !state.decided.has(w.id));
+  const globalLeft = state.preloadRoom(undecided) * mib;
   subjectTo.push({ name: 'mem_preloaded', vars: batch.map((w, wi) => ({ name: v('p', wi), coef: w.bytes * mib })), bnds: { type: glpk.GLP_UP, lb: 0, ub: Math.max(0, globalLeft) } });
 
   const lp = {

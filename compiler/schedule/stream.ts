@@ -19,6 +19,7 @@ import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './
 import { alignUp, liveArenaBytes, planMemory, stateBytes, type MemoryPlan } from './memory-plan.js';
 import { bindingOf, regionOf, stateWriteSteps } from './preload.js';
 import type { ShardLayout } from './weights.js';
+import { pinSharedWeights } from './pin-shared.js';
 
 export interface StreamOptions {
   budgetBytes: number;
@@ -42,6 +43,10 @@ export interface StreamOptions {
 export type StreamPath = 'carriers' | 'copies';
 
 export interface StreamPlan {
+  /** the program planned: a joint program's weights pinned for the whole sequence are bound once (pin-shared.ts) */
+  program: KernelProgram;
+  /** bytes of those pinned weights (0 for single models) */
+  pinnedBytes: number;
   memory: MemoryPlan;
   loadPlan: LoadPlan;
   ringBytes: number;
@@ -57,7 +62,8 @@ const RETRIES = 6;
  */
 const RING_FRACTION = 8;
 
-export async function planStreaming(program: KernelProgram, limits: TargetLimits, options: StreamOptions): Promise<StreamPlan> {
+export async function planStreaming(input: KernelProgram, limits: TargetLimits, options: StreamOptions): Promise<StreamPlan> {
+  const { program, pinned, pinnedBytes } = pinAcrossCalls(input, limits, options);
   const resident = planMemory(program, limits);
   const chunkBytes = options.chunkBytes ?? defaultChunkBytes(resident.weightBytes);
   const ringBytes = options.streamPath === 'copies' ? 0 : Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / RING_FRACTION))));
@@ -66,7 +72,7 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
     const span = resident.lifetimes.get(id)!;
     return { id, bytes: alignUp(program.tensors.get(id)!.bytes), firstUse: span.first, lastUse: span.last };
   });
-  const forcePreload = new Set(weights.filter((w) => w.lastUse >= program.kernels.length).map((w) => w.id));
+  const forcePreload = new Set([...weights.filter((w) => w.lastUse >= program.kernels.length).map((w) => w.id), ...pinned]);
   // texture weights are always resident (see passes/select-weight-layout.ts) and never streamed:
   // the load plan sees their bytes as fixed overhead at every step, like the ring
   const overheadBytes = ringBytes + readbackBytes(program) + resident.textureBytes;
@@ -77,12 +83,13 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
     const loadPlan = await solveLoadPlan({
       steps, weights, budgetBytes: budget, overheadBytes: planOverheadBytes, chunkBytes,
       maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
+      ...(options.streamPath === 'copies' && options.profile.copies ? { streamCost: copyCost(options) } : {}),
       windowTimeLimitS: windowTimeLimit(program.kernels.length),
     });
     const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
     const memory = planMemory(program, limits, streamed);
     const peak = memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes;
-    if (peak <= options.budgetBytes) return { memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
+    if (peak <= options.budgetBytes) return { program, pinnedBytes, memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
     // the load plan counts live bytes; the arena also pays for fragmentation: plan against less
     if (attempt === RETRIES) {
       fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
@@ -91,6 +98,25 @@ export async function planStreaming(program: KernelProgram, limits: TargetLimits
     // fragmentation grows as the plan tightens: overshoot the correction a little more each time
     budget -= Math.ceil((peak - options.budgetBytes) * (1 + attempt / 2));
   }
+}
+
+/** The run-time cost of one streamed copy: the profile's mapped copies on the copies path, else its upload bandwidth. */
+function copyCost(options: StreamOptions): { fixedMs: number; bytesPerMs: number } {
+  const copies = options.streamPath === 'copies' ? options.profile.copies : undefined;
+  return copies ? { fixedMs: copies.overheadMs, bytesPerMs: copies.bytesPerMs } : { fixedMs: 0, bytesPerMs: options.profile.uploadBytesPerMs };
+}
+
+/** Joint programs: weights used by several calls stay resident once where the budget allows (pin-shared.ts). */
+function pinAcrossCalls(program: KernelProgram, limits: TargetLimits, options: StreamOptions): { program: KernelProgram; pinned: ReadonlySet<string>; pinnedBytes: number } {
+  if ((program.calls?.length ?? 0) < 2) return { program, pinned: new Set(), pinnedBytes: 0 };
+  const resident = planMemory(program, limits);
+  const overhead = readbackBytes(program) + resident.textureBytes + stateBytes(program);
+  return pinSharedWeights(program, {
+    budgetBytes: options.budgetBytes - overhead,
+    activationBytes: liveArenaBytes(resident, program.kernels.length),
+    lifetimes: resident.lifetimes,
+    copyCost: copyCost(options),
+  });
 }
 
 /**

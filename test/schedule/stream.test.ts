@@ -60,6 +60,31 @@ describe('load plan (ILP)', () => {
     });
   });
 
+  it('streamCost (the copies path): keeps weights resident where the budget allows instead of streaming them', async () => {
+    const p = syntheticProblem(60, 30);
+    const free = await solveLoadPlan(p);
+    const priced = await solveLoadPlan({ ...p, streamCost: { fixedMs: 0.02, bytesPerMs: 50 * MIB } });
+    const preloaded = (plan: typeof free) => plan.weights.filter((w) => w.preload).length;
+    expect(preloaded(priced)).toBeGreaterThan(preloaded(free));
+    expect(priced.weights.every((w) => w.preload || w.carriers.length > 0)).toBe(true);
+  });
+
+  it('an early window never preloads the memory a later weight needs at its first use', async () => {
+    // small early weights would all be worth preloading (streamCost), but the last weight needs
+    // most of the budget while it is in use: preloading everything early would make it unplaceable
+    const steps = Array.from({ length: 100 }, () => ({ capacityBytes: MIB, activationBytes: 0 }));
+    const weights = [
+      ...Array.from({ length: 10 }, (_, i) => ({ id: `small${i}`, bytes: MIB, firstUse: 1 + i, lastUse: 1 + i })),
+      { id: 'big', bytes: 10 * MIB, firstUse: 95, lastUse: 95 },
+    ];
+    const p: LoadProblem = { steps, weights, budgetBytes: 12 * MIB, overheadBytes: 0, chunkBytes: 256 * 1024, maxDistance: 4, uploadBytesPerMs: 4 * MIB, windowKernels: 16, streamCost: { fixedMs: 0.02, bytesPerMs: 50 * MIB } };
+    const plan = await solveLoadPlan(p);
+    const preloadedBytes = weights.filter((w) => plan.weights.find((x) => x.id === w.id)!.preload).reduce((s, w) => s + w.bytes, 0);
+    expect(preloadedBytes).toBeGreaterThan(0);
+    expect(preloadedBytes + 10 * MIB).toBeLessThanOrEqual(p.budgetBytes);
+    expect(plan.stats.greedyWindows).toBe(0);
+  });
+
   it('refuses a budget below the smallest feasible one and says what that is', async () => {
     const p = syntheticProblem(40, 20);
     const min = minFeasibleBudget(p);
