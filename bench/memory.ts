@@ -6,6 +6,7 @@
  * Results: bench/results/<machine>/memory.{md,json}.
  *
  *   npx tsx bench/memory.ts [--machine llvmpipe] [--models squeezenet,shufflenet] [--runs 5] [--uploads queue|mapped] [--target-limits file.json]
+ *                           [--profile h100-vulkan] [--stream-path carriers|copies] [--weight-layout auto|buffer]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { execFileSync, execSync } from 'node:child_process';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
 import { resolveTargetLimits } from '../compiler/cli/compile-command.js';
 import { FlashmemError } from '../compiler/errors.js';
+import { resolveProfile } from '../compiler/profile/load.js';
+import type { StreamPath } from '../compiler/schedule/stream.js';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';
 import { randomizeConstantWeights } from '../test/harness/randomize.js';
 import { CONFORMANCE_DIR, tempDir } from '../test/harness/paths.js';
@@ -20,6 +23,11 @@ import { CONFORMANCE_DIR, tempDir } from '../test/harness/paths.js';
 const FRACTIONS = [0.5, 0.25, 0.125];
 /** --target-limits webgpu|compat|file.json: the limits bundles are compiled for (a real GPU's allow larger buffers) */
 const LIMITS = resolveTargetLimits(arg('target-limits', 'webgpu'));
+/** --profile: the device profile bundles are compiled for; --stream-path carriers|copies */
+const PROFILE = resolveProfile(arg('profile', 'llvmpipe'));
+const STREAM_PATH = arg('stream-path', 'carriers') as StreamPath;
+/** --weight-layout buffer: preload bundles in storage buffers like the streamed ones (auto lets the profile pick textures) */
+const WEIGHT_LAYOUT = arg('weight-layout', 'auto') as 'auto' | 'buffer' | 'texture';
 const LIGHT = ['squeezenet', 'shufflenet', 'inception_v1', 'densenet121', 'resnet50'];
 
 function arg(name: string, fallback: string): string {
@@ -32,7 +40,7 @@ interface Built { model: string; label: string; dir: string; report: CompileRepo
 async function compileAtBudget(model: string, path: string, dir: string, budget: number): Promise<Built> {
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
-      const report = await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget, limits: LIMITS });
+      const report = await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget, limits: LIMITS, profile: PROFILE, streamPath: STREAM_PATH });
       return { model, label: '', dir, report, budget };
     } catch (e) {
       const min = e instanceof FlashmemError ? /smallest feasible budget[^,]*, (\d+) bytes|needs (\d+) bytes/.exec(e.message) : null;
@@ -59,7 +67,7 @@ async function main(): Promise<void> {
         continue;
       }
       writeFileSync(path, model === 'mini-resnet' ? readFileSync(source) : randomizeConstantWeights(readFileSync(source)));
-      const preload = { model, label: 'preload', dir: join(tmp.dir, `${model}.preload`), report: await compileModel(path, join(tmp.dir, `${model}.preload`), { limits: LIMITS }) };
+      const preload = { model, label: 'preload', dir: join(tmp.dir, `${model}.preload`), report: await compileModel(path, join(tmp.dir, `${model}.preload`), { limits: LIMITS, profile: PROFILE, weightLayout: WEIGHT_LAYOUT }) };
       built.push(preload);
       for (const f of FRACTIONS) {
         const b = await compileAtBudget(model, path, join(tmp.dir, `${model}.stream${f}`), Math.round(preload.report.weightBytes * f));

@@ -10,7 +10,8 @@
  * give (b)'s outputs, and draws allocated GPU bytes over the sequence as an SVG chart.
  * Results: bench/results/<machine>/multi.{json,md,svg}.
  *
- *   npx tsx bench/multi.ts [--machine llvmpipe] [--calls 10] [--seed 1] [--models light|fixtures]
+ *   npx tsx bench/multi.ts [--machine llvmpipe] [--calls 10] [--seed 1] [--models light|fixtures] [--profile h100-vulkan]
+ *                          [--stream-path carriers|copies] [--uploads queue|mapped]
  *                                                                           compile and run here
  *   npx tsx bench/multi.ts --compile-only out/multi                          bundles for another machine
  *   node dist/bench/multi.js --run out/multi --machine h100                  run compiled bundles
@@ -76,20 +77,23 @@ async function writeModels(modelDir: string, set: string): Promise<{ name: strin
 async function compileAll(dir: string, callsPerModel: number, seed: number, set: string): Promise<Plan> {
   const { compileModel } = await import('../compiler/compile.js');
   const { compileMultiContents, compileMultiModel } = await import('../compiler/compile-multi.js');
+  const { resolveProfile } = await import('../compiler/profile/load.js');
+  // --profile: the device profile every bundle is compiled for (kernel choices, load capacities, copy costs)
+  const profile = resolveProfile(arg('profile', 'llvmpipe')!);
   const inputs = await writeModels(join(dir, 'models'), set);
   const order = shuffle(inputs.flatMap((m) => Array<string>(callsPerModel).fill(m.name)), seed);
-  const preload = await compileMultiContents(inputs);
+  const preload = await compileMultiContents(inputs, { profile });
   const weightBytes = Object.fromEntries(preload.report.models.map((m) => [m.name, m.weightBytes]));
   const budgetBytes = Math.floor(Object.values(weightBytes).reduce((s, n) => s + n, 0) / 4);
   const compileMs: Record<string, number> = {};
   let t = performance.now();
-  await compileMultiModel(inputs, join(dir, 'joint'), { memoryBudget: budgetBytes, sequence: order, streamPath: STREAM_PATH });
+  await compileMultiModel(inputs, join(dir, 'joint'), { memoryBudget: budgetBytes, sequence: order, streamPath: STREAM_PATH, profile });
   compileMs.joint = performance.now() - t;
   t = performance.now();
-  for (const m of inputs) await compileModel(m.path, join(dir, `all-${m.name}`), { modelName: m.name });
+  for (const m of inputs) await compileModel(m.path, join(dir, `all-${m.name}`), { modelName: m.name, profile });
   compileMs.all = performance.now() - t;
   t = performance.now();
-  await compileMultiModel(inputs, join(dir, 'switch'), {});
+  await compileMultiModel(inputs, join(dir, 'switch'), { profile });
   compileMs.switch = performance.now() - t;
   const plan: Plan = { order, budgetBytes, weightBytes, models: inputs.map((m) => m.name), compileMs, set };
   writeFileSync(join(dir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
