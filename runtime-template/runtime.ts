@@ -307,6 +307,8 @@ interface Manifest {
 
 interface Region { buffer: number; offset: number; size: number }
 /** whole rows [y, y + rows) of one layer of a weight texture; size = rows * width * 16 */
+/** largest single queue.writeTexture (see Recorder.writeTexture); WebGPU's default maxBufferSize is 256 MiB */
+const TEXTURE_WRITE_BYTES = 64 << 20;
 interface TextureRegion { texture: number; layer: number; y: number; rows: number; size: number }
 /** a dispatch binding of a whole weight texture (texture_2d_array<f32>) */
 interface TextureBinding { texture: number }
@@ -1443,13 +1445,22 @@ class CommandRecorder {
     this.device.queue.writeBuffer(target, offset, data);
   }
 
-  /** Whole texture rows from shard bytes already in the texel layout (no conversion). */
+  /**
+   * Whole texture rows from shard bytes already in the texel layout (no conversion), in bands of
+   * at most TEXTURE_WRITE_BYTES: Dawn stages each writeTexture in one buffer, which may not pass
+   * the device's maxBufferSize (VGG-19's classifier is one 411 MB layer).
+   */
   writeTexture(target: GPUTexture, width: number, dst: TextureRegion, data: Uint8Array<ArrayBuffer>): void {
     this.submit();
-    this.device.queue.writeTexture(
-      { texture: target, origin: { x: 0, y: dst.y, z: dst.layer } }, data,
-      { offset: 0, bytesPerRow: width * TEXEL_BYTES, rowsPerImage: dst.rows }, { width, height: dst.rows, depthOrArrayLayers: 1 },
-    );
+    const bytesPerRow = width * TEXEL_BYTES;
+    const band = Math.max(1, Math.floor(TEXTURE_WRITE_BYTES / bytesPerRow));
+    for (let row = 0; row < dst.rows; row += band) {
+      const rows = Math.min(band, dst.rows - row);
+      this.device.queue.writeTexture(
+        { texture: target, origin: { x: 0, y: dst.y + row, z: dst.layer } }, data,
+        { offset: row * bytesPerRow, bytesPerRow, rowsPerImage: rows }, { width, height: rows, depthOrArrayLayers: 1 },
+      );
+    }
   }
 
   submit(): void {
