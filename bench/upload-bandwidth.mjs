@@ -44,20 +44,26 @@ async function openDevice() {
   return { adapter, device };
 }
 
-async function timed(device, record) {
+/** Median of REPEAT timings of `measure` (ms), after one more that pays first-use costs. */
+async function medianMs(measure) {
   const samples = [];
-  for (let i = 0; i < REPEAT + 1; i++) {
+  for (let i = 0; i < REPEAT + 1; i++) samples.push(await measure());
+  samples.shift();
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+/** Median time of one submission of the commands `record` encodes, until the queue reports it done. */
+function timed(device, record) {
+  return medianMs(async () => {
     const encoder = device.createCommandEncoder();
     record(encoder);
     const commands = encoder.finish();
     const t0 = performance.now();
     device.queue.submit([commands]);
     await device.queue.onSubmittedWorkDone();
-    samples.push(performance.now() - t0);
-  }
-  samples.shift(); // the first submission pays first-use costs
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+    return performance.now() - t0;
+  });
 }
 
 function spinPipeline(device, iterations) {
@@ -102,16 +108,13 @@ async function main() {
   add('storage -> storage (GPU memory)', SIZE / MIB, vram);
   const host = new Uint8Array(SIZE).fill(3);
   for (const chunk of [SIZE, 4 * MIB]) {
-    const samples = [];
-    for (let i = 0; i < REPEAT + 1; i++) {
+    const ms = await medianMs(async () => {
       const t0 = performance.now();
       for (let o = 0; o < SIZE; o += chunk) device.queue.writeBuffer(target, o, host, o, chunk);
       await device.queue.onSubmittedWorkDone();
-      samples.push(performance.now() - t0);
-    }
-    samples.shift();
-    samples.sort((a, b) => a - b);
-    add('queue.writeBuffer', chunk / MIB, samples[Math.floor(samples.length / 2)]);
+      return performance.now() - t0;
+    });
+    add('queue.writeBuffer', chunk / MIB, ms);
   }
 
   // overlap: a compute kernel alone, the copy alone, then both in one command buffer

@@ -659,9 +659,10 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const bounds = [0, ...columnSplits, g.N];
   const ranges = bounds.slice(1).map((n1, i) => [bounds[i]!, n1] as const);
   for (const part of prepareB(ctx, g, ranges)) {
+    const bindings = [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y];
     if (ctx.gemvKernel !== 'tiled' && splitKApplies(g, part)) {
       const plan = splitKPlan(g, type, part, epi);
-      ctx.kernel({ label, wgsl: splitKSource(plan, ctx), workgroups: [Math.ceil(part.width / part.panel!), 1, 1], bindings: [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y] });
+      ctx.kernel({ label, wgsl: splitKSource(plan, ctx), workgroups: [Math.ceil(part.width / part.panel!), 1, 1], bindings });
       continue;
     }
     const columnTiles = Math.ceil(part.width / 4);
@@ -672,7 +673,7 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
     checkGrid(ctx, workgroups, ctx.limits);
     ctx.kernel({
       label, wgsl: kernelSource(plan, ctx), workgroups,
-      bindings: [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y],
+      bindings,
     });
   }
 }

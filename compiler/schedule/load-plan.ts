@@ -90,16 +90,29 @@ const COST_EARLY_PER_MIB_STEP = 0.01;
 /** the virtual step before the first kernel: uploads there delay the whole run */
 const RUN_START = -1;
 
+/**
+ * Weight bytes that must be held at each step (index k + 1, so RUN_START is index 0) however the
+ * weights are loaded: each from the step before its first use (loading for the next kernel) to its
+ * last use, or over the whole run where `wholeRun` says so.
+ */
+export function minimumHeldBytes(weights: readonly Pick<LoadWeight, 'bytes' | 'firstUse' | 'lastUse'>[], steps: number, wholeRun?: (index: number) => boolean): number[] {
+  const delta = new Array<number>(steps + 2).fill(0);
+  weights.forEach((w, i) => {
+    const whole = wholeRun?.(i) === true;
+    delta[whole ? 0 : Math.max(0, w.firstUse)]! += w.bytes;
+    delta[whole ? steps + 1 : Math.min(steps, w.lastUse + 1) + 1]! -= w.bytes;
+  });
+  const held = new Array<number>(steps + 1);
+  let running = 0;
+  for (let i = 0; i <= steps; i++) held[i] = running += delta[i]!;
+  return held;
+}
+
 export function minFeasibleBudget(p: LoadProblem): number {
+  const held = minimumHeldBytes(p.weights, p.steps.length, (i) => p.forcePreload?.has(p.weights[i]!.id) === true);
   let worst = 0;
   for (let k = RUN_START; k < p.steps.length; k++) {
-    let bytes = p.overheadBytes + (p.steps[k]?.activationBytes ?? 0);
-    for (const w of p.weights) {
-      const inUse = w.firstUse <= k && k <= w.lastUse;
-      const loadingForNext = w.firstUse === k + 1;
-      if (inUse || loadingForNext || p.forcePreload?.has(w.id)) bytes += w.bytes;
-    }
-    worst = Math.max(worst, bytes);
+    worst = Math.max(worst, p.overheadBytes + (p.steps[k]?.activationBytes ?? 0) + held[k + 1]!);
   }
   return worst;
 }
@@ -161,18 +174,9 @@ class PlanState {
    * this reserve an early window could preload the memory a later window's weights need.
    */
   preloadRoom(undecided: readonly LoadWeight[]): number {
-    // difference array over step indices k+1 (RUN_START is index 0)
-    const delta = new Array<number>(this.p.steps.length + 2).fill(0);
-    for (const w of undecided) {
-      delta[Math.max(0, w.firstUse)]! += w.bytes;
-      delta[Math.min(this.p.steps.length, w.lastUse + 1) + 1]! -= w.bytes;
-    }
-    let reserved = 0;
+    const reserved = minimumHeldBytes(undecided, this.p.steps.length);
     let room = Infinity;
-    for (let i = 0; i <= this.p.steps.length; i++) {
-      reserved += delta[i]!;
-      room = Math.min(room, this.memoryLeft(i - 1) - reserved);
-    }
+    for (let i = 0; i <= this.p.steps.length; i++) room = Math.min(room, this.memoryLeft(i - 1) - reserved[i]!);
     return room;
   }
   commit(w: LoadWeight, plan: WeightPlan): void {

@@ -10,6 +10,7 @@
  */
 import type { KernelProgram, ProgramTensor } from '../codegen/program.js';
 import type { ConstTensor } from '../ir/types.js';
+import { minimumHeldBytes } from './load-plan.js';
 
 export interface PinOptions {
   /** bytes the plan may hold at any step besides fixed overhead */
@@ -37,14 +38,14 @@ export function pinSharedWeights(program: KernelProgram, options: PinOptions): P
   if (groups.length === 0) return { program, pinned: new Set(), pinnedBytes: 0 };
   const steps = program.kernels.length;
   // need[k + 1]: bytes step k needs with nothing pinned (index 0 is the step before the first kernel)
-  const need = new Array<number>(steps + 1).fill(0);
-  for (let k = 0; k < steps; k++) need[k + 1] = options.activationBytes[k] ?? 0;
+  const streamable = [...program.tensors.values()].filter((t) => isStreamable(t) && options.lifetimes.has(t.id))
+    .map((t) => ({ bytes: t.bytes, firstUse: options.lifetimes.get(t.id)!.first, lastUse: options.lifetimes.get(t.id)!.last }));
+  const need = minimumHeldBytes(streamable, steps).map((held, i) => held + (i > 0 ? options.activationBytes[i - 1] ?? 0 : 0));
   const addMandatory = (id: string, bytes: number, sign: 1 | -1) => {
     const span = options.lifetimes.get(id);
     if (!span) return;
     for (let k = Math.max(-1, span.first - 1); k <= span.last && k < steps; k++) need[k + 1]! += sign * bytes;
   };
-  for (const t of program.tensors.values()) if (isStreamable(t)) addMandatory(t.id, t.bytes, 1);
 
   const limit = options.budgetBytes * (1 - STREAM_HEADROOM);
   const { fixedMs, bytesPerMs } = options.copyCost;

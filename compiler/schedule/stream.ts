@@ -19,7 +19,7 @@ import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './
 import { alignUp, liveArenaBytes, planMemory, stateBytes, type MemoryPlan } from './memory-plan.js';
 import { bindingOf, regionOf, stateWriteSteps } from './preload.js';
 import type { ShardLayout } from './weights.js';
-import { pinSharedWeights } from './pin-shared.js';
+import { pinSharedWeights, type PinnedProgram } from './pin-shared.js';
 
 export interface StreamOptions {
   budgetBytes: number;
@@ -45,8 +45,6 @@ export type StreamPath = 'carriers' | 'copies';
 export interface StreamPlan {
   /** the program planned: a joint program's weights pinned for the whole sequence are bound once (pin-shared.ts) */
   program: KernelProgram;
-  /** bytes of those pinned weights (0 for single models) */
-  pinnedBytes: number;
   memory: MemoryPlan;
   loadPlan: LoadPlan;
   ringBytes: number;
@@ -63,8 +61,10 @@ const RETRIES = 6;
 const RING_FRACTION = 8;
 
 export async function planStreaming(input: KernelProgram, limits: TargetLimits, options: StreamOptions): Promise<StreamPlan> {
-  const { program, pinned, pinnedBytes } = pinAcrossCalls(input, limits, options);
-  const resident = planMemory(program, limits);
+  const inputResident = planMemory(input, limits);
+  const { program, pinned } = pinAcrossCalls(input, inputResident, options);
+  // binding pinned weights once changes lifetimes: plan the rewritten program again
+  const resident = program === input ? inputResident : planMemory(program, limits);
   const chunkBytes = options.chunkBytes ?? defaultChunkBytes(resident.weightBytes);
   const ringBytes = options.streamPath === 'copies' ? 0 : Math.min(16 << 20, Math.max(2 * chunkBytes, alignUp(Math.floor(options.budgetBytes / RING_FRACTION))));
   const steps = loadSteps(program, resident, options.profile);
@@ -89,7 +89,7 @@ export async function planStreaming(input: KernelProgram, limits: TargetLimits, 
     const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
     const memory = planMemory(program, limits, streamed);
     const peak = memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes;
-    if (peak <= options.budgetBytes) return { program, pinnedBytes, memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
+    if (peak <= options.budgetBytes) return { program, memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
     // the load plan counts live bytes; the arena also pays for fragmentation: plan against less
     if (attempt === RETRIES) {
       fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
@@ -107,9 +107,8 @@ function copyCost(options: StreamOptions): { fixedMs: number; bytesPerMs: number
 }
 
 /** Joint programs: weights used by several calls stay resident once where the budget allows (pin-shared.ts). */
-function pinAcrossCalls(program: KernelProgram, limits: TargetLimits, options: StreamOptions): { program: KernelProgram; pinned: ReadonlySet<string>; pinnedBytes: number } {
+function pinAcrossCalls(program: KernelProgram, resident: MemoryPlan, options: StreamOptions): PinnedProgram {
   if ((program.calls?.length ?? 0) < 2) return { program, pinned: new Set(), pinnedBytes: 0 };
-  const resident = planMemory(program, limits);
   const overhead = readbackBytes(program) + resident.textureBytes + stateBytes(program);
   return pinSharedWeights(program, {
     budgetBytes: options.budgetBytes - overhead,
