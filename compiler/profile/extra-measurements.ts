@@ -4,3 +4,4 @@
  *   import './layout-cost.js';   // fills profile.layoutCost (texture vs buffer weights)
  */
 import './layout-cost-measurement.js';
+import './copies-measurement.js';

@@ -1,6 +1,6 @@
 /**
  * Extra profile measurements: a hook for micro-benchmarks beyond the latency/carry sweep, e.g. the
- * 2.5D texture layout's cost (profile.layoutCost). A measurement gets the device and the
+ * 2.5D texture layout's cost (profile.layoutCost) or the mapped copies' bandwidth (profile.copies). A measurement gets the device and the
  * benchmark helpers and returns the profile fields it fills; `flashmemc profile` runs every
  * registered measurement after the sweep. To add one: implement ProfileMeasurement in a module that
  * calls registerProfileMeasurement when loaded, and import that module from
@@ -9,12 +9,13 @@
 import type { ModelSpec } from '../../fixtures/onnx-builder.js';
 import type { KernelProgram } from '../codegen/program.js';
 import type { TargetLimits } from '../ops/op.js';
-import type { LayoutCost } from '../../schemas/profile.js';
+import type { LayoutCost, MappedCopies } from '../../schemas/profile.js';
 import type { ProgramOnDevice, SizePreset, TimingOptions } from './bench.js';
 
 /** What a measurement may contribute to the profile (fields the sweep itself does not fill). */
 export interface ProfileExtras {
   layoutCost?: LayoutCost;
+  copies?: MappedCopies;
 }
 
 export interface MeasureContext {
@@ -53,5 +54,6 @@ export function profileMeasurements(): readonly ProfileMeasurement[] {
 /** Merges extras into one object; later measurements add fields, they do not drop earlier ones. */
 export function mergeExtras(into: ProfileExtras, extra: ProfileExtras): ProfileExtras {
   const layoutCost = into.layoutCost || extra.layoutCost ? { ...into.layoutCost, ...extra.layoutCost } : undefined;
-  return layoutCost ? { ...into, layoutCost } : into;
+  const copies = extra.copies ?? into.copies;
+  return { ...into, ...(layoutCost ? { layoutCost } : {}), ...(copies ? { copies } : {}) };
 }

@@ -24,6 +24,7 @@ export function formatProfile(p: DeviceProfile): string {
     `held-out kernels: latency error mean ${pct(p.heldOut.meanAbsRelError)}, max ${pct(p.heldOut.maxAbsRelError)} over ${p.heldOut.count} kernels; ` +
       `while carrying: mean ${pct(p.heldOutCarried.meanAbsRelError)}, max ${pct(p.heldOutCarried.maxAbsRelError)} over ${p.heldOutCarried.count}`,
     `upload (queue.writeBuffer): ${(p.uploadBytesPerMs / 1e6).toFixed(2)} GB/s`,
+    ...(p.copies ? [`mapped copies (--stream-path copies): ${(p.copies.bytesPerMs / 1e6).toFixed(2)} GB/s, ${(p.copies.overheadMs * 1000).toFixed(1)} us per copy between dispatches`] : []),
     ...(p.layoutCost ? [`layout cost (texture / buffer): ${JSON.stringify(p.layoutCost)}`] : []),
   ].join('\n');
 }

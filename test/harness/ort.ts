@@ -8,7 +8,7 @@ export interface RefTensor {
 }
 
 export async function runOrt(model: Uint8Array, feeds: Record<string, { dtype: string; shape: number[]; data: ArrayLike<number> }>): Promise<Record<string, RefTensor>> {
-  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'disabled' });
+  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(ortType(t.dtype), toTyped(t.dtype, t.data), t.shape);
   const out = await session.run(ortFeeds);

@@ -33,7 +33,8 @@ describe('flashmemc profile', () => {
     const report = JSON.parse(stdout) as { elapsedMs: number; samples: { costClass: string; carried: unknown[] }[] };
     const profile = deviceProfileSchema.parse(JSON.parse(readFileSync(out, 'utf8')));
     expect(profile.method.quick).toBe(true);
-    expect(report.elapsedMs).toBeLessThan(30_000);
+    // a guard against a hang or a full-size sweep, not a speed target
+    expect(report.elapsedMs).toBeLessThan(120_000);
     for (const cls of PROFILED_CLASSES) {
       const c = profile.classes[cls];
       expect(c.fitSamples, cls).toBeGreaterThanOrEqual(2);
@@ -47,5 +48,8 @@ describe('flashmemc profile', () => {
     for (const cls of PROFILED_CLASSES) expect(Number.isFinite(profile.classes[cls].capacityBytesPerUs) && profile.classes[cls].capacityBytesPerUs >= 0, cls).toBe(true);
     expect(profile.heldOut.count).toBe(PROFILED_CLASSES.reduce((s, cls) => s + profile.classes[cls].heldOut.count, 0));
     expect(profile.uploadBytesPerMs).toBeGreaterThan(1e4); // > 10 MB/s
+    // the copies stream path's price: mapped-staging copy bandwidth and the cost of one copy
+    expect(profile.copies?.bytesPerMs).toBeGreaterThan(1e4);
+    expect(profile.copies?.overheadMs).toBeGreaterThanOrEqual(0);
   });
 });
