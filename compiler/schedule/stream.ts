@@ -79,10 +79,11 @@ export async function planStreaming(input: KernelProgram, limits: TargetLimits, 
   // decoder state buffers (a KV cache) are allocated for the whole session: fixed for the load plan too
   const planOverheadBytes = overheadBytes + stateBytes(program);
   let budget = options.budgetBytes;
+  let maxDistance = options.maxDistance ?? 8;
   for (let attempt = 0; ; attempt++) {
     const loadPlan = await solveLoadPlan({
       steps, weights, budgetBytes: budget, overheadBytes: planOverheadBytes, chunkBytes,
-      maxDistance: options.maxDistance ?? 8, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
+      maxDistance, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
       ...(options.streamPath === 'copies' && options.profile.copies ? { streamCost: copyCost(options) } : {}),
       windowTimeLimitS: windowTimeLimit(program.kernels.length),
     });
@@ -90,13 +91,24 @@ export async function planStreaming(input: KernelProgram, limits: TargetLimits, 
     const memory = planMemory(program, limits, streamed);
     const peak = memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes;
     if (peak <= options.budgetBytes) return { program, memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
-    // the load plan counts live bytes; the arena also pays for fragmentation: plan against less
-    if (attempt === RETRIES) {
+    // the load plan counts live bytes; the arena also pays for fragmentation: plan against less,
+    // but never below what the load plan can meet at all (that error would name a budget the
+    // user never gave): a failure at that floor is final
+    const floor = loadPlan.minFeasibleBudget;
+    if ((attempt === RETRIES || budget <= floor) && maxDistance > 1) {
+      // last resort for tight budgets: load every weight just in time (the kernel right before
+      // its first use), which holds the fewest bytes at once and fragments the arena least
+      maxDistance = 1;
+      budget = options.budgetBytes;
+      attempt = -1;
+      continue;
+    }
+    if (attempt === RETRIES || budget <= floor) {
       fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
         `(at least ${loadPlan.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
     }
     // fragmentation grows as the plan tightens: overshoot the correction a little more each time
-    budget -= Math.ceil((peak - options.budgetBytes) * (1 + attempt / 2));
+    budget = Math.max(floor, budget - Math.ceil((peak - options.budgetBytes) * (1 + attempt / 2)));
   }
 }
 
