@@ -3,7 +3,7 @@
  * one after another in shared GPU memory under one budget, optionally with a declared call
  * sequence planned jointly (compiler/schedule/sequence.ts).
  */
-import { fail, FlashmemError, quoteName } from './errors.js';
+import { fail, FlashmemError, quoteName, rethrowIn } from './errors.js';
 import { optimise, requireBudget, type CompileOptions } from './compile.js';
 import { assembleMultiBundle, type PlannedModel, type PlannedSequence } from './bundle/assemble-multi.js';
 import { readbackBytes, type KernelProgram } from './codegen/program.js';
@@ -21,6 +21,11 @@ export interface ModelInput {
   name: string;
   /** input name -> shape for this model */
   inputShapes?: Record<string, number[]>;
+  /**
+   * input name -> shape for this model if it has that input (an unqualified --input-shape applies
+   * to every model with that input); each name must be an input of at least one model
+   */
+  sharedInputShapes?: Record<string, number[]>;
 }
 
 export interface MultiCompileOptions extends Omit<CompileOptions, 'modelName' | 'inputShapes' | 'dumpDir'> {
@@ -42,6 +47,19 @@ export interface MultiCompileReport {
   totalMs: number;
 }
 
+/**
+ * A plan made with its share of the shared budget: its budget errors name the budget the user
+ * gave too, since the share (less the other models' readback buffers) is a number they never wrote.
+ */
+async function inSharedBudget<T>(what: string, sharedBudget: number, share: number, plan: () => Promise<T>): Promise<T> {
+  try {
+    return await plan();
+  } catch (e) {
+    if (!(e instanceof FlashmemError) || e.code !== 'FM_BAD_ARGUMENT') throw e;
+    rethrowIn(`${what} does not fit the memory budget of ${sharedBudget} bytes, which leaves it ${share} bytes once the other models' output readback buffers are set aside`, e);
+  }
+}
+
 /** plans may need this many rounds to fit their shared allocation under the budget */
 const SHARED_RETRIES = 4;
 
@@ -51,10 +69,14 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
   const strategy = options.strategy ?? (options.memoryBudget === undefined ? 'preload' : 'stream');
   if (options.sequence && strategy !== 'stream') fail('FM_BAD_ARGUMENT', '--sequence plans streaming across models: give a --memory-budget (stream strategy)');
   // textures are resident per model and cannot alias between models: multi-model bundles keep weights in buffers
-  const optimised = inputs.map((input) => ({
-    input,
-    ...optimise(input.path, { ...options, strategy, weightLayout: 'buffer', modelName: input.name, inputShapes: input.inputShapes }),
-  }));
+  const optimised = inputs.map((input) => {
+    try {
+      return { input, ...optimise(input.path, { ...options, strategy, weightLayout: 'buffer', modelName: input.name, inputShapes: input.inputShapes, sharedInputShapes: input.sharedInputShapes }) };
+    } catch (e) {
+      rethrowIn(`model ${quoteName(input.name)} (${input.path})`, e);
+    }
+  });
+  checkSharedShapesUsed(optimised.map((o) => ({ ...o.input, graph: o.state.graph })));
   const limits = optimised[0]!.limits;
   for (const o of optimised) options.prepare?.(o.input.name, o.state.program!, o.state.graph);
   const programs = new Map(optimised.map((o) => [o.input.name, o.state.program!]));
@@ -73,15 +95,22 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
     const profile = options.profile ?? defaultProfile();
     // every plan gets the budget less the other models' readback buffers; a shared allocation over
     // the budget (plans' buffers are as large as the largest plan's) shrinks every plan and retries
-    let planBudget = budget - readbacks.reduce((s, n) => s + n, 0);
+    const allReadbacks = readbacks.reduce((s, n) => s + n, 0);
+    if (budget <= allReadbacks) {
+      fail('FM_BAD_ARGUMENT', `a memory budget of ${budget} bytes does not even hold the models' output readback buffers (${allReadbacks} bytes); raise --memory-budget`);
+    }
+    let planBudget = budget - allReadbacks;
     for (let attempt = 0; ; attempt++) {
       const perModel = readbacks.map((readback) => planBudget + readback);
       models = [];
       for (const [i, o] of optimised.entries()) {
-        const stream = await planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile, streamPath: options.streamPath });
+        const stream = await inSharedBudget(`model ${quoteName(o.input.name)}`, budget, perModel[i]!, () =>
+          planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile, streamPath: options.streamPath }));
         models.push({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'stream', stream });
       }
-      const jointStream = joint && await planStreaming(joint, limits, { budgetBytes: planBudget + readbackBytes(joint), profile, streamPath: options.streamPath });
+      const jointShare = joint ? planBudget + readbackBytes(joint) : 0;
+      const jointStream = joint && await inSharedBudget('the joint plan of --sequence', budget, jointShare, () =>
+        planStreaming(joint, limits, { budgetBytes: jointShare, profile, streamPath: options.streamPath }));
       // the planned program binds weights pinned across calls once
       sequence = jointStream ? { models: options.sequence!, program: jointStream.program, stream: jointStream } : undefined;
       assembled = assembleMultiBundle(models, sequence, limits, options.shardBytes);
@@ -119,6 +148,16 @@ export async function compileMultiModel(inputs: ModelInput[], outDir: string, op
   const { contents, report } = await compileMultiContents(inputs, options);
   await writeBundle(outDir, contents, { runtime: generateRuntime() });
   return { ...report, totalMs: performance.now() - start };
+}
+
+/** A shared input shape no model has an input for is a typo (or a model prefix that names no model). */
+function checkSharedShapesUsed(models: (ModelInput & { graph: Graph })[]): void {
+  const shared = new Set(models.flatMap((m) => Object.keys(m.sharedInputShapes ?? {})));
+  for (const name of shared) {
+    if (models.some((m) => m.graph.inputs.includes(name))) continue;
+    const inputs = models.map((m) => `${quoteName(m.name)}: ${m.graph.inputs.map(quoteName).join(', ') || '(none)'}`).join('; ');
+    fail('FM_BAD_ARGUMENT', `--input-shape names ${quoteName(name)}, which is no model's input (to scope a shape to one model, write model:input=dims); the models' inputs are ${inputs}`);
+  }
 }
 
 function checkNames(inputs: ModelInput[]): void {

@@ -19,6 +19,8 @@ import type { ProfileIdentity } from './profile/model.js';
 export interface CompileOptions {
   /** input name -> shape, fixing symbolic dims */
   inputShapes?: Record<string, number[]>;
+  /** input name -> shape for the models that have that input (multi-model compiles) */
+  sharedInputShapes?: Record<string, number[]>;
   limits?: TargetLimits;
   /** write the IR after every pass here */
   dumpDir?: string;
@@ -78,7 +80,7 @@ export function gemvKernelFor(profile: DeviceProfile): GemvKernel {
 export function optimise(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   options.onProgress?.({ phase: 'import' });
-  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes });
+  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes, sharedInputShapes: options.sharedInputShapes });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
   const { state, timings } = runPipeline(graph, {
     limits, dumpDir: options.dumpDir, weightLayout: options.weightLayout, strategy: options.strategy,

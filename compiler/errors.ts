@@ -36,6 +36,12 @@ export function fail(code: ErrorCode, message: string, cause?: unknown): never {
   throw new FlashmemError(code, message, cause === undefined ? undefined : { cause });
 }
 
+/** Rethrows a FlashmemError with `context` before its message (same code); anything else as is. */
+export function rethrowIn(context: string, e: unknown): never {
+  if (e instanceof FlashmemError) throw new FlashmemError(e.code, `${context}: ${e.message.slice(e.code.length + 2)}`, { cause: e });
+  throw e;
+}
+
 /** Quote a model-provided name for an error message: JSON escaping keeps control characters visible. */
 export function quoteName(name: string): string {
   const shown = name.length > 200 ? `${name.slice(0, 200)}…` : name;

@@ -43,7 +43,7 @@ export function parseModelInputs(paths: readonly string[], shapeSpecs: readonly 
     const target = names.has(model) ? (shapes.get(model) ?? shapes.set(model, {}).get(model)!) : everywhere;
     Object.assign(target, parseInputShapes([names.has(model) ? spec.slice(colon + 1) : spec]));
   }
-  return models.map((m) => ({ ...m, inputShapes: { ...everywhere, ...shapes.get(m.name) } }));
+  return models.map((m) => ({ ...m, inputShapes: { ...shapes.get(m.name) }, sharedInputShapes: everywhere }));
 }
 
 /** `a.onnx=name` -> 'name'; undefined for a plain path (an '=' inside a folder name is not a name) */

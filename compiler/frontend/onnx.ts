@@ -24,6 +24,11 @@ type OperatorSetIdProto = onnxProto.onnx.IOperatorSetIdProto;
 export interface ImportOptions {
   /** fixes symbolic/unknown input dims: input name -> full shape */
   inputShapes?: Record<string, number[]>;
+  /**
+   * like inputShapes, but only for the inputs of those names this model has (a multi-model
+   * compile's unqualified --input-shape applies to every model with that input); inputShapes wins
+   */
+  sharedInputShapes?: Record<string, number[]>;
   /** folder that external data must resolve inside; importOnnxFile defaults it to the model's folder */
   baseDir?: string;
 }
@@ -134,7 +139,8 @@ function convertGraph(g: GraphProto, opset: number, options: ImportOptions): Gra
   // input types first: a missing --input-shape should not wait for gigabytes of weights to decode
   const initializerNames = new Set(initializerProtos.map((t) => t.name!));
   const runtimeInputs = inputInfos.filter((i) => !initializerNames.has(i.name!));
-  const inputTypes = resolveInputTypes(runtimeInputs, options.inputShapes);
+  const shared = Object.entries(options.sharedInputShapes ?? {}).filter(([name]) => runtimeInputs.some((i) => i.name === name));
+  const inputTypes = resolveInputTypes(runtimeInputs, { ...Object.fromEntries(shared), ...options.inputShapes });
 
   const external = options.baseDir === undefined ? undefined : externalDataSource(options.baseDir);
   const values = new Map<string, Value>();

@@ -139,6 +139,22 @@ describe('multi-model bundles', () => {
     await expectFlashmemError(() => compileMultiContents([{ path: paths.detector, name: 'a b' }]), 'FM_BAD_ARGUMENT', /model name "a b"/);
   });
 
+  it('an unqualified --input-shape applies to the models that have that input; one no model has is refused with every model\'s inputs', async () => {
+    // only the detector has "image": the classifier must not be asked to fix it
+    const [det, cls] = parseModelInputs([`${paths.detector}=det`, `${paths.classifier}=cls`], ['image=1x3x64x64']);
+    const compiled = await compileMultiContents([det!, cls!]);
+    expect(compiled.contents.models.map((m) => m.name)).toEqual(['det', 'cls']);
+    const [det2, cls2] = parseModelInputs([`${paths.detector}=det`, `${paths.classifier}=cls`], ['zz:x=1x2']);
+    await expectFlashmemError(() => compileMultiContents([det2!, cls2!]), 'FM_BAD_ARGUMENT', /"zz:x", which is no model's input .*"det": "image"; "cls": "crop"/);
+  });
+
+  it('errors from one model name it, and budget errors name the budget the user gave', async () => {
+    await expectFlashmemError(() => compileMultiContents([{ path: paths.detector, name: 'det', inputShapes: { image: [1, 3, 60, 64] } }, { path: paths.classifier, name: 'cls' }]),
+      'FM_BAD_ARGUMENT', /^FM_BAD_ARGUMENT: model "det" \(.*detector\.onnx\): input shape \[1, 3, 60, 64\] for "image"/);
+    await expectFlashmemError(() => compileMultiContents(models(), { memoryBudget: 32 * KIB }), 'FM_BAD_ARGUMENT', /model "det" does not fit the memory budget of 32768 bytes, which leaves it \d+ bytes .*smallest feasible budget/);
+    await expectFlashmemError(() => compileMultiContents(models(), { memoryBudget: 64 }), 'FM_BAD_ARGUMENT', /a memory budget of 64 bytes does not even hold the models' output readback buffers \(\d+ bytes\)/);
+  });
+
   it('a tampered sequence (calls not following its models) is refused by the runtime', async () => {
     const dir = join(tmp.dir, 'tampered');
     await compileMultiOffThread(models(), dir, { memoryBudget: BUDGET, sequence: SEQUENCE });
@@ -159,10 +175,11 @@ describe('multi-model bundles', () => {
 
 describe('multi-model CLI arguments', () => {
   it('names models by file stem or path=name, and scopes --input-shape by model', () => {
+    // 'input:0' has a colon but names no model: a shared shape for an input of that name
     const inputs = parseModelInputs(['m/a.onnx', 'n/b.onnx=second'], ['x=1x3', 'second:x=2x4', 'input:0=5']);
     expect(inputs).toEqual([
-      { path: 'm/a.onnx', name: 'a', inputShapes: { x: [1, 3], 'input:0': [5] } },
-      { path: 'n/b.onnx', name: 'second', inputShapes: { x: [2, 4], 'input:0': [5] } },
+      { path: 'm/a.onnx', name: 'a', inputShapes: {}, sharedInputShapes: { x: [1, 3], 'input:0': [5] } },
+      { path: 'n/b.onnx', name: 'second', inputShapes: { x: [2, 4] }, sharedInputShapes: { x: [1, 3], 'input:0': [5] } },
     ]);
   });
 
