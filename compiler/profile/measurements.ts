@@ -1,10 +1,10 @@
 /**
  * Extra profile measurements: a hook for micro-benchmarks beyond the latency/carry sweep, e.g. the
- * 2.5D texture layout's cost (profile.layoutCost) or the mapped copies' bandwidth (profile.copies). A measurement gets the device and the
- * benchmark helpers and returns the profile fields it fills; `flashmemc profile` runs every
- * registered measurement after the sweep. To add one: implement ProfileMeasurement in a module that
- * calls registerProfileMeasurement when loaded, and import that module from
- * compiler/profile/extra-measurements.ts (one line).
+ * 2.5D texture layout's cost (profile.layoutCost) or the mapped copies' bandwidth
+ * (profile.copies). A measurement gets the device and the benchmark helpers and returns the
+ * profile fields it fills; `flashmemc profile` runs every registered measurement after the sweep.
+ * To add one: implement ProfileMeasurement in a module that calls registerProfileMeasurement when
+ * loaded, and import that module from compiler/profile/extra-measurements.ts (one line).
  */
 import type { ModelSpec } from '../../fixtures/onnx-builder.js';
 import type { KernelProgram } from '../codegen/program.js';
