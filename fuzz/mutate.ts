@@ -12,6 +12,7 @@ import protobuf from 'protobufjs';
 import { supportedOps } from '../compiler/ops/index.js';
 import type { AuxFile, FuzzInput } from './exec.js';
 import { OUTSIDE_DIR, OUTSIDE_SECRET } from './exec.js';
+import { Mulberry32 } from '../fixtures/random.js';
 
 const { onnx } = onnxProto;
 type ModelProto = onnxProto.onnx.ModelProto;
@@ -32,19 +33,8 @@ const MAX_MUTANT_BYTES = 16 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Randomness
 
-/** mulberry32: small, fast, deterministic. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+/** mulberry32 with the draws the mutator needs. */
+export class Rng extends Mulberry32 {
   /** integer in [0, n) */
   int(n: number): number {
     return Math.floor(this.next() * n);

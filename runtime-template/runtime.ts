@@ -2114,9 +2114,10 @@ class Session implements FlashmemSession {
   decoder(): DecoderStepper {
     const spec = this.decoderSpec;
     if (!spec) fail('FM_INPUT', 'this bundle has no decoder: compile the prefill and decode graphs with flashmemc compile --decoder');
-    return new Stepper(spec, (model, inputs, position) => this.enqueue(() => {
+    return new Stepper(spec, (name, inputs, position) => this.enqueue(() => {
       this.assertUsable();
-      return { model: this.namedModel(model), calledAt: performance.now(), inputs: convertInputs(this.namedModel(model).info, inputs), position };
+      const model = this.namedModel(name);
+      return { model, calledAt: performance.now(), inputs: convertInputs(model.info, inputs), position };
     }));
   }
 

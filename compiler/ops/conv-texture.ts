@@ -12,16 +12,20 @@ import type { ConstTensor, FusedActivation } from '../ir/types.js';
 import { applyActivation } from './activation.js';
 import type { TextureShape } from './op.js';
 
-type Vec3 = [number, number, number];
+export type Vec3 = [number, number, number];
 
-/** What the texture kernel needs of a Conv; spatial axes left-padded to 3 (D, H, W). */
-export interface ConvTextureGeometry {
+/** A Conv's batch and channel counts, per group too. */
+export interface ConvChannels {
   batch: number;
   inChannels: number;
   outChannels: number;
   groups: number;
   inPerGroup: number;
   outPerGroup: number;
+}
+
+/** A Conv's window over its spatial axes, left-padded to 3 (D, H, W). */
+export interface ConvVolumes {
   inVol: Vec3;
   outVol: Vec3;
   kVol: Vec3;
@@ -29,6 +33,9 @@ export interface ConvTextureGeometry {
   dilations: Vec3;
   padsBegin: Vec3;
 }
+
+/** What the texture kernel needs of a Conv. */
+export interface ConvTextureGeometry extends ConvChannels, ConvVolumes {}
 
 /** output channels per invocation (texture rows read per texel) */
 const CHANNEL_TILE = 4;

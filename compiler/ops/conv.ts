@@ -17,7 +17,7 @@ import { computeEntry, grid1D, lit, storageDecls, u } from '../codegen/wgsl.js';
 import { fail, quoteName } from '../errors.js';
 import { applyActivation } from './activation.js';
 import type { LowerContext, LowerTensor, OpDef, ShapeContext, TargetLimits, TextureWeightCandidate } from './op.js';
-import { convReduction, convTextureKernel, convTexels, type ConvTextureGeometry } from './conv-texture.js';
+import { convReduction, convTextureKernel, convTexels, type ConvChannels, type ConvTextureGeometry, type ConvVolumes, type Vec3 } from './conv-texture.js';
 import { isTextureShape, textureShapeFor } from '../codegen/texture-layout.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -158,13 +158,7 @@ function transposeWindow(node: Node, inShape: readonly number[], kernel: readonl
 
 const MAX_SPATIAL_RANK = 3;
 
-interface ConvShapes {
-  batch: number;
-  inChannels: number;
-  outChannels: number;
-  groups: number;
-  inPerGroup: number;
-  outPerGroup: number;
+interface ConvShapes extends ConvChannels {
   geometry: WindowGeometry;
 }
 
@@ -235,7 +229,6 @@ function convTransposeShapes(ctx: Pick<ShapeContext, 'node' | 'inputs'>): ConvSh
 // The tiled kernel
 // ---------------------------------------------------------------------------------------------
 
-type Vec3 = [number, number, number];
 type ConvMode = 'conv' | 'transpose';
 
 /**
@@ -251,16 +244,10 @@ type ConvMode = 'conv' | 'transpose';
 type KernelKind = 'rows' | 'pointwise' | 'gather';
 
 /** Everything the kernel template needs; spatial axes are left-padded to 3 (D, H, W). */
-interface ConvPlan {
+interface ConvPlan extends ConvVolumes {
   mode: ConvMode;
   kind: KernelKind;
   shapes: ConvShapes;
-  inVol: Vec3;
-  outVol: Vec3;
-  kVol: Vec3;
-  strides: Vec3;
-  dilations: Vec3;
-  padsBegin: Vec3;
   /** output channels per invocation: 1, 2, or a multiple of 4 (then weights load as vec4) */
   ocTile: number;
   /** output pixels per invocation (consecutive in the row for 'rows', in the flattened image otherwise) */

@@ -120,17 +120,24 @@ export function compileSpec(spec: ModelSpec, limits: TargetLimits): KernelProgra
   return runPipeline(graph, { limits }).state.program!;
 }
 
-/** Wall time of one submission of `count` recorded repetitions, submit to onSubmittedWorkDone, in ms. */
-export async function timeBatch(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void, count: number): Promise<number> {
+/** Wall time of one submission of what `record` encodes, submit to onSubmittedWorkDone, in ms. */
+export async function timeSubmissionMs(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void): Promise<number> {
   const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  for (let i = 0; i < count; i++) record(pass);
-  pass.end();
+  record(encoder);
   const commands = encoder.finish();
   const start = performance.now();
   device.queue.submit([commands]);
   await keepAlive(device.queue.onSubmittedWorkDone());
   return performance.now() - start;
+}
+
+/** Wall time of one submission of `count` recorded repetitions in one compute pass, in ms. */
+export function timeBatch(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void, count: number): Promise<number> {
+  return timeSubmissionMs(device, (encoder) => {
+    const pass = encoder.beginComputePass();
+    for (let i = 0; i < count; i++) record(pass);
+    pass.end();
+  });
 }
 
 /**

@@ -6,7 +6,7 @@
  * more than the memory they free. bench/upload-bandwidth.mjs measures the same two figures
  * beside the other upload paths, as a table.
  */
-import { keepAlive } from '../cli/webgpu.js';
+import { timeSubmissionMs } from './bench.js';
 import { median, round } from './fit.js';
 import { registerProfileMeasurement, type MeasureContext } from './measurements.js';
 import type { MappedCopies } from '../../schemas/profile.js';
@@ -18,16 +18,9 @@ const COPY_BETWEEN_BYTES = 4096;
 
 /** Median milliseconds of one submission of what `record` encodes, after one warm-up submission. */
 async function submissionMs(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void, repeats: number): Promise<number> {
+  await timeSubmissionMs(device, record);
   const samples: number[] = [];
-  for (let i = 0; i <= repeats; i++) {
-    const encoder = device.createCommandEncoder();
-    record(encoder);
-    const commands = encoder.finish();
-    const t0 = performance.now();
-    device.queue.submit([commands]);
-    await keepAlive(device.queue.onSubmittedWorkDone());
-    if (i > 0) samples.push(performance.now() - t0);
-  }
+  for (let i = 0; i < repeats; i++) samples.push(await timeSubmissionMs(device, record));
   return median(samples);
 }
 

@@ -78,37 +78,46 @@ export async function planStreaming(input: KernelProgram, limits: TargetLimits, 
   const overheadBytes = ringBytes + readbackBytes(program) + resident.textureBytes;
   // decoder state buffers (a KV cache) are allocated for the whole session: fixed for the load plan too
   const planOverheadBytes = overheadBytes + stateBytes(program);
-  let budget = options.budgetBytes;
-  let maxDistance = options.maxDistance ?? 8;
-  for (let attempt = 0; ; attempt++) {
-    const loadPlan = await solveLoadPlan({
-      steps, weights, budgetBytes: budget, overheadBytes: planOverheadBytes, chunkBytes,
-      maxDistance, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
-      ...(options.streamPath === 'copies' && options.profile.copies ? { streamCost: copyCost(options) } : {}),
-      windowTimeLimitS: windowTimeLimit(program.kernels.length),
-    });
+  const solve = (budgetBytes: number, maxDistance: number) => solveLoadPlan({
+    steps, weights, budgetBytes, overheadBytes: planOverheadBytes, chunkBytes,
+    maxDistance, uploadBytesPerMs: options.profile.uploadBytesPerMs, forcePreload,
+    ...(options.streamPath === 'copies' && options.profile.copies ? { streamCost: copyCost(options) } : {}),
+    windowTimeLimitS: windowTimeLimit(program.kernels.length),
+  });
+  const arenaPeak = (loadPlan: LoadPlan) => {
     const streamed = new Map(loadPlan.weights.filter((w) => !w.preload).map((w) => [w.id, w.loadStart]));
     const memory = planMemory(program, limits, streamed);
-    const peak = memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes;
-    if (peak <= options.budgetBytes) return { program, memory, loadPlan, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
-    // the load plan counts live bytes; the arena also pays for fragmentation: plan against less,
-    // but never below what the load plan can meet at all (that error would name a budget the
-    // user never gave): a failure at that floor is final
+    return { memory, peak: memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes };
+  };
+  // last resort for tight budgets: load every weight just in time (the kernel right before its
+  // first use), which holds the fewest bytes at once and fragments the arena least
+  let missed: { peak: number; minFeasibleBudget: number } | undefined;
+  for (const maxDistance of new Set([options.maxDistance ?? 8, 1])) {
+    const fitted = await fitArena(options.budgetBytes, (budget) => solve(budget, maxDistance), arenaPeak);
+    if ('loadPlan' in fitted) return { program, ...fitted, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
+    missed = fitted;
+  }
+  fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${missed!.peak} bytes ` +
+    `(at least ${missed!.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
+}
+
+/**
+ * The load plan counts live bytes; the arena also pays for fragmentation. Plans against less than
+ * the budget until the arena fits, but never below what the load plan can meet at all (that error
+ * would name a budget the user never gave); returns the last miss when nothing fits.
+ */
+async function fitArena(
+  budgetBytes: number, solve: (budget: number) => Promise<LoadPlan>, arenaPeak: (plan: LoadPlan) => { memory: MemoryPlan; peak: number },
+): Promise<{ loadPlan: LoadPlan; memory: MemoryPlan } | { peak: number; minFeasibleBudget: number }> {
+  let budget = budgetBytes;
+  for (let attempt = 0; ; attempt++) {
+    const loadPlan = await solve(budget);
+    const { memory, peak } = arenaPeak(loadPlan);
+    if (peak <= budgetBytes) return { loadPlan, memory };
     const floor = loadPlan.minFeasibleBudget;
-    if ((attempt === RETRIES || budget <= floor) && maxDistance > 1) {
-      // last resort for tight budgets: load every weight just in time (the kernel right before
-      // its first use), which holds the fewest bytes at once and fragments the arena least
-      maxDistance = 1;
-      budget = options.budgetBytes;
-      attempt = -1;
-      continue;
-    }
-    if (attempt === RETRIES || budget <= floor) {
-      fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
-        `(at least ${loadPlan.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
-    }
+    if (attempt === RETRIES || budget <= floor) return { peak, minFeasibleBudget: floor };
     // fragmentation grows as the plan tightens: overshoot the correction a little more each time
-    budget = Math.max(floor, budget - Math.ceil((peak - options.budgetBytes) * (1 + attempt / 2)));
+    budget = Math.max(floor, budget - Math.ceil((peak - budgetBytes) * (1 + attempt / 2)));
   }
 }
 

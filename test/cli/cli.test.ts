@@ -4,10 +4,10 @@
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import onnxProto from 'onnx-proto';
 import { buildModel, buildModelProto, randomFloats, type ModelSpec } from '../../fixtures/onnx-builder.js';
-import { main } from '../../compiler/cli/main.js';
+import { cli } from '../harness/cli.js';
 import { readNpy, writeNpy } from '../../compiler/cli/npy.js';
 import { runOrt } from '../harness/ort.js';
 import { maxViolation } from '../harness/single-node.js';
@@ -15,18 +15,6 @@ import { tempDir } from '../harness/paths.js';
 
 const f32 = 'float32' as const;
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '', stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 const tinyCnn = (inputShape: (number | string)[] = [1, 3, 8, 8]): ModelSpec => ({
   opset: 13,

@@ -9,9 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readTensorFile } from '../../compiler/frontend/onnx.js';
 import { compileToContents } from '../../compiler/compile.js';
 import { FlashmemError } from '../../compiler/errors.js';
-import { typedArrayFor } from '../../compiler/cli/inputs.js';
 import { compileAndOpen } from '../harness/compile-run.js';
-import { maxViolation } from '../harness/single-node.js';
+import { expectDataSetMatches } from '../harness/data-set.js';
 import { CONFORMANCE_DIR, conformanceAvailable } from '../harness/paths.js';
 import { SKIPPED } from './skip-list.js';
 
@@ -64,20 +63,10 @@ describe.skipIf(!available)('ONNX conformance cases', () => {
     it(id, async () => {
       const bundle = await compileAndOpen(modelPath);
       try {
-        const model = bundle.manifest.models[0]!;
         const dataSets = readdirSync(join(CONFORMANCE_DIR, id)).filter((d) => d.startsWith('test_data_set_')).sort();
         expect(dataSets.length).toBeGreaterThan(0);
         for (const set of dataSets) {
-          const dir = join(CONFORMANCE_DIR, id, set);
-          const inputs = Object.fromEntries(model.inputs.map((sig, i) => [sig.name, typedArrayFor(sig.dtype, readTensorFile(join(dir, `input_${i}.pb`)).data)]));
-          const outputs = await bundle.run(inputs);
-          model.outputs.forEach((sig, i) => {
-            const expected = readTensorFile(join(dir, `output_${i}.pb`));
-            expect(sig.shape, `output ${i} shape`).toEqual(expected.shape);
-            const actual = Array.from(outputs[sig.name]! as ArrayLike<number | bigint>, Number);
-            const violation = maxViolation(actual, Array.from(expected.data), 1e-3, 1e-3);
-            expect(violation, `${set} output ${i}: worst |error| / (1e-3 + 1e-3 |expected|)`).toBeLessThanOrEqual(1);
-          });
+          await expectDataSetMatches(bundle, join(CONFORMANCE_DIR, id, set), (i) => `${set} output ${i}: worst |error| / (1e-3 + 1e-3 |expected|)`);
         }
         results.passed++;
       } finally {

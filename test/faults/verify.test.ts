@@ -5,24 +5,13 @@
  */
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../compiler/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../harness/cli.js';
 import {
   assembleBundle, editJsonAndRehash, editManifest, flipByte, importRuntime, mlpModel, readJson, rejectionOf,
   removeTempDirs, replaceAndRehash, tamperFile, tempDir, writeFixtureBundle, type RuntimeModule,
 } from '../harness/bundle-fixtures.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '', stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  try {
-    return { code: await main(argv), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 async function mlpBundle(): Promise<string> {
   return writeFixtureBundle(assembleBundle([mlpModel()]));

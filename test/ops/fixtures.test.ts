@@ -7,13 +7,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { importOnnx, readTensorFile } from '../../compiler/frontend/onnx.js';
+import { importOnnx } from '../../compiler/frontend/onnx.js';
 import { runPipeline } from '../../compiler/passes/pipeline.js';
 import { DEFAULT_LIMITS } from '../../compiler/ops/op.js';
-import { typedArrayFor } from '../../compiler/cli/inputs.js';
 import { compileAndOpen } from '../harness/compile-run.js';
 import { REPO_ROOT } from '../harness/paths.js';
-import { maxViolation } from '../harness/single-node.js';
+import { expectDataSetMatches } from '../harness/data-set.js';
 
 const ROOT = join(REPO_ROOT, 'test', 'fixtures', 'ops');
 const CASES = readdirSync(ROOT).filter((c) => existsSync(join(ROOT, c, 'model.onnx'))).sort();
@@ -31,15 +30,7 @@ describe('transformer operator fixtures match onnxruntime', () => {
       }
       const bundle = await compileAndOpen(join(dir, 'model.onnx'));
       try {
-        const model = bundle.manifest.models[0]!;
-        const inputs = Object.fromEntries(model.inputs.map((sig, i) => [sig.name, typedArrayFor(sig.dtype, readTensorFile(join(dir, `input_${i}.pb`)).data)]));
-        const outputs = await bundle.run(inputs);
-        model.outputs.forEach((sig, i) => {
-          const expected = readTensorFile(join(dir, `output_${i}.pb`));
-          expect(sig.shape, `output ${i} shape`).toEqual(expected.shape);
-          const actual = Array.from(outputs[sig.name]! as ArrayLike<number | bigint>, Number);
-          expect(maxViolation(actual, Array.from(expected.data), 1e-3, 1e-3), `output ${i} (${sig.name})`).toBeLessThanOrEqual(1);
-        });
+        await expectDataSetMatches(bundle, dir, (i, name) => `output ${i} (${name})`);
       } finally {
         bundle.close();
       }

@@ -5,9 +5,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { compileStreamingContents } from '../../compiler/compile.js';
-import { main } from '../../compiler/cli/main.js';
+import { cli } from '../harness/cli.js';
 import { defaultProfile, DEFAULT_PROFILE, loadProfileFile } from '../../compiler/profile/load.js';
 import { capacityBytes, kernelCapacityBytes, predictKernelUs } from '../../compiler/profile/model.js';
 import { kernelFeatures } from '../../compiler/profile/features.js';
@@ -40,17 +40,6 @@ function scaledCapacity(factor: number, name: string): DeviceProfile {
   return p;
 }
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '', stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  try {
-    return { code: await main(argv), stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 describe('load capacities from the device profile', () => {
   const profile = defaultProfile();
