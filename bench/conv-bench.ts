@@ -1,6 +1,6 @@
 /**
  * Times Conv kernels on the local WebGPU device: a naive one-output-per-invocation baseline
- * against the tiled kernels of compiler/ops/conv.ts ('auto' = the tiles the compiler picks), for
+ * against the tiled kernels of compiler/ops/conv/ ('auto' = the tiles the compiler picks), for
  * ResNet/VGG/AlexNet-like layer shapes, and checks that all variants agree.
  *
  *   npx tsx bench/conv-bench.ts [--tiles auto,16x8,8x8] [--iters 5] [--case N] [--no-naive]
@@ -9,8 +9,11 @@
  * steal the software GPU's cores.
  */
 import { createNodeDevice, keepAlive } from '../compiler/cli/webgpu.js';
-import { convOp, lowerConvWithTiles } from '../compiler/ops/conv.js';
-import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor } from '../compiler/ops/op.js';
+import { convOp, lowerConvWithTiles } from '../compiler/ops/conv/index.js';
+import { DEFAULT_LIMITS } from '../compiler/target/limits.js';
+import { type KernelSpec, type LowerTensor } from '../compiler/kernel/types.js';
+import { GID, kernel } from '../compiler/kernel/builder.js';
+import { type LowerContext } from '../compiler/ops/op.js';
 import { makeConst } from '../compiler/ir/tensor.js';
 import { numElements, type Attrs, type Node } from '../compiler/ir/types.js';
 import { randomFloats } from '../fixtures/onnx-builder.js';
@@ -35,7 +38,8 @@ const CASES: BenchCase[] = [
 
 
 /** The baseline: one output element per invocation, direct loops over (ic, kh, kw). */
-function naiveConv2d(c: BenchCase, out: number[]): string {
+function naiveConv2d(c: BenchCase, x: LowerTensor, w: LowerTensor, y: LowerTensor): KernelSpec {
+  const out = y.type.shape;
   const [, C, H, W] = c.x as [number, number, number, number];
   const [M, , KH, KW] = c.w as [number, number, number, number];
   const [, , OH, OW] = out as [number, number, number, number];
@@ -43,11 +47,11 @@ function naiveConv2d(c: BenchCase, out: number[]): string {
   const strides = c.attrs.strides?.type === 'ints' ? c.attrs.strides.value : [1, 1];
   const groups = c.attrs.group?.type === 'int' ? c.attrs.group.value : 1;
   const cg = C / groups, mg = M / groups;
-  return `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  const k = kernel('naive');
+  k.bind('x', x, 'f32');
+  k.bind('w', w, 'f32');
+  k.bind('y', y, 'f32');
+  const body = `
   let i = gid.x;
   if (i >= ${M * OH * OW}u) { return; }
   let m = i / ${OH * OW}u; let oh = i32((i / ${OW}u) % ${OH}u); let ow = i32(i % ${OW}u);
@@ -64,7 +68,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   y[i] = acc;
-}`;
+`;
+  return k.build({
+    header: `${k.declarations()}\n`,
+    entry: { workgroupSize: 64, params: [GID], rawBody: body },
+    trailer: '',
+    workgroups: [Math.ceil(numElements(out) / 64), 1, 1],
+  });
 }
 
 type Variant = 'naive' | 'auto' | { ocTile: number; pxTile: number };
@@ -86,7 +96,7 @@ function lowerCase(c: BenchCase, variant: Variant) {
   if (variant === 'auto') convOp.lower!(ctx);
   else if (variant !== 'naive') lowerConvWithTiles(ctx, variant);
   else {
-    kernels.push({ label: 'naive', wgsl: naiveConv2d(c, yType!.shape), bindings: [inputs[0]!, inputs[1]!, y], workgroups: [Math.ceil(numElements(yType!.shape) / 64), 1, 1] });
+    kernels.push(naiveConv2d(c, inputs[0]!, inputs[1]!, y));
   }
   return { kernels, tensors: [...inputs, y, ...extra], y };
 }

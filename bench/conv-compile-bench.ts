@@ -6,8 +6,10 @@
  *   npx tsx bench/conv-compile-bench.ts [--tiles auto,16x8,8x8]
  */
 import { createNodeDevice, keepAlive } from '../compiler/cli/webgpu.js';
-import { convOp, lowerConvWithTiles, type ConvTiles } from '../compiler/ops/conv.js';
-import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor } from '../compiler/ops/op.js';
+import { convOp, lowerConvWithTiles, type ConvTiles } from '../compiler/ops/conv/index.js';
+import { DEFAULT_LIMITS } from '../compiler/target/limits.js';
+import { type KernelSpec, type LowerTensor } from '../compiler/kernel/types.js';
+import { type LowerContext } from '../compiler/ops/op.js';
 import { makeConst } from '../compiler/ir/tensor.js';
 import { numElements, type Attrs, type Node } from '../compiler/ir/types.js';
 

@@ -6,7 +6,7 @@
  */
 import { createNodeDevice } from '../compiler/cli/webgpu.js';
 import { timePerDispatchUs } from '../compiler/profile/bench.js';
-import { COMPAT_LIMITS, DEFAULT_LIMITS } from '../compiler/ops/op.js';
+import { COMPAT_LIMITS, DEFAULT_LIMITS } from '../compiler/target/limits.js';
 import { layoutCases, layoutCostOf, timeLayouts } from '../compiler/profile/layout-cost.js';
 
 

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, execSync } from 'node:child_process';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
-import { resolveTargetLimits } from '../compiler/cli/compile-command.js';
+import { resolveTargetLimits } from '../compiler/target/limits.js';
 import { FlashmemError } from '../compiler/errors.js';
 import { resolveProfile } from '../compiler/profile/load.js';
 import type { StreamPath } from '../compiler/schedule/stream.js';

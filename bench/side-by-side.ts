@@ -26,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { compileModel, type CompileReport } from '../compiler/compile.js';
 import { compileMultiModel } from '../compiler/compile-multi.js';
 import { FlashmemError } from '../compiler/errors.js';
-import { DEFAULT_LIMITS, type TargetLimits } from '../compiler/ops/op.js';
+import { DEFAULT_LIMITS, type TargetLimits } from '../compiler/target/limits.js';
 import { randomInputs } from '../compiler/cli/inputs.js';
 import onnxProto from 'onnx-proto';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';

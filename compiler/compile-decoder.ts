@@ -11,7 +11,7 @@
  *            past_key.<l>, past_value.<l> [1,H,C,D]             -> logits [1,1,V], present_key.<l>, present_value.<l> [1,H,1,D]
  */
 import { fail, quoteName } from './errors.js';
-import type { KernelProgram } from './codegen/program.js';
+import type { KernelProgram } from './lower/program.js';
 import type { Graph } from './ir/types.js';
 import { compileMultiContents, type MultiCompileOptions, type MultiCompileReport } from './compile-multi.js';
 import { writeBundle } from './bundle/write.js';

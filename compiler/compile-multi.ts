@@ -6,7 +6,7 @@
 import { fail, FlashmemError, quoteName, rethrowIn } from './errors.js';
 import { optimise, requireBudget, type CompileOptions } from './compile.js';
 import { assembleMultiBundle, type PlannedModel, type PlannedSequence } from './bundle/assemble-multi.js';
-import { readbackBytes, type KernelProgram } from './codegen/program.js';
+import { readbackBytes, type KernelProgram } from './lower/program.js';
 import type { Graph } from './ir/types.js';
 import { planStreaming } from './schedule/stream.js';
 import { planMemory } from './schedule/memory-plan.js';

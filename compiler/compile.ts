@@ -3,7 +3,7 @@
  */
 import { basename, extname } from 'node:path';
 import { importOnnxFile } from './frontend/onnx.js';
-import { DEFAULT_LIMITS, type GemvKernel, type TargetLimits } from './ops/op.js';
+import { DEFAULT_LIMITS, gemvKernelFor, type TargetLimits } from './target/limits.js';
 import { runPipeline } from './passes/pipeline.js';
 import type { LayoutCosts, WeightLayoutMode } from './passes/select-weight-layout.js';
 import { assembleBundle, assembleStreamBundle } from './bundle/assemble.js';
@@ -64,16 +64,6 @@ export interface CompileReport {
   strategy: 'preload' | 'stream';
   /** stream strategy: what the load plan decided */
   streaming?: StreamStats & { budgetBytes: number; solverStatus: string; solveMs: number; windows: number; preloadedWeights: number; predictedStallMs: number; profile: ProfileIdentity };
-}
-
-/**
- * Software rasterisers (llvmpipe, SwiftShader, lavapipe) run a workgroup as loops on CPU cores,
- * where the split-K gemv's barriers cost more than its parallelism gains (VGG-19 on llvmpipe:
- * 1.40 s tiled vs 1.67 s split-K per run); real GPUs need it (VGG's split classifier on the H100).
- */
-export function gemvKernelFor(profile: DeviceProfile): GemvKernel {
-  const { device, description, backend } = profile.device;
-  return /llvmpipe|swiftshader|lavapipe|softpipe/i.test(`${device} ${description} ${backend}`) ? 'tiled' : 'split-k';
 }
 
 /** Import and the pass pipeline: what both strategies start from. */

@@ -6,13 +6,13 @@
 import type { ManifestModel } from '../../schemas/manifest.js';
 import type { ModelSchedule, Region, Schedule, SequenceSchedule, Step } from '../../schemas/schedule.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
-import { readbackBytes, type KernelProgram } from '../codegen/program.js';
+import { readbackBytes, type KernelProgram } from '../lower/program.js';
 import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory-plan.js';
 import { buildPreloadSchedule } from '../schedule/preload.js';
 import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule/weights.js';
 import type { StreamPlan, StreamStats } from '../schedule/stream.js';
-import type { TargetLimits } from '../ops/op.js';
+import type { TargetLimits } from '../target/limits.js';
 import type { BundleContents } from './contents.js';
 import { modelSignature, requiredLimits, ShaderTable, streamedWeightOrder, streamSchedule, weightData } from './assemble.js';
 
@@ -49,7 +49,7 @@ export function assembleMultiBundle(models: PlannedModel[], sequence: PlannedSeq
   const schedules = models.map((m) => {
     const shards = shardsOf(layout, m.name);
     if (m.strategy === 'preload') {
-      return flattenBuffers(buildPreloadSchedule({ model: m.name, program: m.program, plan: m.plan, shards, shaderIndex: m.program.kernels.map((k) => shaders.index(k.wgsl)) }), limits);
+      return flattenBuffers(buildPreloadSchedule({ model: m.name, program: m.program, plan: m.plan, shards, shaderIndex: m.program.kernels.map((k) => shaders.index(k)) }), limits);
     }
     const built = streamSchedule(m.name, m.program, m.stream, shards, shaders, limits);
     stats.models[m.name] = built.stats;
@@ -75,7 +75,7 @@ export function assembleMultiBundle(models: PlannedModel[], sequence: PlannedSeq
   return {
     contents: {
       models: manifestModels, schedule, shaders: shaders.files, shards: layout.shards,
-      requiredLimits: requiredLimits([...schedules, ...pseudo], shaders.files), requiredFeatures: [],
+      requiredLimits: requiredLimits([...schedules, ...pseudo], shaders.code), requiredFeatures: [],
     },
     stats,
   };

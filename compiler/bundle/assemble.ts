@@ -5,17 +5,17 @@
 import type { ManifestModel } from '../../schemas/manifest.js';
 import type { ModelSchedule, Step } from '../../schemas/schedule.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
-import { readbackBytes, type KernelProgram } from '../codegen/program.js';
+import { readbackBytes, type KernelProgram } from '../lower/program.js';
 import type { Graph } from '../ir/types.js';
 import { liveArenaBytes, type MemoryPlan } from '../schedule/memory-plan.js';
 import { buildPreloadSchedule, textureUploadSteps, texturesField, uploadSteps } from '../schedule/preload.js';
-import { textureRowBytes } from '../codegen/texture-layout.js';
+import { textureRowBytes } from '../kernel/texture-layout.js';
 import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule/weights.js';
 import { buildStreamRun, type StreamPlan, type StreamStats } from '../schedule/stream.js';
-import type { TargetLimits } from '../ops/op.js';
+import type { TargetLimits } from '../target/limits.js';
 import type { BundleContents } from './contents.js';
 import { shaderPath } from './write.js';
-import { workgroupSize, workgroupStorageBytes } from '../codegen/wgsl.js';
+import type { ShaderCode } from '../kernel/types.js';
 
 export interface AssembleInput {
   modelName: string;
@@ -29,11 +29,14 @@ export interface AssembleInput {
 export class ShaderTable {
   readonly files = new Map<string, string>();
   readonly list: string[] = [];
-  index(wgsl: string): number {
-    const path = shaderPath(wgsl);
+  /** what each distinct shader needs of the device */
+  readonly code: ShaderCode[] = [];
+  index(shader: ShaderCode): number {
+    const path = shaderPath(shader.wgsl);
     if (!this.files.has(path)) {
-      this.files.set(path, wgsl);
+      this.files.set(path, shader.wgsl);
       this.list.push(path);
+      this.code.push(shader);
     }
     return this.list.indexOf(path);
   }
@@ -41,7 +44,7 @@ export class ShaderTable {
 
 export function assembleBundle({ modelName, graph, program, plan, shardBytes = DEFAULT_SHARD_BYTES }: AssembleInput): BundleContents {
   const shaders = new ShaderTable();
-  const shaderIndex = program.kernels.map((k) => shaders.index(k.wgsl));
+  const shaderIndex = program.kernels.map((k) => shaders.index(k));
   const shards = layoutShards(weightData(program, [...plan.weights, ...plan.textures]), shardBytes);
   const schedule = buildPreloadSchedule({ model: modelName, program, plan, shards, shaderIndex });
   return contents(modelSignature(modelName, graph, program, [...plan.weights, ...plan.textures]), schedule, shaders, shards);
@@ -70,7 +73,7 @@ export function streamSchedule(
 ): { schedule: ModelSchedule; stats: StreamStats; callStarts: number[] } {
   const { memory, loadPlan } = stream;
   const built = buildStreamRun(program, stream, shards, limits);
-  const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...withoutWgsl(step), shader: shaders.index(step.wgsl) } : step));
+  const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...step, shader: shaders.index(step.shader) } : step));
   // streamPath 'copies' has no staging ring
   const ring = stream.ringBytes > 0 ? [{ role: 'staging' as const, size: stream.ringBytes }] : [];
   const buffers = [...memory.buffers.map((b) => ({ role: b.role, size: b.size })), ...ring];
@@ -107,11 +110,6 @@ export function streamSchedule(
   return { schedule, stats: built.stats, callStarts: built.callStarts };
 }
 
-function withoutWgsl<T extends { wgsl: string }>(step: T): Omit<T, 'wgsl'> {
-  const { wgsl: _wgsl, ...rest } = step;
-  return rest;
-}
-
 /** Weights for the shards; texture weights are cut at whole texture rows. */
 export function weightData(program: KernelProgram, ids: readonly string[]) {
   return ids.map((id) => {
@@ -141,13 +139,13 @@ function contents(model: ManifestModel, schedule: ModelSchedule, shaders: Shader
     },
     shaders: shaders.files,
     shards: shards.shards,
-    requiredLimits: requiredLimits([schedule], shaders.files),
+    requiredLimits: requiredLimits([schedule], shaders.code),
     requiredFeatures: [],
   };
 }
 
 /** The device limits a schedule needs: the largest binding, buffer, bind count and workgroup it uses. */
-export function requiredLimits(schedules: ModelSchedule[], shaders: Map<string, string>): Record<string, number> {
+export function requiredLimits(schedules: ModelSchedule[], shaders: readonly ShaderCode[]): Record<string, number> {
   let binding = 0, buffer = 0, bindings = 0, groups = 0;
   for (const s of schedules) {
     for (const b of s.buffers) buffer = Math.max(buffer, b.size);
@@ -160,13 +158,13 @@ export function requiredLimits(schedules: ModelSchedule[], shaders: Map<string, 
     }
   }
   let invocations = 0, sizeX = 0, sizeY = 0, sizeZ = 0, workgroupBytes = 0;
-  for (const wgsl of shaders.values()) {
-    const [x, y, z] = workgroupSize(wgsl);
+  for (const shader of shaders) {
+    const [x, y, z] = shader.workgroupSize;
     invocations = Math.max(invocations, x * y * z);
     sizeX = Math.max(sizeX, x);
     sizeY = Math.max(sizeY, y);
     sizeZ = Math.max(sizeZ, z);
-    workgroupBytes = Math.max(workgroupBytes, workgroupStorageBytes(wgsl));
+    workgroupBytes = Math.max(workgroupBytes, shader.workgroupBytes);
   }
   // Never ask for less than WebGPU's defaults: those are guaranteed anyway and the request stays portable.
   return {

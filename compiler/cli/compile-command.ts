@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { DEFAULT_LIMITS, LIMIT_PRESETS, type TargetLimits } from '../ops/op.js';
+import { resolveTargetLimits } from '../target/limits.js';
 import { FlashmemError } from '../errors.js';
 import { basename, extname } from 'node:path';
 import { compileModel } from '../compile.js';
@@ -159,28 +158,6 @@ export function parseSize(text: string): number {
   const unit = (m[2] ?? 'B').toLowerCase();
   const scale: Record<string, number> = { b: 1, kib: 1024, mib: 1048576, gib: 1073741824, kb: 1000, mb: 1e6, gb: 1e9 };
   return Math.round(Number(m[1]) * scale[unit]!);
-}
-
-/** A preset name or a JSON file whose numeric fields override the default limits. */
-export function resolveTargetLimits(spec: string): TargetLimits {
-  const preset = LIMIT_PRESETS[spec];
-  if (preset) return preset;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(spec, 'utf8'));
-  } catch (e) {
-    throw new FlashmemError('FM_BAD_ARGUMENT', `--target-limits ${JSON.stringify(spec)} is neither a preset (${Object.keys(LIMIT_PRESETS).join(', ')}) nor a readable JSON file: ${(e as Error).message}`);
-  }
-  const limits: TargetLimits = { ...DEFAULT_LIMITS };
-  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof TargetLimits)[]) {
-    const value = (parsed as Record<string, unknown>)[key];
-    if (value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new FlashmemError('FM_BAD_ARGUMENT', `--target-limits: ${key} must be a positive integer, got ${JSON.stringify(value)}`);
-    }
-    limits[key] = value;
-  }
-  return limits;
 }
 
 export const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { verifyBundleDir } from '../bundle/verify.js';
-import { resolveTargetLimits } from './compile-command.js';
+import { resolveTargetLimits } from '../target/limits.js';
 
 export function verifyCommand(cli: Argv): void {
   cli.command(

@@ -2,6 +2,11 @@
 import { fail, quoteName } from '../errors.js';
 import type { Graph, Node, Value } from './types.js';
 
+/** `node "name" (OpType)`, the way every error message names a node */
+export function describeNode(node: Node): string {
+  return `node ${quoteName(node.name)} (${node.opType})`;
+}
+
 export function valueOf(graph: Graph, name: string, node?: Node): Value {
   const v = graph.values.get(name);
   if (!v) {

@@ -30,13 +30,3 @@ export function normalizeValue(dtype: DType, v: number): number {
 export function constToInts(t: ConstTensor): number[] {
   return Array.from(t.data, (v) => Number(v));
 }
-
-export function stridesOf(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i]!;
-  }
-  return strides;
-}

@@ -5,10 +5,13 @@
  */
 import { attrFloat } from '../ir/attrs.js';
 import type { Attrs, ConstTensor, FusedActivation, Node } from '../ir/types.js';
-import { computeEntry, grid1D, lit, storageDecls } from '../codegen/wgsl.js';
+import { grid1D, lit } from '../kernel/wgsl.js';
+import { erfWgslExpression, geluErfWgsl, geluHost, geluTanhWgsl, type GeluApproximation } from '../kernel/math.js';
+import { kernel } from '../kernel/builder.js';
 import type { OpDef } from './op.js';
 import { fail, quoteName } from '../errors.js';
 import { FUSED_DOMAIN } from './domains.js';
+import { describeNode } from '../ir/graph.js';
 
 type ActivationImpl = {
   /** WGSL f32 expression of `x` */
@@ -60,24 +63,12 @@ const ACTIVATIONS: Record<string, ActivationImpl> = {
 
 const DEFAULT_ALPHA: Record<string, number> = { LeakyRelu: 0.01, Elu: 1, Selu: selu.alpha, HardSigmoid: 0.2, QuickGelu: 1.702 };
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const GELU_CUBIC = 0.044715;
-
-/** GELU's form: exact (erf), or the tanh approximation (which FastGelu-style exports compute). */
-export type GeluApproximation = 'none' | 'tanh';
-
-function geluApproximation(attrs: Attrs): GeluApproximation {
+/** Gelu's `approximate` attribute; `where` names the node in the error. */
+export function geluApproximation(attrs: Attrs, where = 'Gelu'): GeluApproximation {
   const a = attrs.approximate;
   const mode = a?.type === 'string' ? a.value : 'none';
-  if (mode !== 'none' && mode !== 'tanh') fail('FM_UNSUPPORTED_OP', `Gelu: approximate=${quoteName(mode)} is not 'none' or 'tanh'`);
+  if (mode !== 'none' && mode !== 'tanh') fail('FM_UNSUPPORTED_OP', `${where}: approximate=${quoteName(mode)} is not 'none' or 'tanh'`);
   return mode;
-}
-
-/** erf(x) in double precision for folding (Abramowitz & Stegun 7.1.26 is what the kernel uses). */
-function erfAbramowitzStegun(x: number): number {
-  const t = 1 / (1 + 0.3275911 * Math.abs(x));
-  const poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
-  return Math.sign(x) * (1 - poly * Math.exp(-x * x));
 }
 
 /**
@@ -93,26 +84,13 @@ const FUSED_ACTIVATIONS: Record<string, ActivationImpl> = {
 };
 
 /**
- * GELU as one WGSL expression of `x`. The exact form evaluates erf through A&S 7.1.26 (|error| <=
- * 1.5e-7) inline, repeating `x`: fused producers paste expressions, not functions, and the shader
- * compiler merges the repeated subexpressions.
+ * GELU as one WGSL expression of `x`. The exact form evaluates the kernel layer's erf
+ * (kernel/math.ts) inline, repeating `x`: fused producers paste expressions, not functions, and
+ * the shader compiler merges the repeated subexpressions.
  */
 function geluWgsl(x: string, attrs: Attrs): string {
-  if (geluApproximation(attrs) === 'none') {
-    const z = `(abs(${x}) * ${lit(Math.SQRT1_2, 'f32')})`;
-    const t = `(1.0 / (1.0 + ${lit(0.3275911, 'f32')} * ${z}))`;
-    const poly = [-1.453152027, 1.421413741, -0.284496736].reduce((acc, c) => `(${lit(c, 'f32')} + ${t} * ${acc})`, lit(1.061405429, 'f32'));
-    const erfAbs = `(1.0 - ${t} * (${lit(0.254829592, 'f32')} + ${t} * ${poly}) * exp(-${z} * ${z}))`;
-    return `(0.5 * ${x} * (1.0 + sign(${x}) * ${erfAbs}))`;
-  }
-  const inner = `${lit(SQRT_2_OVER_PI, 'f32')} * (${x} + ${lit(GELU_CUBIC, 'f32')} * ${x} * ${x} * ${x})`;
-  // tanh() of large |x| is NaN on some drivers: tanh(+-10) is +-1 in f32
-  return `(0.5 * ${x} * (1.0 + tanh(clamp(${inner}, -10.0, 10.0))))`;
-}
-
-function geluHost(x: number, attrs: Attrs): number {
-  if (geluApproximation(attrs) === 'none') return 0.5 * x * (1 + erfAbramowitzStegun(x * Math.SQRT1_2));
-  return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)));
+  if (geluApproximation(attrs) === 'none') return `(${geluErfWgsl(x, (arg) => erfWgslExpression(`(${arg})`))})`;
+  return `(${geluTanhWgsl(x)})`;
 }
 
 /** The ops of fusedActivationOps: the GELU forms the fuse-gelu pass recognises. */
@@ -167,7 +145,7 @@ export function clipBoundsAsAttrs(node: Node, consts: readonly (ConstTensor | un
 
 /** Host value of a fused activation (constant folding, tests). */
 export function activationHost(x: number, act: FusedActivation): number {
-  if (act.opType === 'Gelu') return geluHost(x, act.attrs);
+  if (act.opType === 'Gelu') return geluHost(x, geluApproximation(act.attrs));
   const impl = ACTIVATIONS[act.opType] ?? FUSED_ACTIVATIONS[act.opType];
   if (!impl) fail('FM_UNSUPPORTED_OP', `activation ${quoteName(act.opType)} has no host implementation`);
   return impl.js(x, resolveAttrs(act.opType, act.attrs));
@@ -179,7 +157,7 @@ export const fusedActivationOps: OpDef = {
   costClass: 'elementwise',
   inferTypes(ctx) {
     const x = ctx.inputs[0];
-    if (!x || x.dtype !== 'float32') fail('FM_DTYPE', `node ${quoteName(ctx.node.name)} (${ctx.node.opType}): takes one float32 input`);
+    if (!x || x.dtype !== 'float32') fail('FM_DTYPE', `${describeNode(ctx.node)}: takes one float32 input`);
     if (ctx.node.opType === 'Gelu') geluApproximation(ctx.node.attrs);
     return [{ ...x, shape: [...x.shape] }];
   },
@@ -192,12 +170,10 @@ export const fusedActivationOps: OpDef = {
     const act: FusedActivation = { opType: ctx.node.opType, attrs: ctx.node.attrs };
     const x = ctx.inputs[0]!;
     const y = ctx.outputs[0]!;
-    const grid = grid1D(y.type.shape.reduce((p, d) => p * d, 1));
-    const wgsl = `${storageDecls([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32' }])}\n\n${computeEntry(
-      grid.workgroupSize,
-      `${grid.prologue}\n  y[i] = ${applyActivation('x[i]', act)};`,
-    )}\n`;
-    ctx.kernel({ label: ctx.node.opType === 'Gelu' ? 'gelu' : 'quick_gelu', wgsl, bindings: [x, y], workgroups: grid.workgroups });
+    const k = kernel(ctx.node.opType === 'Gelu' ? 'gelu' : 'quick_gelu');
+    const xv = k.bind('x', x, 'f32');
+    const yv = k.bind('y', y, 'f32');
+    ctx.kernel(k.buildGrid1D(grid1D(yv.size), `${yv.at('i')} = ${applyActivation(xv.at('i'), act)};`));
   },
 };
 
@@ -215,19 +191,16 @@ export const activationOps: OpDef = {
   lower(ctx) {
     const x = ctx.inputs[0]!;
     const y = ctx.outputs[0]!;
-    const total = y.type.shape.reduce((p, d) => p * d, 1);
     let attrs = ctx.node.attrs;
     if (ctx.node.opType === 'Clip') {
       const bounds = clipBoundsAsAttrs(ctx.node, ctx.inputs.map((t) => t?.data));
-      if (!bounds) fail('FM_UNSUPPORTED_OP', `node ${quoteName(ctx.node.name)} (Clip): min/max must be constants`);
+      if (!bounds) fail('FM_UNSUPPORTED_OP', `${describeNode(ctx.node)}: min/max must be constants`);
       attrs = bounds;
     }
-    const grid = grid1D(total);
-    const expr = applyActivation('x[i]', { opType: ctx.node.opType, attrs });
-    const wgsl = `${storageDecls([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32' }])}\n\n${computeEntry(
-      grid.workgroupSize,
-      `${grid.prologue}\n  y[i] = ${expr};`,
-    )}\n`;
-    ctx.kernel({ label: ctx.node.opType.toLowerCase(), wgsl, bindings: [x, y], workgroups: grid.workgroups });
+    const k = kernel(ctx.node.opType.toLowerCase());
+    const xv = k.bind('x', x, 'f32');
+    const yv = k.bind('y', y, 'f32');
+    const expr = applyActivation(xv.at('i'), { opType: ctx.node.opType, attrs });
+    ctx.kernel(k.buildGrid1D(grid1D(yv.size), `${yv.at('i')} = ${expr};`));
   },
 };

@@ -5,11 +5,11 @@
 import { fail, quoteName } from '../errors.js';
 import type { Node } from '../ir/types.js';
 import { activationOps } from './activation.js';
-import { convOps } from './conv.js';
+import { convOps } from './conv/index.js';
 import { poolOps } from './pool.js';
 import { normalizationOps } from './normalization.js';
-import { matmulOps, splitMatmulOp } from './matmul.js';
-import { elementwiseOps } from './elementwise.js';
+import { matmulOps, splitMatmulOp } from './matmul/index.js';
+import { elementwiseOps } from './elementwise/index.js';
 import { shapeOps } from './shape.js';
 import { movementFusedOps, movementOps } from './movement.js';
 import { reduceOps } from './reduce.js';

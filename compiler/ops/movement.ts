@@ -9,11 +9,14 @@
  * tensor and have kernels of their own.
  */
 import { attrFloat, attrInt, attrInts, attrString } from '../ir/attrs.js';
-import { hostArrayFor, normalizeValue, stridesOf } from '../ir/tensor.js';
+import { hostArrayFor, normalizeValue } from '../ir/tensor.js';
+import { stridesOf } from '../kernel/strides.js';
 import { type ConstTensor, type HostData, type Node, numElements, type TensorType } from '../ir/types.js';
-import { computeEntry, dot, grid1D, lit, storageDecls, u, unravel, wgslType, type WgslScalar } from '../codegen/wgsl.js';
+import { dot, grid1D, lit, u, unravel, wgslType, type Grid1D, type WgslScalar } from '../kernel/wgsl.js';
+import { GID, LID, WID, kernel } from '../kernel/builder.js';
 import { fail } from '../errors.js';
-import type { LowerContext, LowerTensor, OpDef, ShapeContext } from './op.js';
+import type { LowerContext, OpDef, ShapeContext } from './op.js';
+import type { KernelSpec, LowerTensor } from '../kernel/types.js';
 import {
   assertBindable, constInts, emitFill, nodeLabel, normalizeAxes, normalizeAxis, optionalConstInts,
   optionalConstValues, requiredInput, shapeContextOf, withFoldInputs,
@@ -192,7 +195,8 @@ function destExpression(plan: CopyPlan): string {
   return plan.destBase === 0 ? strided : `${u(plan.destBase)} + ${strided}`;
 }
 
-function planWgsl(plan: CopyPlan, type: WgslScalar): { wgsl: string; workgroups: [number, number, number] } {
+function planKernel(label: string, plan: CopyPlan, x: LowerTensor, y: LowerTensor): KernelSpec {
+  const type = wgslType(y.type.dtype);
   const grid = grid1D(planElements(plan));
   const hasFill = plan.axes.some((a) => a.read.kind === 'pad' && a.read.mode === 'constant');
   const statements: string[] = [grid.prologue, unravel('i', plan.axes.map((a) => a.size), 'o')];
@@ -203,9 +207,10 @@ function planWgsl(plan: CopyPlan, type: WgslScalar): { wgsl: string; workgroups:
   statements.push(hasFill
     ? `if (inside) { y[${dest}] = x[src]; } else { y[${dest}] = ${lit(plan.fill, type)}; }`
     : `y[${dest}] = x[src];`);
-  const body = statements.filter((s) => s !== '').join('\n  ');
-  const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'y', type }])}\n\n${computeEntry(grid.workgroupSize, body)}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  const k = kernel(label);
+  k.bind('x', x, type);
+  k.bind('y', y, type);
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body: statements.filter((s) => s !== '').join('\n  ') }, workgroups: grid.workgroups });
 }
 
 /** Emits the kernel of one plan copying `x` into `y` (nothing when the plan is empty). */
@@ -218,8 +223,7 @@ function emitPlan(ctx: LowerContext, label: string, plan: CopyPlan, x: LowerTens
     return;
   }
   assertBindable(ctx, [x, y]);
-  const { wgsl, workgroups } = planWgsl(simplifyPlan(plan), wgslType(y.type.dtype));
-  ctx.kernel({ label, wgsl, bindings: [x, y], workgroups });
+  ctx.kernel(planKernel(label, simplifyPlan(plan), x, y));
 }
 
 /**
@@ -285,7 +289,8 @@ function swappedInnerAxes(plan: CopyPlan): { batch: number; rows: number; cols: 
 }
 
 /** y[b][r][c] = x[b][c][r] through a TILE x TILE workgroup tile. */
-function tiledTransposeWgsl(type: WgslScalar, rows: number, cols: number): string {
+function tiledTransposeKernel(x: LowerTensor, y: LowerTensor, batch: number, rows: number, cols: number): KernelSpec {
+  const type = wgslType(y.type.dtype);
   const matrix = rows * cols;
   const body = [
     `let r0 = wg.x * ${u(TILE)};`,
@@ -297,11 +302,16 @@ function tiledTransposeWgsl(type: WgslScalar, rows: number, cols: number): strin
     '// write: consecutive lanes take consecutive columns c of output row r',
     `if (r0 + l.y < ${u(rows)} && c0 + l.x < ${u(cols)}) { y[base + (r0 + l.y) * ${u(cols)} + c0 + l.x] = tile[l.x][l.y]; }`,
   ].join('\n  ');
-  return `${storageDecls([{ name: 'x', type }, { name: 'y', type }])}\n\n` +
-    // the +1 column keeps the column-wise tile reads off a single shared-memory bank
-    `var<workgroup> tile: array<array<${type}, ${TILE + 1}>, ${TILE}>;\n\n` +
-    `@compute @workgroup_size(${TILE}, ${TILE})\n` +
-    `fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {\n  ${body}\n}\n`;
+  const k = kernel('transpose_tiled');
+  k.bind('x', x, type);
+  k.bind('y', y, type);
+  // the +1 column keeps the column-wise tile reads off a single shared-memory bank
+  const tile = k.workgroupArray('tile', `array<${type}, ${TILE + 1}>`, TILE);
+  return k.build({
+    header: `${k.declarations()}\n\n${tile}\n\n`,
+    entry: { workgroupSize: [TILE, TILE], params: [{ ...WID, name: 'wg' }, { ...LID, name: 'l' }], body },
+    workgroups: [Math.ceil(rows / TILE), Math.ceil(cols / TILE), batch],
+  });
 }
 
 const transposeOp: OpDef = {
@@ -316,12 +326,7 @@ const transposeOp: OpDef = {
       return;
     }
     assertBindable(ctx, [x, y]);
-    ctx.kernel({
-      label: 'transpose_tiled',
-      wgsl: tiledTransposeWgsl(wgslType(y.type.dtype), tiled.rows, tiled.cols),
-      bindings: [x, y],
-      workgroups: [Math.ceil(tiled.rows / TILE), Math.ceil(tiled.cols / TILE), tiled.batch],
-    });
+    ctx.kernel(tiledTransposeKernel(x, y, tiled.batch, tiled.rows, tiled.cols));
   },
 };
 
@@ -689,6 +694,15 @@ function gatherTypes(ctx: ShapeContext): TensorType[] {
   return [{ dtype: data.dtype, shape: [...data.shape.slice(0, axis), ...indices.shape, ...data.shape.slice(axis + 1)] }];
 }
 
+/** A gather kernel: binds data `x`, i32 `indices` and output `y`, one invocation per output element. */
+function gatherKernel(label: string, [x, indices, y]: readonly [LowerTensor, LowerTensor, LowerTensor], type: WgslScalar, grid: Grid1D, statements: readonly string[]): KernelSpec {
+  const k = kernel(label);
+  k.bind('x', x, type);
+  k.bind('indices', indices, 'i32');
+  k.bind('y', y, type);
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body: statements.join('\n  ') }, workgroups: grid.workgroups });
+}
+
 function emitGatherKernel(ctx: LowerContext, label: string, iterShape: readonly number[], body: string[]): void {
   const [data, indices] = [ctx.inputs[0]!, ctx.inputs[1]!];
   const y = ctx.outputs[0]!;
@@ -698,11 +712,7 @@ function emitGatherKernel(ctx: LowerContext, label: string, iterShape: readonly 
   const type = wgslType(y.type.dtype);
   const grid = grid1D(numElements(y.type.shape));
   const statements = [grid.prologue, unravel('i', iterShape, 'o'), ...body].filter((s) => s !== '');
-  const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'indices', type: 'i32' }, { name: 'y', type }])}\n\n${computeEntry(
-    grid.workgroupSize,
-    statements.join('\n  '),
-  )}\n`;
-  ctx.kernel({ label, wgsl, bindings: [data, indices, y], workgroups: grid.workgroups });
+  ctx.kernel(gatherKernel(label, [data, indices, y], type, grid, statements));
 }
 
 const gatherOp: OpDef = {
@@ -794,8 +804,7 @@ const splitGatherOp: OpDef = {
         `if (j < ${u(r0)} || j >= ${u(r1)}) { return; }`,
         `y[i] = x[${scaled(`(j - ${u(r0)})`, inner)}${inner === 1 ? '' : ` + i % ${u(inner)}`}];`,
       ];
-      const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'indices', type: 'i32' }, { name: 'y', type }])}\n\n${computeEntry(grid.workgroupSize, body.join('\n  '))}\n`;
-      ctx.kernel({ label: 'gather_rows', wgsl, bindings: [chunk, indices, y], workgroups: grid.workgroups });
+      ctx.kernel(gatherKernel('gather_rows', [chunk, indices, y], type, grid, body));
     }
   },
 };

@@ -9,11 +9,13 @@
 import { attrFloat, attrInt } from '../ir/attrs.js';
 import { makeConst } from '../ir/tensor.js';
 import { numElements, type ConstTensor, type FusedActivation, type TensorType } from '../ir/types.js';
-import { computeEntry, grid1D, lit, storageDecls, u } from '../codegen/wgsl.js';
+import { grid1D, lit, u } from '../kernel/wgsl.js';
+import { kernel, LID, WID } from '../kernel/builder.js';
 import { fail } from '../errors.js';
 import { applyActivation } from './activation.js';
-import { describeNode } from './conv.js';
-import type { LowerContext, LowerTensor, OpDef, ShapeContext } from './op.js';
+import { describeNode } from '../ir/graph.js';
+import type { LowerContext, OpDef, ShapeContext } from './op.js';
+import type { KernelSpec, LowerTensor } from '../kernel/types.js';
 import {
   checkBindingSizes, reductionWorkgroupSize, rejectExtraOutputs, requireFloatInput, requireNCHW, rowGrid, workgroupReduce,
 } from './pool.js';
@@ -110,25 +112,26 @@ function paramIndex(p: BatchNormPlan): string {
   return p.outer === 1 ? `i / ${u(p.inner)}` : `(i / ${u(p.inner)}) % ${u(p.params)}`;
 }
 
-function batchNormConstWgsl(p: BatchNormPlan, activation: FusedActivation | undefined, total: number): { wgsl: string; workgroups: [number, number, number] } {
-  const grid = grid1D(total);
-  const body = `${grid.prologue}
-  let p = ${paramIndex(p)};
+function batchNormConstKernel(p: BatchNormPlan, activation: FusedActivation | undefined, x: LowerTensor, ss: LowerTensor, y: LowerTensor): KernelSpec {
+  const grid = grid1D(numElements(y.type.shape));
+  const k = kernel('batchnorm');
+  k.bind('x', x, 'f32');
+  k.bind('ss', ss, 'f32');
+  k.bind('y', y, 'f32');
+  return k.buildGrid1D(grid, `let p = ${paramIndex(p)};
   let v = x[i] * ss[2u * p] + ss[2u * p + 1u];
-  y[i] = ${applyActivation('v', activation)};`;
-  const decls = storageDecls([{ name: 'x', type: 'f32' }, { name: 'ss', type: 'f32' }, { name: 'y', type: 'f32' }]);
-  return { wgsl: `${decls}\n\n${computeEntry(grid.workgroupSize, body)}\n`, workgroups: grid.workgroups };
+  y[i] = ${applyActivation('v', activation)};`);
 }
 
-function batchNormRuntimeWgsl(p: BatchNormPlan, activation: FusedActivation | undefined, total: number): { wgsl: string; workgroups: [number, number, number] } {
-  const grid = grid1D(total);
-  const body = `${grid.prologue}
-  let p = ${paramIndex(p)};
+function batchNormRuntimeKernel(p: BatchNormPlan, activation: FusedActivation | undefined, tensors: readonly LowerTensor[], y: LowerTensor): KernelSpec {
+  const grid = grid1D(numElements(y.type.shape));
+  const k = kernel('batchnorm_runtime');
+  ['x', 'scale', 'bias', 'mean', 'variance'].forEach((name, i) => k.bind(name, tensors[i]!, 'f32'));
+  k.bind('y', y, 'f32');
+  return k.buildGrid1D(grid, `let p = ${paramIndex(p)};
   let s = scale[p] * inverseSqrt(variance[p] + ${lit(p.epsilon, 'f32')});
   let v = (x[i] - mean[p]) * s + bias[p];
-  y[i] = ${applyActivation('v', activation)};`;
-  const decls = storageDecls(['x', 'scale', 'bias', 'mean', 'variance', 'y'].map((name) => ({ name, type: 'f32' as const })));
-  return { wgsl: `${decls}\n\n${computeEntry(grid.workgroupSize, body)}\n`, workgroups: grid.workgroups };
+  y[i] = ${applyActivation('v', activation)};`);
 }
 
 function batchNormOutputTypes(ctx: ShapeContext): TensorType[] {
@@ -170,17 +173,14 @@ export const batchNormOp: OpDef = {
     const [x, scale, bias, mean, variance] = ctx.inputs as LowerTensor[];
     const y = ctx.outputs[0]!;
     checkBindingSizes(ctx, [x!, y, scale!]);
-    const total = numElements(y.type.shape);
     if (scale!.data && bias!.data && mean!.data && variance!.data) {
       const ss = scaleShift(scale!.data, bias!.data, mean!.data, variance!.data, p.epsilon);
       const packed = new Float32Array(2 * p.params);
       for (let q = 0; q < p.params; q++) { packed[2 * q] = ss.scale[q]!; packed[2 * q + 1] = ss.shift[q]!; }
       const ssTensor = ctx.constant('batchnorm_scale_shift', { dtype: 'float32', shape: [p.params, 2], data: packed });
-      const { wgsl, workgroups } = batchNormConstWgsl(p, ctx.activation, total);
-      ctx.kernel({ label: 'batchnorm', wgsl, bindings: [x!, ssTensor, y], workgroups });
+      ctx.kernel(batchNormConstKernel(p, ctx.activation, x!, ssTensor, y));
     } else {
-      const { wgsl, workgroups } = batchNormRuntimeWgsl(p, ctx.activation, total);
-      ctx.kernel({ label: 'batchnorm_runtime', wgsl, bindings: [x!, scale!, bias!, mean!, variance!, y], workgroups });
+      ctx.kernel(batchNormRuntimeKernel(p, ctx.activation, [x!, scale!, bias!, mean!, variance!], y));
     }
   },
 };
@@ -209,18 +209,16 @@ function instanceNormPlan(ctx: Pick<ShapeContext, 'node' | 'inputs'>): InstanceN
   return { channels: c, planes: x.shape[0]! * c, planeSize: numElements(x.shape.slice(2)), epsilon: attrFloat(node, 'epsilon', 1e-5) };
 }
 
-function instanceNormWgsl(p: InstanceNormPlan, ctx: LowerContext): { wgsl: string; workgroups: [number, number, number] } {
+function instanceNormKernel(p: InstanceNormPlan, ctx: LowerContext, tensors: readonly LowerTensor[]): KernelSpec {
   const size = reductionWorkgroupSize(p.planeSize, ctx.limits.maxComputeInvocationsPerWorkgroup);
   const grid = rowGrid(p.planes, ctx.limits.maxComputeWorkgroupsPerDimension);
   const sum = (a: string, b: string) => `${a} + ${b}`;
   const overPlane = (statement: string) => `for (var j = lid.x; j < ${u(p.planeSize)}; j += ${u(size)}) { ${statement} }`;
   // two passes (mean, then squared deviations) avoid the cancellation of E[x^2] - E[x]^2
-  const wgsl = `${storageDecls([{ name: 'x', type: 'f32' }, { name: 'scale', type: 'f32' }, { name: 'bias', type: 'f32' }, { name: 'y', type: 'f32' }])}
-var<workgroup> partial: array<f32, ${size}>;
-
-@compute @workgroup_size(${size})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let plane = ${grid.rowExpr};
+  const k = kernel('instance_norm');
+  ['x', 'scale', 'bias', 'y'].forEach((name, i) => k.bind(name, tensors[i]!, 'f32'));
+  const header = `${k.declarations()}\n${k.workgroupArray('partial', 'f32', size)}\n\n`;
+  const body = `let plane = ${grid.rowExpr};
   if (plane >= ${u(p.planes)}) { return; }
   let base = plane * ${u(p.planeSize)};
   let c = plane % ${u(p.channels)};
@@ -235,10 +233,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let variance = partial[0] * ${lit(1 / p.planeSize, 'f32')};
   let s = scale[c] * inverseSqrt(variance + ${lit(p.epsilon, 'f32')});
   let t = bias[c] - mean * s;
-  ${overPlane('y[base + j] = x[base + j] * s + t;')}
-}
-`;
-  return { wgsl, workgroups: grid.workgroups };
+  ${overPlane('y[base + j] = x[base + j] * s + t;')}`;
+  return k.build({ header, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups: grid.workgroups });
 }
 
 function foldInstanceNorm(p: InstanceNormPlan, x: ConstTensor, scale: ConstTensor, bias: ConstTensor): ConstTensor {
@@ -273,8 +269,7 @@ export const instanceNormOp: OpDef = {
     const y = ctx.outputs[0]!;
     const p = instanceNormPlan({ node: ctx.node, inputs: ctx.inputs.map((t) => t?.type) });
     checkBindingSizes(ctx, [x!, y]);
-    const { wgsl, workgroups } = instanceNormWgsl(p, ctx);
-    ctx.kernel({ label: 'instance_norm', wgsl, bindings: [x!, scale!, bias!, y], workgroups });
+    ctx.kernel(instanceNormKernel(p, ctx, [x!, scale!, bias!, y]));
   },
 };
 
@@ -314,10 +309,12 @@ function lrnPlan(ctx: Pick<ShapeContext, 'node' | 'inputs'>): LrnPlan {
   };
 }
 
-function lrnWgsl(p: LrnPlan, total: number): { wgsl: string; workgroups: [number, number, number] } {
-  const grid = grid1D(total);
-  const body = `${grid.prologue}
-  let c = i32((i / ${u(p.inner)}) % ${u(p.channels)});
+function lrnKernel(p: LrnPlan, x: LowerTensor, y: LowerTensor): KernelSpec {
+  const grid = grid1D(numElements(y.type.shape));
+  const k = kernel('lrn');
+  k.bind('x', x, 'f32');
+  k.bind('y', y, 'f32');
+  return k.buildGrid1D(grid, `let c = i32((i / ${u(p.inner)}) % ${u(p.channels)});
   let first = max(c - ${lit(p.before, 'i32')}, 0i);
   let last = min(c + ${lit(p.after, 'i32')}, ${lit(p.channels - 1, 'i32')});
   // element (n, c', s) sits (c' - c) * inner away from (n, c, s)
@@ -328,9 +325,7 @@ function lrnWgsl(p: LrnPlan, total: number): { wgsl: string; workgroups: [number
     squares += v * v;
   }
   let denominator = ${lit(p.bias, 'f32')} + ${lit(p.alpha / p.size, 'f32')} * squares;
-  y[i] = x[i] * pow(denominator, ${lit(-p.beta, 'f32')});`;
-  const decls = storageDecls([{ name: 'x', type: 'f32' }, { name: 'y', type: 'f32' }]);
-  return { wgsl: `${decls}\n\n${computeEntry(grid.workgroupSize, body)}\n`, workgroups: grid.workgroups };
+  y[i] = x[i] * pow(denominator, ${lit(-p.beta, 'f32')});`);
 }
 
 export const lrnOp: OpDef = {
@@ -345,8 +340,7 @@ export const lrnOp: OpDef = {
     const y = ctx.outputs[0]!;
     const p = lrnPlan({ node: ctx.node, inputs: [x.type] });
     checkBindingSizes(ctx, [x, y]);
-    const { wgsl, workgroups } = lrnWgsl(p, numElements(y.type.shape));
-    ctx.kernel({ label: 'lrn', wgsl, bindings: [x, y], workgroups });
+    ctx.kernel(lrnKernel(p, x, y));
   },
 };
 

@@ -4,6 +4,8 @@
  * load scheduler, and a lowering that emits shape-specialised WGSL kernels.
  */
 import type { ConstTensor, FusedActivation, Node, TensorType } from '../ir/types.js';
+import type { KernelSpec, LowerTensor, TextureShape } from '../kernel/types.js';
+import type { GemvKernel, TargetLimits } from '../target/limits.js';
 
 /**
  * FlashMem's operator classes: how much extra memory traffic a kernel tolerates while it carries
@@ -58,80 +60,6 @@ export interface TextureWeightCandidate {
 
 /** Where a weight lives on the GPU: a storage-buffer range, or an rgba32float texture_2d_array. */
 export type WeightLayout = 'buffer' | 'texture';
-
-/** Texture geometry of a weight (see compiler/codegen/texture-layout.ts): width in texels. */
-export interface TextureShape {
-  width: number;
-  height: number;
-  layers: number;
-}
-
-/** A tensor as seen by lowering: id is unique within the model; data set for constants. */
-export interface LowerTensor {
-  readonly id: string;
-  readonly type: TensorType;
-  readonly data?: ConstTensor;
-  /** set for weights stored as a texture: data then holds the texels (rgba32float, padded rows) */
-  readonly texture?: TextureShape;
-}
-
-export interface KernelSpec {
-  /** short label for schedules and profiles, e.g. 'conv2d_3x3'; never contains model names */
-  label: string;
-  /** complete WGSL source; entry point `main`; binding i of group 0 is bindings[i] */
-  wgsl: string;
-  bindings: LowerTensor[];
-  workgroups: [number, number, number];
-}
-
-export interface TargetLimits {
-  maxStorageBufferBindingSize: number;
-  maxBufferSize: number;
-  maxStorageBuffersPerShaderStage: number;
-  maxComputeWorkgroupsPerDimension: number;
-  maxComputeInvocationsPerWorkgroup: number;
-  maxComputeWorkgroupSizeX: number;
-  maxComputeWorkgroupStorageSize: number;
-  /** texture limits (absent in older limits files): WebGPU's defaults apply, see textureLimits */
-  maxTextureDimension2D?: number;
-  maxTextureArrayLayers?: number;
-  maxSampledTexturesPerShaderStage?: number;
-}
-
-/** The texture limits of a target, WebGPU's core defaults where the target does not name them. */
-export function textureLimits(limits: TargetLimits): Required<Pick<TargetLimits, 'maxTextureDimension2D' | 'maxTextureArrayLayers' | 'maxSampledTexturesPerShaderStage'>> {
-  return {
-    maxTextureDimension2D: limits.maxTextureDimension2D ?? 8192,
-    maxTextureArrayLayers: limits.maxTextureArrayLayers ?? 256,
-    maxSampledTexturesPerShaderStage: limits.maxSampledTexturesPerShaderStage ?? 16,
-  };
-}
-
-/** WebGPU's default (guaranteed) limits, with the 4-storage-buffer cap of compatibility mode lifted to core's 8. */
-export const DEFAULT_LIMITS: TargetLimits = {
-  maxStorageBufferBindingSize: 128 * 1024 * 1024,
-  maxBufferSize: 256 * 1024 * 1024,
-  maxStorageBuffersPerShaderStage: 8,
-  maxComputeWorkgroupsPerDimension: 65535,
-  maxComputeInvocationsPerWorkgroup: 256,
-  maxComputeWorkgroupSizeX: 256,
-  maxComputeWorkgroupStorageSize: 16384,
-  maxTextureDimension2D: 8192,
-  maxTextureArrayLayers: 256,
-  maxSampledTexturesPerShaderStage: 16,
-};
-
-/** WebGPU compatibility-mode defaults (e.g. OpenGL ES devices): at most 4 storage buffers per stage. */
-export const COMPAT_LIMITS: TargetLimits = { ...DEFAULT_LIMITS, maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupStorageSize: 16384, maxTextureDimension2D: 4096 };
-
-export const LIMIT_PRESETS: Readonly<Record<string, TargetLimits>> = { webgpu: DEFAULT_LIMITS, compat: COMPAT_LIMITS };
-
-/**
- * Gemv-shaped MatMul/Gemm (M <= 4, long K): 'split-k' spreads K over a workgroup and reduces in
- * workgroup memory (a real GPU needs the parallelism); 'tiled' keeps one invocation per 4 columns
- * over all of K, faster on software rasterisers where barriers cost coroutine switches.
- */
-export type GemvKernel = 'split-k' | 'tiled';
 
 export interface LowerContext {
   readonly node: Node;

@@ -10,10 +10,14 @@
 import { attrInt, attrInts } from '../ir/attrs.js';
 import { makeConst } from '../ir/tensor.js';
 import { isFloat, numElements, type ConstTensor, type Node, type TensorType } from '../ir/types.js';
-import { computeEntry, grid1D, lit, storageDecls, u, unravel, wgslType, type WgslScalar } from '../codegen/wgsl.js';
+import { grid1D, lit, u, unravel, wgslType, type WgslScalar } from '../kernel/wgsl.js';
+import { kernel, LID, WID } from '../kernel/builder.js';
+import { checkBindable } from '../kernel/limits.js';
 import { fail } from '../errors.js';
-import { describeNode, forwardWindow, spatialInts, type WindowGeometry } from './conv.js';
-import type { LowerContext, LowerTensor, OpDef, ShapeContext } from './op.js';
+import { describeNode } from '../ir/graph.js';
+import { forwardWindow, spatialInts, type WindowGeometry } from './conv/geometry.js';
+import type { LowerContext, OpDef, ShapeContext } from './op.js';
+import type { KernelSpec, LowerTensor } from '../kernel/types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers (also used by normalization.ts)
@@ -34,16 +38,9 @@ export function requireFloatInput(node: Node, t: TensorType, what = 'input X'): 
   if (!isFloat(t.dtype)) fail('FM_DTYPE', `${describeNode(node)}: ${what} of type ${t.dtype} is not supported; ${node.opType} takes float tensors`);
 }
 
-/** Every GPU element is 4 bytes; no single binding may exceed the target's limit. */
+/** checkBindable (kernel/limits.ts) for a node's tensors, with this family's advice; also used by normalization.ts and transformer.ts. */
 export function checkBindingSizes(ctx: LowerContext, tensors: readonly LowerTensor[]): void {
-  const limit = ctx.limits.maxStorageBufferBindingSize;
-  for (const t of tensors) {
-    const bytes = numElements(t.type.shape) * 4;
-    if (bytes > limit) {
-      fail('FM_LIMIT', `${describeNode(ctx.node)}: a tensor of shape [${t.type.shape}] needs ${bytes} bytes, more than the ` +
-        `target's maxStorageBufferBindingSize ${limit}; reduce the batch size or input resolution`);
-    }
-  }
+  checkBindable(describeNode(ctx.node), tensors, ctx.limits, 'reduce the batch size or input resolution');
 }
 
 /** Optional outputs beyond the first must be unused (dead-output elimination empties their names). */
@@ -174,7 +171,7 @@ function windowLoops(p: PoolPlan, axes: AxisCode[], accumulate: string): string 
   return inner;
 }
 
-function poolWgsl(p: PoolPlan, scalar: WgslScalar): { wgsl: string; workgroups: [number, number, number] } {
+function poolKernel(p: PoolPlan, x: LowerTensor, y: LowerTensor, scalar: WgslScalar): KernelSpec {
   const g = p.geometry;
   const rank = g.inShape.length;
   const inPlane = numElements(g.inShape);
@@ -193,8 +190,10 @@ function poolWgsl(p: PoolPlan, scalar: WgslScalar): { wgsl: string; workgroups: 
       ? 'acc / max(count, 1.0)'
       : p.countIncludePad ? `acc / f32(${axes.map((a) => a.divisor).join(' * ')})` : `acc * ${lit(1 / numElements(g.kernel), 'f32')}`;
   }
-  const body = `${grid.prologue}
-  ${unravel('i', [p.planes, ...g.outShape], 'c')}
+  const k = kernel(poolLabel(p));
+  k.bind('x', x, scalar);
+  k.bind('y', y, scalar);
+  return k.buildGrid1D(grid, `${unravel('i', [p.planes, ...g.outShape], 'c')}
   let plane = c0;
   ${g.outShape.map((_, axis) => `let o${axis} = c${axis + 1};`).join('\n  ')}
   let xBase = plane * ${u(inPlane)};
@@ -202,9 +201,7 @@ function poolWgsl(p: PoolPlan, scalar: WgslScalar): { wgsl: string; workgroups: 
   var acc = ${init};
   ${validTaps ? 'var count = 0.0;' : ''}
   ${windowLoops(p, axes, accumulate)}
-  y[i] = ${result};`;
-  const decls = storageDecls([{ name: 'x', type: scalar }, { name: 'y', type: scalar }]);
-  return { wgsl: `${decls}\n\n${computeEntry(grid.workgroupSize, body)}\n`, workgroups: grid.workgroups };
+  y[i] = ${result};`);
 }
 
 function poolLabel(p: PoolPlan): string {
@@ -227,8 +224,7 @@ export const windowPoolOp: OpDef = {
     const y = ctx.outputs[0]!;
     const p = poolPlan(ctx.node, ctx.opset, x.type);
     checkBindingSizes(ctx, [x, y]);
-    const { wgsl, workgroups } = poolWgsl(p, wgslType(x.type.dtype));
-    ctx.kernel({ label: poolLabel(p), wgsl, bindings: [x, y], workgroups });
+    ctx.kernel(poolKernel(p, x, y, wgslType(x.type.dtype)));
   },
 };
 
@@ -267,37 +263,34 @@ function globalFinish(p: GlobalPlan, acc: string): string {
   return p.kind === 'max' ? acc : `${acc} * ${lit(1 / p.planeSize, 'f32')}`;
 }
 
-function globalSerialWgsl(p: GlobalPlan, scalar: WgslScalar): { wgsl: string; workgroups: [number, number, number] } {
+function globalSerialKernel(label: string, p: GlobalPlan, x: LowerTensor, y: LowerTensor, scalar: WgslScalar): KernelSpec {
   const grid = grid1D(p.planes, 64);
   const combine = globalCombine(p.kind);
-  const body = `${grid.prologue}
-  let base = i * ${u(p.planeSize)};
+  const k = kernel(label);
+  k.bind('x', x, scalar);
+  k.bind('y', y, scalar);
+  return k.buildGrid1D(grid, `let base = i * ${u(p.planeSize)};
   var acc = ${p.kind === 'max' ? lit(-Infinity, scalar) : lit(0, scalar)};
   for (var j = 0u; j < ${u(p.planeSize)}; j++) { acc = ${combine('acc', 'x[base + j]')}; }
-  y[i] = ${globalFinish(p, 'acc')};`;
-  const decls = storageDecls([{ name: 'x', type: scalar }, { name: 'y', type: scalar }]);
-  return { wgsl: `${decls}\n\n${computeEntry(grid.workgroupSize, body)}\n`, workgroups: grid.workgroups };
+  y[i] = ${globalFinish(p, 'acc')};`);
 }
 
-function globalWorkgroupWgsl(p: GlobalPlan, scalar: WgslScalar, ctx: LowerContext): { wgsl: string; workgroups: [number, number, number] } {
+function globalWorkgroupKernel(label: string, p: GlobalPlan, x: LowerTensor, y: LowerTensor, scalar: WgslScalar, ctx: LowerContext): KernelSpec {
   const size = reductionWorkgroupSize(p.planeSize, ctx.limits.maxComputeInvocationsPerWorkgroup);
   const grid = rowGrid(p.planes, ctx.limits.maxComputeWorkgroupsPerDimension);
   const combine = globalCombine(p.kind);
-  const wgsl = `${storageDecls([{ name: 'x', type: scalar }, { name: 'y', type: scalar }])}
-var<workgroup> partial: array<${scalar}, ${size}>;
-
-@compute @workgroup_size(${size})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let plane = ${grid.rowExpr};
+  const k = kernel(label);
+  k.bind('x', x, scalar);
+  k.bind('y', y, scalar);
+  const header = `${k.declarations()}\n${k.workgroupArray('partial', scalar, size)}\n\n`;
+  const body = `let plane = ${grid.rowExpr};
   if (plane >= ${u(p.planes)}) { return; }
   let base = plane * ${u(p.planeSize)};
   var acc = ${p.kind === 'max' ? lit(-Infinity, scalar) : lit(0, scalar)};
   for (var j = lid.x; j < ${u(p.planeSize)}; j += ${u(size)}) { acc = ${combine('acc', 'x[base + j]')}; }
   ${workgroupReduce(size, combine)}
-  if (lid.x == 0u) { y[plane] = ${globalFinish(p, 'partial[0]')}; }
-}
-`;
-  return { wgsl, workgroups: grid.workgroups };
+  if (lid.x == 0u) { y[plane] = ${globalFinish(p, 'partial[0]')}; }`;
+  return k.build({ header, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups: grid.workgroups });
 }
 
 function foldGlobalPool(p: GlobalPlan, x: ConstTensor): ConstTensor {
@@ -329,9 +322,8 @@ export const globalPoolOp: OpDef = {
     checkBindingSizes(ctx, [x, y]);
     const scalar = wgslType(x.type.dtype);
     const serial = p.planeSize < WORKGROUP_PLANE_THRESHOLD;
-    const { wgsl, workgroups } = serial ? globalSerialWgsl(p, scalar) : globalWorkgroupWgsl(p, scalar, ctx);
     const label = `${p.kind === 'max' ? 'global_maxpool' : 'global_avgpool'}${serial ? '' : '_wg'}`;
-    ctx.kernel({ label, wgsl, bindings: [x, y], workgroups });
+    ctx.kernel(serial ? globalSerialKernel(label, p, x, y, scalar) : globalWorkgroupKernel(label, p, x, y, scalar, ctx));
   },
 };
 

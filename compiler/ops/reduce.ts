@@ -9,44 +9,47 @@
  *    need no transpose).
  */
 import { attrInt, attrInts } from '../ir/attrs.js';
-import { constToInts, makeConst, stridesOf } from '../ir/tensor.js';
+import { constToInts, makeConst } from '../ir/tensor.js';
+import { stridesOf } from '../kernel/strides.js';
 import { type ConstTensor, type Node, type TensorType, isFloat, numElements } from '../ir/types.js';
-import { computeEntry, dot, grid1D, lit, storageDecls, u, unravel, wgslType, type WgslScalar } from '../codegen/wgsl.js';
-import { fail, quoteName } from '../errors.js';
-import type { LowerContext, LowerTensor, OpDef, TargetLimits } from './op.js';
+import { dot, grid1D, lit, u, unravel, wgslType, type WgslScalar } from '../kernel/wgsl.js';
+import { GID, LID_INDEX, WID, kernel, type KernelBuilder } from '../kernel/builder.js';
+import { describeNode } from '../ir/graph.js';
+import { fail } from '../errors.js';
+import type { LowerContext, OpDef } from './op.js';
+import type { KernelSpec, LowerTensor } from '../kernel/types.js';
+import { assertBindable } from './shape.js';
+import type { TargetLimits } from '../target/limits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers: node descriptions, axis normalisation, binding limits
 // ---------------------------------------------------------------------------------------------
 
-function describe(node: Node): string {
-  return `node ${quoteName(node.name)} (${node.opType})`;
-}
-
 /** Maps a possibly negative axis into [0, rank), or fails naming the attribute/input it came from. */
 function normalizeAxis(node: Node, axis: number, rank: number, source: string): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= Math.max(rank, 1)) {
-    fail('FM_SHAPE', `${describe(node)}: ${source} ${axis} is out of range for an input of rank ${rank}; use a value in [${-rank}, ${Math.max(rank, 1) - 1}]`);
+    fail('FM_SHAPE', `${describeNode(node)}: ${source} ${axis} is out of range for an input of rank ${rank}; use a value in [${-rank}, ${Math.max(rank, 1) - 1}]`);
   }
   return axis < 0 ? axis + rank : axis;
 }
 
 function requireFloat(node: Node, type: TensorType): void {
   if (!isFloat(type.dtype)) {
-    fail('FM_DTYPE', `${describe(node)}: input of type ${type.dtype} is not supported; ${node.opType} takes float tensors`);
+    fail('FM_DTYPE', `${describeNode(node)}: input of type ${type.dtype} is not supported; ${node.opType} takes float tensors`);
   }
 }
 
-/** Every GPU element is 4 bytes (f32 / i32); one binding may not exceed the target's limit. */
-function checkBindingSizes(ctx: LowerContext, tensors: readonly LowerTensor[]): void {
-  const limit = ctx.limits.maxStorageBufferBindingSize;
-  for (const t of tensors) {
-    const bytes = numElements(t.type.shape) * 4;
-    if (bytes > limit) {
-      fail('FM_LIMIT', `${describe(ctx.node)}: a tensor of shape [${t.type.shape}] needs ${bytes} bytes, more than the ` +
-        `${limit}-byte storage binding limit of the target; split the model's tensors or raise the limit`);
-    }
-  }
+/** A kernel reading `x` (as `inType`) and writing `y` (as `outType`), the two bindings every kernel here has. */
+function xyKernel(label: string, x: LowerTensor, inType: WgslScalar, y: LowerTensor, outType: WgslScalar): KernelBuilder {
+  const k = kernel(label);
+  k.bind('x', x, inType);
+  k.bind('y', y, outType);
+  return k;
+}
+
+/** The entry point of a one-workgroup-per-row (or per-line) kernel: `wid` and `lid` as the templates name them. */
+function workgroupEntry(k: KernelBuilder, shared: string, size: number, body: string, workgroups: [number, number, number]): KernelSpec {
+  return k.build({ header: `${k.declarations()}\n${shared}\n\n`, entry: { workgroupSize: size, params: [WID, LID_INDEX], body }, workgroups });
 }
 
 function nextPow2(n: number): number {
@@ -222,7 +225,7 @@ function workgroupGrid(n: number, limits: TargetLimits): { workgroups: [number, 
   return { workgroups: [x, Math.max(1, y), 1], id: y > 1 ? `wid.x + wid.y * ${u(x)}` : 'wid.x' };
 }
 
-function serialRowKernel(spec: RowKernelSpec): { wgsl: string; workgroups: [number, number, number] } {
+function serialRowKernel(spec: RowKernelSpec, k: KernelBuilder): KernelSpec {
   const rows = rowCount(spec.layout);
   const grid = grid1D(rows, 64);
   const accumulateLoop = serialRowLoop(spec.layout, `${loadValue(spec, 'off')}\n  ${spec.algebra.accumulate}`);
@@ -231,8 +234,7 @@ function serialRowKernel(spec: RowKernelSpec): { wgsl: string; workgroups: [numb
     : `${spec.epilogue.prepare}\n  ${serialRowLoop(spec.layout, `${loadValue(spec, 'off')}\n  y[off] = ${spec.epilogue.element};`)}`;
   const body = [grid.prologue, rowBase(spec.layout, 'i'), declareAccumulators(spec.algebra), accumulateLoop, epilogue]
     .filter((s) => s !== '').join('\n  ');
-  const wgsl = `${storageDecls([{ name: 'x', type: spec.inType }, { name: 'y', type: spec.outType }])}\n\n${computeEntry(grid.workgroupSize, body)}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body }, workgroups: grid.workgroups });
 }
 
 /** Tree reduction over the slices of each row; s0/s1[slice * rowsPerGroup + lane] hold partial states. */
@@ -246,14 +248,14 @@ function treeReduce(algebra: Algebra, rowsPerGroup: number, slices: number): str
     `      ${algebra.combine}\n      ${idx.map((i) => `s${i}[lid] = a${i};`).join(' ')}\n    }\n    workgroupBarrier();\n  }`;
 }
 
-function tiledRowKernel(spec: RowKernelSpec, rowsPerGroup: number, slices: number, limits: TargetLimits): { wgsl: string; workgroups: [number, number, number] } {
+function tiledRowKernel(spec: RowKernelSpec, k: KernelBuilder, rowsPerGroup: number, slices: number, limits: TargetLimits): KernelSpec {
   const rows = rowCount(spec.layout);
   const length = rowLength(spec.layout);
   const groups = Math.ceil(rows / rowsPerGroup);
   const grid = workgroupGrid(groups, limits);
   const size = rowsPerGroup * slices;
   const idx = [...Array(spec.algebra.acc.length).keys()];
-  const shared = spec.algebra.acc.map((a, i) => `var<workgroup> s${i}: array<${a.type}, ${size}>;`).join('\n');
+  const shared = spec.algebra.acc.map((a, i) => k.workgroupArray(`s${i}`, a.type, size)).join('\n');
   const loop = (inner: string) =>
     `if (inRange) {\n  for (var k = slice; k < ${u(length)}; k += ${u(slices)}) {\n    ${stridedRowOffset(spec.layout)}\n` +
     `    ${loadValue(spec, 'off')}\n    ${inner}\n  }\n  }`;
@@ -277,24 +279,22 @@ function tiledRowKernel(spec: RowKernelSpec, rowsPerGroup: number, slices: numbe
     idx.map((i) => `a${i} = s${i}[${rowsPerGroup === 1 ? '0' : 'lane'}];`).join(' '),
     epilogue,
   ].filter((l) => l !== '').join('\n  ');
-  const wgsl = `${storageDecls([{ name: 'x', type: spec.inType }, { name: 'y', type: spec.outType }])}\n${shared}\n\n` +
-    `@compute @workgroup_size(${size})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {\n  ${body}\n}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  return workgroupEntry(k, shared, size, body, grid.workgroups);
 }
 
 function emitRowKernel(ctx: LowerContext, spec: RowKernelSpec): void {
   const x = ctx.inputs[0]!;
   const y = ctx.outputs[0]!;
-  checkBindingSizes(ctx, [x, y]);
+  assertBindable(ctx, [x, y]);
   if (numElements(y.type.shape) === 0) return;
   const rows = rowCount(spec.layout);
   const innermost = spec.layout.reduced[spec.layout.reduced.length - 1];
   const contiguous = !innermost || innermost.stride === 1;
   const strategy = chooseRowStrategy(rows, rowLength(spec.layout), contiguous, ctx.limits);
-  const kernel = strategy.kind === 'serial'
-    ? serialRowKernel(spec)
-    : tiledRowKernel(spec, strategy.rowsPerGroup, strategy.slices, ctx.limits);
-  ctx.kernel({ label: spec.label, wgsl: kernel.wgsl, bindings: [x, y], workgroups: kernel.workgroups });
+  const k = xyKernel(spec.label, x, spec.inType, y, spec.outType);
+  ctx.kernel(strategy.kind === 'serial'
+    ? serialRowKernel(spec, k)
+    : tiledRowKernel(spec, k, strategy.rowsPerGroup, strategy.slices, ctx.limits));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ function reduceAxes(node: Node, opset: number, rank: number, axesInput: ConstTen
   let axes: number[] | undefined;
   if (axesIsInput(node.opType, opset)) {
     if (node.inputs[1] && !axesInput) {
-      fail('FM_UNSUPPORTED_OP', `${describe(node)}: the axes input must be a compile-time constant (kernels are specialised per shape)`);
+      fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: the axes input must be a compile-time constant (kernels are specialised per shape)`);
     }
     axes = axesInput ? constToInts(axesInput) : undefined;
   } else {
@@ -440,7 +440,7 @@ function reduceAxes(node: Node, opset: number, rank: number, axesInput: ConstTen
   const set = new Set<number>();
   for (const a of axes) {
     const axis = normalizeAxis(node, a, rank, 'axes value');
-    if (set.has(axis)) fail('FM_SHAPE', `${describe(node)}: axes [${axes}] name axis ${axis} twice; list each axis once`);
+    if (set.has(axis)) fail('FM_SHAPE', `${describeNode(node)}: axes [${axes}] name axis ${axis} twice; list each axis once`);
     set.add(axis);
   }
   return set;
@@ -478,12 +478,10 @@ function reduceOnCpu(node: Node, opset: number, x: ConstTensor, axesInput: Const
 function emitCopy(ctx: LowerContext, type: WgslScalar): void {
   const x = ctx.inputs[0]!;
   const y = ctx.outputs[0]!;
-  checkBindingSizes(ctx, [x, y]);
+  assertBindable(ctx, [x, y]);
   const total = numElements(y.type.shape);
   if (total === 0) return;
-  const grid = grid1D(total);
-  const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'y', type }])}\n\n${computeEntry(grid.workgroupSize, `${grid.prologue}\n  y[i] = x[i];`)}\n`;
-  ctx.kernel({ label: 'copy', wgsl, bindings: [x, y], workgroups: grid.workgroups });
+  ctx.kernel(xyKernel('copy', x, type, y, type).buildGrid1D(grid1D(total), 'y[i] = x[i];'));
 }
 
 const reduceFamily: OpDef = {
@@ -575,9 +573,9 @@ const argFamily: OpDef = {
   costClass: 'hierarchical',
   inferTypes(ctx) {
     const x = ctx.inputs[0]!;
-    if (x.shape.length === 0) fail('FM_SHAPE', `${describe(ctx.node)}: the input must have rank >= 1`);
+    if (x.shape.length === 0) fail('FM_SHAPE', `${describeNode(ctx.node)}: the input must have rank >= 1`);
     if (x.shape[argParams(ctx.node, x.shape.length).axis] === 0) {
-      fail('FM_SHAPE', `${describe(ctx.node)}: cannot take the ${ctx.node.opType} of an empty axis`);
+      fail('FM_SHAPE', `${describeNode(ctx.node)}: cannot take the ${ctx.node.opType} of an empty axis`);
     }
     return [{ dtype: 'int64', shape: argOutputShape(x.shape, argParams(ctx.node, x.shape.length)) }];
   },
@@ -613,9 +611,9 @@ interface ScanLayout {
 
 function cumSumLayout(node: Node, shape: readonly number[], axisInput: ConstTensor | undefined): ScanLayout {
   if (!axisInput) {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: the axis input must be a compile-time constant (kernels are specialised per shape)`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: the axis input must be a compile-time constant (kernels are specialised per shape)`);
   }
-  if (axisInput.data.length !== 1) fail('FM_SHAPE', `${describe(node)}: axis must be a scalar, got shape [${axisInput.shape}]`);
+  if (axisInput.data.length !== 1) fail('FM_SHAPE', `${describeNode(node)}: axis must be a scalar, got shape [${axisInput.shape}]`);
   const axis = normalizeAxis(node, constToInts(axisInput)[0]!, shape.length, 'axis');
   return {
     outer: product(shape.slice(0, axis)),
@@ -654,20 +652,19 @@ function lineBase(s: ScanLayout, line: string): string {
 }
 
 /** One invocation per line: coalesced when lines are interleaved (inner > 1). */
-function serialScanKernel(s: ScanLayout, type: WgslScalar): { wgsl: string; workgroups: [number, number, number] } {
+function serialScanKernel(s: ScanLayout, type: WgslScalar, k: KernelBuilder): KernelSpec {
   const grid = grid1D(s.outer * s.inner, 64);
   const step = s.exclusive ? 'y[off] = acc; acc += x[off];' : 'acc += x[off]; y[off] = acc;';
   const body = `${grid.prologue}\n  ${lineBase(s, 'i')}\n  var acc: ${type} = ${lit(0, type)};\n` +
     `  for (var j = 0u; j < ${u(s.length)}; j++) {\n    let off = ${scanOffset(s, 'j')};\n    ${step}\n  }`;
-  const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'y', type }])}\n\n${computeEntry(grid.workgroupSize, body)}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body }, workgroups: grid.workgroups });
 }
 
 /**
  * One workgroup per line: chunks of `size` elements are scanned in workgroup memory
  * (Hillis-Steele) and offset by the running total of earlier chunks.
  */
-function workgroupScanKernel(s: ScanLayout, type: WgslScalar, size: number, limits: TargetLimits): { wgsl: string; workgroups: [number, number, number] } {
+function workgroupScanKernel(s: ScanLayout, type: WgslScalar, k: KernelBuilder, size: number, limits: TargetLimits): KernelSpec {
   const lines = s.outer * s.inner;
   const grid = workgroupGrid(lines, limits);
   const zero = lit(0, type);
@@ -698,9 +695,7 @@ function workgroupScanKernel(s: ScanLayout, type: WgslScalar, size: number, limi
     `  workgroupBarrier();`,
     `}`,
   ].join('\n  ');
-  const wgsl = `${storageDecls([{ name: 'x', type }, { name: 'y', type }])}\nvar<workgroup> buf: array<${type}, ${size}>;\n\n` +
-    `@compute @workgroup_size(${size})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {\n  ${body}\n}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  return workgroupEntry(k, k.workgroupArray('buf', type, size), size, body, grid.workgroups);
 }
 
 const cumSumOp: OpDef = {
@@ -715,7 +710,7 @@ const cumSumOp: OpDef = {
   lower(ctx) {
     const x = ctx.inputs[0]!;
     const y = ctx.outputs[0]!;
-    checkBindingSizes(ctx, [x, y]);
+    assertBindable(ctx, [x, y]);
     if (numElements(y.type.shape) === 0) return;
     const type = wgslType(x.type.dtype);
     const s = cumSumLayout(ctx.node, x.type.shape, ctx.inputs[1]?.data);
@@ -724,10 +719,10 @@ const cumSumOp: OpDef = {
     // lines are already coalesced with one invocation each
     const cooperative = s.length >= 64 && (s.inner === 1 || lines < 1024);
     const maxSize = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, ctx.limits.maxComputeWorkgroupSizeX, 256);
-    const kernel = cooperative
-      ? workgroupScanKernel(s, type, Math.min(maxSize, nextPow2(s.length)), ctx.limits)
-      : serialScanKernel(s, type);
-    ctx.kernel({ label: 'cumsum', wgsl: kernel.wgsl, bindings: [x, y], workgroups: kernel.workgroups });
+    const k = xyKernel('cumsum', x, type, y, type);
+    ctx.kernel(cooperative
+      ? workgroupScanKernel(s, type, k, Math.min(maxSize, nextPow2(s.length)), ctx.limits)
+      : serialScanKernel(s, type, k));
   },
 };
 

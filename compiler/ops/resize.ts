@@ -7,11 +7,16 @@
  * are not resized cost nothing: they index the input directly.
  */
 import { attrFloat, attrFloats, attrInt, attrInts, attrString } from '../ir/attrs.js';
-import { constToInts, makeConst, stridesOf } from '../ir/tensor.js';
+import { constToInts, makeConst } from '../ir/tensor.js';
+import { stridesOf } from '../kernel/strides.js';
 import { type ConstTensor, type Node, type TensorType, isFloat, numElements } from '../ir/types.js';
-import { computeEntry, dot, grid1D, storageDecls, u, unravel, wgslType, type WgslScalar } from '../codegen/wgsl.js';
+import { dot, grid1D, u, unravel, wgslType, type WgslScalar } from '../kernel/wgsl.js';
+import { GID, kernel } from '../kernel/builder.js';
+import { describeNode } from '../ir/graph.js';
 import { fail, quoteName } from '../errors.js';
-import type { LowerContext, LowerTensor, OpDef } from './op.js';
+import type { OpDef } from './op.js';
+import type { KernelSpec, LowerTensor } from '../kernel/types.js';
+import { assertBindable } from './shape.js';
 
 type InterpolationMode = 'nearest' | 'linear' | 'cubic';
 type CoordinateMode =
@@ -47,10 +52,6 @@ interface Tap {
 // Attributes and inputs -> plan
 // ---------------------------------------------------------------------------------------------
 
-function describe(node: Node): string {
-  return `node ${quoteName(node.name)} (${node.opType})`;
-}
-
 /** Input positions of scales / sizes / roi, which moved between Upsample, Resize-10 and Resize-11. */
 function inputSlots(node: Node, opset: number): { roi?: number; scales?: number; sizes?: number } {
   if (node.opType === 'Upsample') return opset < 9 ? {} : { scales: 1 };
@@ -60,7 +61,7 @@ function inputSlots(node: Node, opset: number): { roi?: number; scales?: number;
 function interpolationMode(node: Node): InterpolationMode {
   const mode = attrString(node, 'mode', 'nearest');
   if (mode !== 'nearest' && mode !== 'linear' && mode !== 'cubic') {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: mode ${quoteName(mode)} is not supported; use nearest, linear or cubic`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: mode ${quoteName(mode)} is not supported; use nearest, linear or cubic`);
   }
   return mode;
 }
@@ -71,10 +72,10 @@ function coordinateMode(node: Node, opset: number): CoordinateMode {
   let mode = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
   if (mode === 'tf_half_pixel_for_nearest') mode = 'tf_half_pixel_for_nn';
   if (mode === 'tf_crop_and_resize') {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: coordinate_transformation_mode "tf_crop_and_resize" (roi cropping) is not supported`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: coordinate_transformation_mode "tf_crop_and_resize" (roi cropping) is not supported`);
   }
   if (!COORDINATE_MODES.includes(mode)) {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: coordinate_transformation_mode ${quoteName(mode)} is not supported; use one of ${COORDINATE_MODES.join(', ')}`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: coordinate_transformation_mode ${quoteName(mode)} is not supported; use one of ${COORDINATE_MODES.join(', ')}`);
   }
   return mode as CoordinateMode;
 }
@@ -83,7 +84,7 @@ function nearestMode(node: Node, opset: number): NearestMode {
   if (node.opType === 'Upsample' || opset < 11) return 'simple';
   const mode = attrString(node, 'nearest_mode', 'round_prefer_floor');
   if (!NEAREST_MODES.includes(mode)) {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: nearest_mode ${quoteName(mode)} is not supported; use one of ${NEAREST_MODES.join(', ')}`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: nearest_mode ${quoteName(mode)} is not supported; use one of ${NEAREST_MODES.join(', ')}`);
   }
   return mode as NearestMode;
 }
@@ -94,9 +95,9 @@ function resizedAxes(node: Node, opset: number, rank: number): number[] {
   if (!axes) return Array.from({ length: rank }, (_, i) => i);
   const seen = new Set<number>();
   return axes.map((a) => {
-    if (a < -rank || a >= rank) fail('FM_SHAPE', `${describe(node)}: axes value ${a} is out of range for an input of rank ${rank}`);
+    if (a < -rank || a >= rank) fail('FM_SHAPE', `${describeNode(node)}: axes value ${a} is out of range for an input of rank ${rank}`);
     const axis = a < 0 ? a + rank : a;
-    if (seen.has(axis)) fail('FM_SHAPE', `${describe(node)}: axes [${axes}] name axis ${axis} twice`);
+    if (seen.has(axis)) fail('FM_SHAPE', `${describeNode(node)}: axes [${axes}] name axis ${axis} twice`);
     seen.add(axis);
     return axis;
   });
@@ -106,25 +107,25 @@ function resizedAxes(node: Node, opset: number, rank: number): number[] {
 function constInput(node: Node, consts: readonly (ConstTensor | undefined)[], slot: number | undefined, what: string): ConstTensor | undefined {
   if (slot === undefined || !node.inputs[slot]) return undefined;
   const c = consts[slot];
-  if (!c) fail('FM_UNSUPPORTED_OP', `${describe(node)}: the ${what} input must be a compile-time constant (kernels are specialised per shape)`);
+  if (!c) fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: the ${what} input must be a compile-time constant (kernels are specialised per shape)`);
   return c.data.length === 0 ? undefined : c;
 }
 
 function checkAntialias(node: Node, opset: number): void {
   if (opset >= 18 && attrInt(node, 'antialias', 0) !== 0) {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: antialias=1 is not supported; export the model with antialias=0`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: antialias=1 is not supported; export the model with antialias=0`);
   }
 }
 
 function resizePlan(node: Node, opset: number, input: TensorType, consts: readonly (ConstTensor | undefined)[]): ResizePlan {
   if (node.opType === 'Upsample' && opset < 7) {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: the experimental Upsample of opset ${opset} (height_scale/width_scale) is not supported; re-export with opset >= 7`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: the experimental Upsample of opset ${opset} (height_scale/width_scale) is not supported; re-export with opset >= 7`);
   }
   const inShape = input.shape;
   const rank = inShape.length;
   const mode = interpolationMode(node);
   if (mode !== 'nearest' && !isFloat(input.dtype)) {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: ${mode} interpolation of ${input.dtype} tensors is not supported; use nearest or a float input`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: ${mode} interpolation of ${input.dtype} tensors is not supported; use nearest or a float input`);
   }
   checkAntialias(node, opset);
   const slots = inputSlots(node, opset);
@@ -135,17 +136,17 @@ function resizePlan(node: Node, opset: number, input: TensorType, consts: readon
   const plan = { inShape: [...inShape], mode, coordinateMode: coordinateMode(node, opset), nearestMode: nearestMode(node, opset),
     cubicA: attrFloat(node, 'cubic_coeff_a', -0.75), excludeOutside: attrInt(node, 'exclude_outside', 0) !== 0 };
   if (scalesInput && sizesInput) {
-    fail('FM_ONNX_INVALID', `${describe(node)}: both scales and sizes are given; a Resize takes exactly one of them`);
+    fail('FM_ONNX_INVALID', `${describeNode(node)}: both scales and sizes are given; a Resize takes exactly one of them`);
   }
   const scales = scalesAttr ?? (scalesInput ? Array.from(scalesInput.data) : undefined);
   if (scales) return { ...plan, ...shapeFromScales(node, inShape, axes, scales) };
   if (sizesInput) return { ...plan, ...shapeFromSizes(node, opset, inShape, axes, constToInts(sizesInput)) };
-  return fail('FM_ONNX_INVALID', `${describe(node)}: neither scales nor sizes is given`);
+  return fail('FM_ONNX_INVALID', `${describeNode(node)}: neither scales nor sizes is given`);
 }
 
 function checkCount(node: Node, what: string, values: readonly number[], axes: readonly number[]): void {
   if (values.length !== axes.length) {
-    fail('FM_SHAPE', `${describe(node)}: ${what} has ${values.length} values but ${axes.length} axes are resized; give one value per axis`);
+    fail('FM_SHAPE', `${describeNode(node)}: ${what} has ${values.length} values but ${axes.length} axes are resized; give one value per axis`);
   }
 }
 
@@ -155,7 +156,7 @@ function shapeFromScales(node: Node, inShape: readonly number[], axes: readonly 
   const scales = inShape.map(() => 1);
   axes.forEach((axis, i) => {
     const s = Math.fround(given[i]!);
-    if (!(s > 0)) fail('FM_SHAPE', `${describe(node)}: scale ${given[i]} for axis ${axis} must be positive`);
+    if (!(s > 0)) fail('FM_SHAPE', `${describeNode(node)}: scale ${given[i]} for axis ${axis} must be positive`);
     scales[axis] = s;
   });
   return { outShape: inShape.map((d, a) => Math.floor(Math.fround(scales[a]! * d))), scales };
@@ -166,14 +167,14 @@ function shapeFromSizes(node: Node, opset: number, inShape: readonly number[], a
   const outShape = [...inShape];
   const scales = inShape.map(() => 1);
   axes.forEach((axis, i) => {
-    if (sizes[i]! < 0) fail('FM_SHAPE', `${describe(node)}: size ${sizes[i]} for axis ${axis} must not be negative`);
+    if (sizes[i]! < 0) fail('FM_SHAPE', `${describeNode(node)}: size ${sizes[i]} for axis ${axis} must not be negative`);
     outShape[axis] = sizes[i]!;
     scales[axis] = inShape[axis] === 0 ? 1 : Math.fround(sizes[i]! / inShape[axis]!);
   });
   const policy = opset >= 18 ? attrString(node, 'keep_aspect_ratio_policy', 'stretch') : 'stretch';
   if (policy === 'stretch') return { outShape, scales };
   if (policy !== 'not_larger' && policy !== 'not_smaller') {
-    fail('FM_UNSUPPORTED_OP', `${describe(node)}: keep_aspect_ratio_policy ${quoteName(policy)} is not supported; use stretch, not_larger or not_smaller`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: keep_aspect_ratio_policy ${quoteName(policy)} is not supported; use stretch, not_larger or not_smaller`);
   }
   // one common scale for every resized axis: the tightest (not_larger) or loosest (not_smaller)
   const pick = policy === 'not_larger' ? Math.min : Math.max;
@@ -328,7 +329,8 @@ function kernelLayout(plan: ResizePlan): KernelLayout {
   return { axes, table };
 }
 
-function resizeWgsl(layout: KernelLayout, total: number, type: WgslScalar): { wgsl: string; workgroups: [number, number, number] } {
+/** The kernel over `bindings`: [x, y], or [x, taps, y] when some axis reads the taps table. */
+function resizeKernel(label: string, layout: KernelLayout, total: number, type: WgslScalar, bindings: readonly LowerTensor[]): KernelSpec {
   const grid = grid1D(total);
   const { axes } = layout;
   const lines: string[] = [grid.prologue, unravel('i', axes.map((a) => a.size), 'o')];
@@ -349,11 +351,11 @@ function resizeWgsl(layout: KernelLayout, total: number, type: WgslScalar): { wg
     }
     lines.push('var acc = 0.0;', body, 'y[i] = acc;');
   }
-  const decls = layout.table.length > 0
-    ? [{ name: 'x', type }, { name: 'taps', type: 'f32' as const }, { name: 'y', type }]
-    : [{ name: 'x', type }, { name: 'y', type }];
-  const wgsl = `${storageDecls(decls)}\n\n${computeEntry(grid.workgroupSize, lines.filter((l) => l !== '').join('\n  '))}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  const k = kernel(label);
+  k.bind('x', bindings[0]!, type);
+  if (bindings.length === 3) k.bind('taps', bindings[1]!, 'f32');
+  k.bind('y', bindings[bindings.length - 1]!, type);
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body: lines.filter((l) => l !== '').join('\n  ') }, workgroups: grid.workgroups });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,17 +382,6 @@ function resizeOnCpu(plan: ResizePlan, x: ConstTensor): ConstTensor {
 // OpDef
 // ---------------------------------------------------------------------------------------------
 
-function checkBindingSizes(ctx: LowerContext, tensors: readonly LowerTensor[]): void {
-  const limit = ctx.limits.maxStorageBufferBindingSize;
-  for (const t of tensors) {
-    const bytes = numElements(t.type.shape) * 4;
-    if (bytes > limit) {
-      fail('FM_LIMIT', `${describe(ctx.node)}: a tensor of shape [${t.type.shape}] needs ${bytes} bytes, more than the ` +
-        `${limit}-byte storage binding limit of the target`);
-    }
-  }
-}
-
 const resizeOp: OpDef = {
   opTypes: ['Resize', 'Upsample'],
   costClass: 'data-movement',
@@ -410,12 +401,11 @@ const resizeOp: OpDef = {
     const total = numElements(plan.outShape);
     if (total === 0) return;
     const layout = kernelLayout(plan);
-    const kernel = resizeWgsl(layout, total, wgslType(x.type.dtype));
     const bindings = layout.table.length > 0
       ? [x, ctx.constant('resize_taps', makeConst('float32', [layout.table.length], layout.table)), y]
       : [x, y];
-    checkBindingSizes(ctx, bindings);
-    ctx.kernel({ label: `resize_${plan.mode}`, wgsl: kernel.wgsl, bindings, workgroups: kernel.workgroups });
+    assertBindable(ctx, bindings);
+    ctx.kernel(resizeKernel(`resize_${plan.mode}`, layout, total, wgslType(x.type.dtype), bindings));
   },
 };
 

@@ -11,22 +11,24 @@
 import { attrFloat, attrFloats, attrInt, attrInts, attrTensor } from '../ir/attrs.js';
 import { constToInts, hostArrayFor, makeConst, normalizeValue } from '../ir/tensor.js';
 import { type ConstTensor, type DType, isFloat, type Node, numElements, type TensorType } from '../ir/types.js';
-import { computeEntry, grid1D, lit, storageDecls, wgslType } from '../codegen/wgsl.js';
+import { grid1D, lit, wgslType } from '../kernel/wgsl.js';
+import { kernel } from '../kernel/builder.js';
+import { checkBindable } from '../kernel/limits.js';
+import { describeNode } from '../ir/graph.js';
 import { fail, quoteName } from '../errors.js';
-import type { LowerContext, LowerTensor, OpDef, ShapeContext } from './op.js';
+import type { LowerContext, OpDef, ShapeContext } from './op.js';
+import type { LowerTensor } from '../kernel/types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the shape and movement families
 
-/** `node "name" (OpType)`: the prefix of every error message about a node. */
-export function nodeLabel(node: Node): string {
-  return `node ${quoteName(node.name)} (${node.opType})`;
-}
+/** `node "name" (OpType)`: describeNode, under the name the shape and movement families import. */
+export const nodeLabel = describeNode;
 
 /** Type of a required input; a missing one means the model itself is malformed. */
 export function requiredInput(ctx: ShapeContext, index: number, role: string): TensorType {
   const t = ctx.node.inputs[index] ? ctx.inputs[index] : undefined;
-  if (!t) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: required input ${index} (${role}) is missing`);
+  if (!t) fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: required input ${index} (${role}) is missing`);
   return t;
 }
 
@@ -50,7 +52,7 @@ export function optionalConstValues(ctx: ShapeContext, index: number, role: stri
   if (!c) {
     fail(
       'FM_SHAPE',
-      `${nodeLabel(ctx.node)}: input ${index} (${role}) must be a compile-time constant, because flashmemc needs ` +
+      `${describeNode(ctx.node)}: input ${index} (${role}) must be a compile-time constant, because flashmemc needs ` +
         `static shapes. Export the model with fixed input sizes and constant-folded shape computations ` +
         `(e.g. onnxsim), or fix symbolic dimensions with --input-shape.`,
     );
@@ -61,7 +63,7 @@ export function optionalConstValues(ctx: ShapeContext, index: number, role: stri
 /** Resolve a possibly negative axis against `rank`; FM_SHAPE when it is out of range. */
 export function normalizeAxis(node: Node, axis: number, rank: number, what = 'axis'): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    fail('FM_SHAPE', `${nodeLabel(node)}: ${what} ${axis} is out of range for a rank-${rank} tensor (valid: ${-rank}..${rank - 1})`);
+    fail('FM_SHAPE', `${describeNode(node)}: ${what} ${axis} is out of range for a rank-${rank} tensor (valid: ${-rank}..${rank - 1})`);
   }
   return axis < 0 ? axis + rank : axis;
 }
@@ -69,29 +71,14 @@ export function normalizeAxis(node: Node, axis: number, rank: number, what = 'ax
 /** Resolve a list of axes; duplicates are invalid for every op that takes an axes list. */
 export function normalizeAxes(node: Node, axes: readonly number[], rank: number, what = 'axes'): number[] {
   const out = axes.map((a) => normalizeAxis(node, a, rank, what));
-  if (new Set(out).size !== out.length) fail('FM_SHAPE', `${nodeLabel(node)}: ${what} [${axes}] repeat an axis`);
+  if (new Set(out).size !== out.length) fail('FM_SHAPE', `${describeNode(node)}: ${what} [${axes}] repeat an axis`);
   return out;
-}
-
-/** GPU bytes of a tensor: every element is stored as a 32-bit f32 or i32. */
-function gpuBytes(t: TensorType): number {
-  return numElements(t.shape) * 4;
 }
 
 /** A kernel binds whole tensors, so each one must fit a single storage binding of the target. */
 export function assertBindable(ctx: LowerContext, tensors: readonly LowerTensor[]): void {
-  const limit = ctx.limits.maxStorageBufferBindingSize;
-  for (const t of tensors) {
-    const bytes = gpuBytes(t.type);
-    if (bytes > limit) {
-      fail(
-        'FM_LIMIT',
-        `${nodeLabel(ctx.node)}: a tensor of shape [${t.type.shape}] needs ${bytes} bytes in one storage binding, ` +
-          `more than the target's maxStorageBufferBindingSize (${limit}). Target a device with a larger limit or ` +
-          `reduce the tensor size (e.g. a smaller batch or input size).`,
-      );
-    }
-  }
+  checkBindable(describeNode(ctx.node), tensors, ctx.limits,
+    'target a device with a larger limit or reduce the tensor size (e.g. a smaller batch or input size)');
 }
 
 /** Lowering re-derives an op's parameters with the same functions that inferred its types. */
@@ -103,7 +90,7 @@ export function shapeContextOf(ctx: LowerContext): ShapeContext {
 function failNotStatic(ctx: LowerContext): never {
   fail(
     'FM_UNSUPPORTED_OP',
-    `${nodeLabel(ctx.node)}: the output must be static (a compile-time constant) and has no GPU kernel; ` +
+    `${describeNode(ctx.node)}: the output must be static (a compile-time constant) and has no GPU kernel; ` +
       `constant folding should have replaced it. Make its inputs static (e.g. with --input-shape).`,
   );
 }
@@ -113,12 +100,9 @@ export function emitFill(ctx: LowerContext, label: string, y: LowerTensor, value
   const total = numElements(y.type.shape);
   if (total === 0) return;
   assertBindable(ctx, [y]);
-  const grid = grid1D(total);
-  const wgsl = `${storageDecls([{ name: 'y', type: wgslType(y.type.dtype) }])}\n\n${computeEntry(
-    grid.workgroupSize,
-    `${grid.prologue}\n  y[i] = ${valueOf('i')};`,
-  )}\n`;
-  ctx.kernel({ label, wgsl, bindings: [y], workgroups: grid.workgroups });
+  const k = kernel(label);
+  const yv = k.bind('y', y, wgslType(y.type.dtype));
+  ctx.kernel(k.buildGrid1D(grid1D(total), `${yv.at('i')} = ${valueOf('i')};`));
 }
 
 /** During fold every present input is a constant, even where ctx.consts did not record it. */
@@ -151,7 +135,7 @@ function reshapeTarget(ctx: ShapeContext): number[] {
   // Reshape took its target shape as an attribute until opset 5.
   if (ctx.opset >= 5) return constInts(ctx, 1, 'shape');
   const shape = attrInts(ctx.node, 'shape');
-  if (!shape) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: attribute "shape" is required before opset 5`);
+  if (!shape) fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: attribute "shape" is required before opset 5`);
   return shape;
 }
 
@@ -160,31 +144,31 @@ function reshapeShape(ctx: ShapeContext, x: TensorType): number[] {
   const target = reshapeTarget(ctx);
   const allowZero = ctx.opset >= 14 && attrInt(node, 'allowzero', 0) !== 0;
   if (allowZero && target.includes(0) && target.includes(-1)) {
-    fail('FM_SHAPE', `${nodeLabel(node)}: shape [${target}] combines 0 and -1, which is ambiguous with allowzero=1`);
+    fail('FM_SHAPE', `${describeNode(node)}: shape [${target}] combines 0 and -1, which is ambiguous with allowzero=1`);
   }
   let inferredAxis = -1;
   const out = target.map((d, i) => {
     if (d === -1) {
-      if (inferredAxis >= 0) fail('FM_SHAPE', `${nodeLabel(node)}: shape [${target}] has more than one -1`);
+      if (inferredAxis >= 0) fail('FM_SHAPE', `${describeNode(node)}: shape [${target}] has more than one -1`);
       inferredAxis = i;
       return 1;
     }
     if (d === 0 && !allowZero) {
-      if (i >= x.shape.length) fail('FM_SHAPE', `${nodeLabel(node)}: shape [${target}] copies dimension ${i} (0), but the input [${x.shape}] has rank ${x.shape.length}`);
+      if (i >= x.shape.length) fail('FM_SHAPE', `${describeNode(node)}: shape [${target}] copies dimension ${i} (0), but the input [${x.shape}] has rank ${x.shape.length}`);
       return x.shape[i]!;
     }
-    if (!Number.isInteger(d) || d < 0) fail('FM_SHAPE', `${nodeLabel(node)}: shape [${target}] has invalid dimension ${d}`);
+    if (!Number.isInteger(d) || d < 0) fail('FM_SHAPE', `${describeNode(node)}: shape [${target}] has invalid dimension ${d}`);
     return d;
   });
   const total = numElements(x.shape);
   const known = numElements(out);
   if (inferredAxis >= 0) {
     if (known === 0 || total % known !== 0) {
-      fail('FM_SHAPE', `${nodeLabel(node)}: cannot infer the -1 in shape [${target}] from the input's ${total} elements (shape [${x.shape}])`);
+      fail('FM_SHAPE', `${describeNode(node)}: cannot infer the -1 in shape [${target}] from the input's ${total} elements (shape [${x.shape}])`);
     }
     out[inferredAxis] = total / known;
   } else if (known !== total) {
-    fail('FM_SHAPE', `${nodeLabel(node)}: cannot reshape [${x.shape}] (${total} elements) to [${out}] (${known} elements)`);
+    fail('FM_SHAPE', `${describeNode(node)}: cannot reshape [${x.shape}] (${total} elements) to [${out}] (${known} elements)`);
   }
   return out;
 }
@@ -194,7 +178,7 @@ function flattenShape(ctx: ShapeContext, x: TensorType): number[] {
   const raw = attrInt(ctx.node, 'axis', 1);
   // Flatten's axis ranges over [-r, r]: axis r flattens everything into the first output dim.
   if (!Number.isInteger(raw) || raw < -rank || raw > rank) {
-    fail('FM_SHAPE', `${nodeLabel(ctx.node)}: axis ${raw} is out of range for a rank-${rank} tensor (valid: ${-rank}..${rank})`);
+    fail('FM_SHAPE', `${describeNode(ctx.node)}: axis ${raw} is out of range for a rank-${rank} tensor (valid: ${-rank}..${rank})`);
   }
   const axis = raw < 0 ? raw + rank : raw;
   return [numElements(x.shape.slice(0, axis)), numElements(x.shape.slice(axis))];
@@ -210,14 +194,14 @@ function squeezeShape(ctx: ShapeContext, x: TensorType): number[] {
   if (!axesRaw) return x.shape.filter((d) => d !== 1);
   const axes = normalizeAxes(ctx.node, axesRaw, x.shape.length);
   for (const a of axes) {
-    if (x.shape[a] !== 1) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: cannot squeeze axis ${a} of shape [${x.shape}]: its size is ${x.shape[a]}, not 1`);
+    if (x.shape[a] !== 1) fail('FM_SHAPE', `${describeNode(ctx.node)}: cannot squeeze axis ${a} of shape [${x.shape}]: its size is ${x.shape[a]}, not 1`);
   }
   return x.shape.filter((_, i) => !axes.includes(i));
 }
 
 function unsqueezeShape(ctx: ShapeContext, x: TensorType): number[] {
   const axesRaw = axesOperand(ctx);
-  if (!axesRaw) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: axes are required (${ctx.opset >= 13 ? 'input 1' : 'attribute "axes"'})`);
+  if (!axesRaw) fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: axes are required (${ctx.opset >= 13 ? 'input 1' : 'attribute "axes"'})`);
   const outRank = x.shape.length + axesRaw.length;
   const axes = new Set(normalizeAxes(ctx.node, axesRaw, outRank));
   const rest = x.shape[Symbol.iterator]();
@@ -233,12 +217,12 @@ function unsqueezeShape(ctx: ShapeContext, x: TensorType): number[] {
 function dropoutShape(ctx: ShapeContext, x: TensorType): number[] {
   const { node } = ctx;
   if (node.outputs[1]) {
-    fail('FM_UNSUPPORTED_OP', `${nodeLabel(node)}: the mask output ${quoteName(node.outputs[1])} is not supported (inference only); remove its consumers or re-export the model in eval mode`);
+    fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: the mask output ${quoteName(node.outputs[1])} is not supported (inference only); remove its consumers or re-export the model in eval mode`);
   }
   if (ctx.opset >= 12 && node.inputs[2]) {
     const mode = ctx.consts[2];
     if (!mode || mode.data.some((v) => v !== 0)) {
-      fail('FM_UNSUPPORTED_OP', `${nodeLabel(node)}: training_mode must be a constant false; flashmemc compiles inference only`);
+      fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: training_mode must be a constant false; flashmemc compiles inference only`);
     }
   }
   return [...x.shape];
@@ -287,7 +271,7 @@ const CONSTANT_VALUE_ATTRS = ['value', 'value_float', 'value_floats', 'value_int
 function constantValue(node: Node): ConstTensor {
   const present = CONSTANT_VALUE_ATTRS.filter((k) => node.attrs[k] !== undefined);
   if (present.length !== 1) {
-    fail('FM_ONNX_INVALID', `${nodeLabel(node)}: exactly one of ${CONSTANT_VALUE_ATTRS.join(', ')} must be set, found ${present.length ? present.join(', ') : 'none'}`);
+    fail('FM_ONNX_INVALID', `${describeNode(node)}: exactly one of ${CONSTANT_VALUE_ATTRS.join(', ')} must be set, found ${present.length ? present.join(', ') : 'none'}`);
   }
   const key = present[0]!;
   switch (key) {
@@ -303,9 +287,9 @@ function constantValue(node: Node): ConstTensor {
       return makeConst('int64', [values.length], values);
     }
     case 'sparse_value':
-      fail('FM_UNSUPPORTED_OP', `${nodeLabel(node)}: sparse_value is not supported; store the constant as a dense tensor`);
+      fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: sparse_value is not supported; store the constant as a dense tensor`);
     default:
-      fail('FM_UNSUPPORTED_OP', `${nodeLabel(node)}: string constants (${key}) are not supported`);
+      fail('FM_UNSUPPORTED_OP', `${describeNode(node)}: string constants (${key}) are not supported`);
   }
 }
 
@@ -325,11 +309,11 @@ const constantOp: OpDef = {
 
 function constantOfShapeSpec(ctx: ShapeContext): { type: TensorType; value: number } {
   const shape = constInts(ctx, 0, 'shape');
-  if (shape.length > 64) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: a shape input of ${shape.length} dimensions is not a plausible tensor shape`);
+  if (shape.length > 64) fail('FM_SHAPE', `${describeNode(ctx.node)}: a shape input of ${shape.length} dimensions is not a plausible tensor shape`);
   const bad = shape.find((d) => !Number.isInteger(d) || d < 0);
-  if (bad !== undefined) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: shape [${shape}] has invalid dimension ${bad}`);
+  if (bad !== undefined) fail('FM_SHAPE', `${describeNode(ctx.node)}: shape [${shape}] has invalid dimension ${bad}`);
   const value = attrTensor(ctx.node, 'value') ?? makeConst('float32', [1], [0]);
-  if (value.data.length !== 1) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: attribute "value" must hold one element, it has ${value.data.length}`);
+  if (value.data.length !== 1) fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: attribute "value" must hold one element, it has ${value.data.length}`);
   return { type: { dtype: value.dtype, shape }, value: value.data[0]! };
 }
 
@@ -356,13 +340,13 @@ function rangeSpec(ctx: ShapeContext): RangeSpec {
   const roles = ['start', 'limit', 'delta'] as const;
   const types = roles.map((role, i) => requiredInput(ctx, i, role));
   const dtype = types[0]!.dtype;
-  if (types.some((t) => t.dtype !== dtype)) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: start, limit and delta must share one type, got ${types.map((t) => t.dtype).join(', ')}`);
+  if (types.some((t) => t.dtype !== dtype)) fail('FM_SHAPE', `${describeNode(ctx.node)}: start, limit and delta must share one type, got ${types.map((t) => t.dtype).join(', ')}`);
   const [start, limit, delta] = roles.map((role, i) => {
     const v = optionalConstValues(ctx, i, role)!;
-    if (v.length !== 1) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: ${role} must be a scalar, it has ${v.length} elements`);
+    if (v.length !== 1) fail('FM_SHAPE', `${describeNode(ctx.node)}: ${role} must be a scalar, it has ${v.length} elements`);
     return v[0]!;
   }) as [number, number, number];
-  if (delta === 0) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: delta must not be 0`);
+  if (delta === 0) fail('FM_SHAPE', `${describeNode(ctx.node)}: delta must not be 0`);
   return { dtype, start, delta, count: Math.max(0, Math.ceil((limit - start) / delta)) };
 }
 

@@ -15,13 +15,17 @@
  * applied, and the output can be written permuted.
  */
 import { attrFloat, attrInt, attrInts } from '../ir/attrs.js';
-import { hostArrayFor, stridesOf } from '../ir/tensor.js';
+import { hostArrayFor } from '../ir/tensor.js';
+import { stridesOf } from '../kernel/strides.js';
 import { numElements, type ConstTensor, type Node, type TensorType } from '../ir/types.js';
-import { dot, lit, u, unravel } from '../codegen/wgsl.js';
+import { dot, lit, u, unravel } from '../kernel/wgsl.js';
 import { fail } from '../errors.js';
 import { FUSED_DOMAIN } from './domains.js';
-import { broadcastShapes, broadcastStrides } from './elementwise.js';
-import type { LowerContext, LowerTensor, OpDef, ShapeContext } from './op.js';
+import { broadcastShapes } from './elementwise/index.js';
+import { broadcastStrides } from '../kernel/strides.js';
+import type { LowerContext, OpDef, ShapeContext } from './op.js';
+import type { KernelSpec, LowerTensor } from '../kernel/types.js';
+import { LID, WID, kernel, type KernelBuilder } from '../kernel/builder.js';
 import { checkBindingSizes, nextPow2, rowGrid, workgroupReduce } from './pool.js';
 import { nodeLabel } from './shape.js';
 
@@ -120,13 +124,23 @@ function paramIndex(p: LayerNormPlan, strides: readonly number[], prefix: string
   return { setup: unravel('j', p.normShape, prefix), index: dot(coords, strides) };
 }
 
-function layerNormWgsl(p: LayerNormPlan, ctx: LowerContext, withStats: boolean): { wgsl: string; workgroups: [number, number, number] } {
+/** Binds `tensors` as f32 arrays under `names`, in order. */
+function bindAll(k: KernelBuilder, names: readonly string[], tensors: readonly LowerTensor[]): void {
+  names.forEach((name, i) => k.bind(name, tensors[i]!, 'f32'));
+}
+
+/** The header of a one-workgroup-per-row kernel: declarations, then its workgroup arrays. */
+function rowKernel(k: KernelBuilder, arrays: readonly string[], size: number, body: string, workgroups: [number, number, number]): KernelSpec {
+  return k.build({ header: `${k.declarations()}\n${arrays.join('\n')}\n\n`, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups });
+}
+
+function layerNormKernel(p: LayerNormPlan, ctx: LowerContext, withStats: boolean, bindings: readonly LowerTensor[]): KernelSpec {
   const size = Math.max(32, Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup, nextPow2(Math.ceil(p.size / 4))));
   const grid = rowGrid(p.rows, ctx.limits.maxComputeWorkgroupsPerDimension);
   const scale = paramIndex(p, p.scaleStrides, 's');
   const bias = p.biasStrides ? paramIndex(p, p.biasStrides, 'b') : undefined;
-  const names = ['x', 'scale', ...(bias ? ['bias'] : []), 'y', ...(withStats ? ['mean_out', 'inv_out'] : [])];
-  const decls = names.map((n, i) => `@group(0) @binding(${i}) var<storage, read_write> ${n}: array<f32>;`).join('\n');
+  const k = kernel('layer_norm');
+  bindAll(k, ['x', 'scale', ...(bias ? ['bias'] : []), 'y', ...(withStats ? ['mean_out', 'inv_out'] : [])], bindings);
   const n = lit(p.size, 'f32');
   const loop = (body: string) => `for (var j = lid.x; j < ${u(p.size)}; j += ${u(size)}) {\n    ${body}\n  }`;
   const store = [scale.setup, bias?.setup ?? '', `y[base + j] = (x[base + j] - mean) * inv * scale[${scale.index}]${bias ? ` + bias[${bias.index}]` : ''};`]
@@ -149,9 +163,7 @@ function layerNormWgsl(p: LayerNormPlan, ctx: LowerContext, withStats: boolean):
     loop(store),
     ...(withStats ? ['if (lid.x == 0u) {\n    mean_out[row] = mean;\n    inv_out[row] = inv;\n  }'] : []),
   ].join('\n  ');
-  const wgsl = `${decls}\nvar<workgroup> partial: array<f32, ${size}>;\n\n` +
-    `@compute @workgroup_size(${size})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {\n  ${body}\n}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  return rowKernel(k, [k.workgroupArray('partial', 'f32', size)], size, body, grid.workgroups);
 }
 
 export const layerNormOp: OpDef = {
@@ -178,8 +190,7 @@ export const layerNormOp: OpDef = {
       : [];
     checkBindingSizes(ctx, [x!, y!]);
     if (p.rows === 0 || p.size === 0) return;
-    const { wgsl, workgroups } = layerNormWgsl(p, ctx, withStats);
-    ctx.kernel({ label: 'layer_norm', wgsl, workgroups, bindings: [x!, scale!, ...(bias ? [bias] : []), y!, ...stats] });
+    ctx.kernel(layerNormKernel(p, ctx, withStats, [x!, scale!, ...(bias ? [bias] : []), y!, ...stats]));
   },
 };
 
@@ -338,7 +349,7 @@ function attentionTiling(p: AttentionPlan, ctx: LowerContext): { chunk: number; 
 
 const NEG_BIG = -3.4028234663852886e38;
 
-function attentionWgsl(p: AttentionPlan, ctx: LowerContext): { wgsl: string; workgroups: [number, number, number] } {
+function attentionKernel(p: AttentionPlan, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec {
   const { chunk, size } = attentionTiling(p, ctx);
   const rows = numElements(p.batchShape) * p.queries;
   const grid = rowGrid(rows, ctx.limits.maxComputeWorkgroupsPerDimension);
@@ -359,8 +370,8 @@ function attentionWgsl(p: AttentionPlan, ctx: LowerContext): { wgsl: string; wor
       workgroupBarrier();
     }`;
   const maskTerm = p.mask ? ` + mask[mBase + u32(key) * ${u(p.mask.cols)}]` : '';
-  const names = ['q', 'kt', 'v', ...(p.mask ? ['mask'] : []), 'o'];
-  const decls = names.map((n, i) => `@group(0) @binding(${i}) var<storage, read_write> ${n}: array<f32>;`).join('\n');
+  const k = kernel(p.causal ? 'attention_causal' : 'attention');
+  bindAll(k, ['q', 'kt', 'v', ...(p.mask ? ['mask'] : []), 'o'], bindings);
   const body = [
     `let row = ${grid.rowExpr};`,
     // row is uniform per workgroup, so every loop bound below is too and the barriers are legal
@@ -423,9 +434,8 @@ function attentionWgsl(p: AttentionPlan, ctx: LowerContext): { wgsl: string; wor
     `  if (dv < ${u(p.valueDepth)}) { o[oBase + dv * ${u(p.out.cols)}] = acc[t] * invL; }`,
     '}',
   ].filter((s) => s !== '').join('\n  ');
-  const wgsl = `${decls}\nvar<workgroup> qs: array<f32, ${p.depth}>;\nvar<workgroup> ps: array<f32, ${chunk}>;\nvar<workgroup> red: array<f32, ${size}>;\n\n` +
-    `@compute @workgroup_size(${size})\nfn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {\n  ${body}\n}\n`;
-  return { wgsl, workgroups: grid.workgroups };
+  const arrays = [k.workgroupArray('qs', 'f32', p.depth), k.workgroupArray('ps', 'f32', chunk), k.workgroupArray('red', 'f32', size)];
+  return rowKernel(k, arrays, size, body, grid.workgroups);
 }
 
 const attentionOp: OpDef = {
@@ -442,8 +452,7 @@ const attentionOp: OpDef = {
     const bindings = [q!, kt!, v!, ...(mask ? [mask] : []), o] as LowerTensor[];
     checkBindingSizes(ctx, bindings);
     if (numElements(p.outShape) === 0) return;
-    const { wgsl, workgroups } = attentionWgsl(p, ctx);
-    ctx.kernel({ label: p.causal ? 'attention_causal' : 'attention', wgsl, workgroups, bindings });
+    ctx.kernel(attentionKernel(p, ctx, bindings));
   },
 };
 

@@ -6,10 +6,12 @@
 import { attrInt } from '../ir/attrs.js';
 import { hostArrayFor } from '../ir/tensor.js';
 import { numElements, type ConstTensor, type TensorType } from '../ir/types.js';
-import { computeEntry, grid1D, lit, storageDecls, u, wgslType } from '../codegen/wgsl.js';
+import { grid1D, lit, u, wgslType } from '../kernel/wgsl.js';
+import { kernel } from '../kernel/builder.js';
 import { fail } from '../errors.js';
 import type { OpDef, ShapeContext } from './op.js';
-import { assertBindable, nodeLabel, optionalConstValues, requiredInput, shapeContextOf } from './shape.js';
+import { describeNode } from '../ir/graph.js';
+import { assertBindable, optionalConstValues, requiredInput, shapeContextOf } from './shape.js';
 
 interface TriluPlan {
   type: TensorType;
@@ -21,13 +23,13 @@ interface TriluPlan {
 }
 
 function triluPlan(ctx: ShapeContext): TriluPlan {
-  if (ctx.opset < 14) fail('FM_UNSUPPORTED_OP', `${nodeLabel(ctx.node)}: Trilu does not exist before opset 14 (model opset ${ctx.opset})`);
+  if (ctx.opset < 14) fail('FM_UNSUPPORTED_OP', `${describeNode(ctx.node)}: Trilu does not exist before opset 14 (model opset ${ctx.opset})`);
   const x = requiredInput(ctx, 0, 'input');
-  if (x.shape.length < 2) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: input of shape [${x.shape}] needs rank >= 2`);
+  if (x.shape.length < 2) fail('FM_SHAPE', `${describeNode(ctx.node)}: input of shape [${x.shape}] needs rank >= 2`);
   const kValues = optionalConstValues(ctx, 1, 'k');
-  if (kValues && kValues.length !== 1) fail('FM_SHAPE', `${nodeLabel(ctx.node)}: k must be a scalar, it has ${kValues.length} elements`);
+  if (kValues && kValues.length !== 1) fail('FM_SHAPE', `${describeNode(ctx.node)}: k must be a scalar, it has ${kValues.length} elements`);
   const upper = attrInt(ctx.node, 'upper', 1);
-  if (upper !== 0 && upper !== 1) fail('FM_ONNX_INVALID', `${nodeLabel(ctx.node)}: upper must be 0 or 1, got ${upper}`);
+  if (upper !== 0 && upper !== 1) fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: upper must be 0 or 1, got ${upper}`);
   return {
     type: { dtype: x.dtype, shape: [...x.shape] },
     upper: upper === 1,
@@ -64,15 +66,13 @@ export const triluOp: OpDef = {
     if (total === 0) return;
     assertBindable(ctx, [x, y]);
     const t = wgslType(p.type.dtype);
-    const grid = grid1D(total);
     // col - row compared in i32: k may be negative or exceed either dimension
     const diff = `i32(i % ${u(p.cols)}) - i32((i / ${u(p.cols)}) % ${u(p.rows)})`;
     const cond = p.upper ? `${diff} >= ${lit(p.k, 'i32')}` : `${diff} <= ${lit(p.k, 'i32')}`;
     const zero = t === 'f32' ? '0.0' : '0';
-    const wgsl = `${storageDecls([{ name: 'x', type: t }, { name: 'y', type: t }])}\n\n${computeEntry(
-      grid.workgroupSize,
-      `${grid.prologue}\n  y[i] = select(${zero}, x[i], ${cond});`,
-    )}\n`;
-    ctx.kernel({ label: p.upper ? 'triu' : 'tril', wgsl, bindings: [x, y], workgroups: grid.workgroups });
+    const k = kernel(p.upper ? 'triu' : 'tril');
+    const xv = k.bind('x', x, t);
+    const yv = k.bind('y', y, t);
+    ctx.kernel(k.buildGrid1D(grid1D(total), `${yv.at('i')} = select(${zero}, ${xv.at('i')}, ${cond});`));
   },
 };

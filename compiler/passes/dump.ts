@@ -1,6 +1,6 @@
 /** Human-readable text dumps of the IR, kernel program and memory plan, for --dump-ir. */
 import type { Attr, Graph, TensorType } from '../ir/types.js';
-import type { KernelProgram } from '../codegen/program.js';
+import type { KernelProgram } from '../lower/program.js';
 import type { MemoryPlan } from '../schedule/memory-plan.js';
 
 const typeText = (t: TensorType) => `${t.dtype}[${t.shape.join(',')}]`;

@@ -19,7 +19,7 @@ import { attrInt, attrInts } from '../ir/attrs.js';
 import type { Attrs, ConstTensor, Graph, Node } from '../ir/types.js';
 import { FUSED_DOMAIN } from '../ops/domains.js';
 import { opFor } from '../ops/index.js';
-import { broadcastStrides } from '../ops/elementwise.js';
+import { broadcastStrides } from '../kernel/strides.js';
 import {
   constOf, freshName, indexGraph, isOnnx, onnxNode, otherInput, rewriteNodes, sameShape, scalarOf, shapeOf, soleReader, type GraphIndex,
 } from './pattern.js';

@@ -12,7 +12,7 @@
  */
 import type { Graph, Node } from '../ir/types.js';
 import { FUSED_DOMAIN } from '../ops/domains.js';
-import { erfHost } from '../ops/elementwise.js';
+import { erfHost } from '../kernel/math.js';
 import { indexGraph, isOnnx, readOnlyBy, rewriteNodes, sameShape, scalarOf, shapeOf, soleReader, type GraphIndex } from './pattern.js';
 
 type Scalar1 = (a: number) => number;

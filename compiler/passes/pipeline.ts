@@ -6,9 +6,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph } from '../ir/types.js';
-import type { KernelProgram } from '../codegen/program.js';
-import { lowerGraph } from '../codegen/lower.js';
-import type { GemvKernel, TargetLimits } from '../ops/op.js';
+import type { KernelProgram } from '../lower/program.js';
+import { lowerGraph } from '../lower/lower.js';
+import type { GemvKernel, TargetLimits } from '../target/limits.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory-plan.js';
 import { dumpGraph, dumpPlan, dumpProgram } from './dump.js';
 import { eliminateDeadNodes } from './eliminate-dead.js';

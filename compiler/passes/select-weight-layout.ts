@@ -1,6 +1,6 @@
 /**
  * Layout selection (FlashMem's 2.5D layouts): per Conv / MatMul / Gemm weight, a storage-buffer
- * layout or a texture layout (rgba32float texture_2d_array, see compiler/codegen/texture-layout.ts).
+ * layout or a texture layout (rgba32float texture_2d_array, see compiler/kernel/texture-layout.ts).
  * The device profile prices both: layoutCost.<conv|matmul>.textureOverBuffer is the measured
  * texture latency over the buffer latency of that op class on the device (< 1: texture wins).
  * Lowering then emits the kernel variant for the chosen layout, and the shards hold the weight in
@@ -13,8 +13,10 @@
 import { quoteName } from '../errors.js';
 import type { Graph, Node } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
-import { textureLimits, type TargetLimits, type TextureShape, type TextureWeightCandidate, type WeightLayout } from '../ops/op.js';
-import { isTextureShape, textureShapeFor } from '../codegen/texture-layout.js';
+import { textureLimits, type TargetLimits } from '../target/limits.js';
+import { type TextureShape } from '../kernel/types.js';
+import { type TextureWeightCandidate, type WeightLayout } from '../ops/op.js';
+import { isTextureShape, textureShapeFor } from '../kernel/texture-layout.js';
 
 /** auto: the profile's costs decide; buffer / texture force a layout (for tests and benchmarks). */
 export type WeightLayoutMode = 'auto' | 'buffer' | 'texture';

@@ -22,7 +22,7 @@ import { fail } from '../errors.js';
 import { attrInt } from '../ir/attrs.js';
 import { numElements, type Graph, type Node, type TensorType } from '../ir/types.js';
 import { FUSED_DOMAIN } from '../ops/domains.js';
-import type { TargetLimits } from '../ops/op.js';
+import type { TargetLimits } from '../target/limits.js';
 
 /** bytes per element on the GPU (f32 / i32) */
 const GPU_BYTES = 4;

@@ -2,7 +2,7 @@
  * Micro-benchmarks of the device profile, run through the real compiler path: each case is a tiny
  * ONNX model (fixtures/onnx-builder.ts) imported and lowered by the pass pipeline, so the kernels
  * timed are exactly the WGSL flashmemc emits; carrier variants come from the same rewrite the
- * stream schedule uses (compiler/codegen/carrier.ts).
+ * stream schedule uses (compiler/lower/carrier.ts).
  *
  * A kernel's latency is the wall time of many repeated dispatches recorded in one submission,
  * from submit to onSubmittedWorkDone, divided by their number; the median of several batches.
@@ -10,10 +10,10 @@
 import { buildModel, randomFloats, type ModelSpec } from '../../fixtures/onnx-builder.js';
 import { importOnnx } from '../frontend/onnx.js';
 import { runPipeline } from '../passes/pipeline.js';
-import { rewriteAsCarrier } from '../codegen/carrier.js';
-import { storageRoot, type KernelProgram, type ProgramKernel } from '../codegen/program.js';
+import { rewriteAsCarrier } from '../lower/carrier.js';
+import { storageRoot, type KernelProgram, type ProgramKernel } from '../lower/program.js';
 import { gpuBytes } from '../schedule/weights.js';
-import type { TargetLimits } from '../ops/op.js';
+import type { TargetLimits } from '../target/limits.js';
 import { fail } from '../errors.js';
 import { keepAlive } from '../cli/webgpu.js';
 import type { ProfiledClass } from '../../schemas/profile.js';
@@ -205,7 +205,7 @@ export class ProgramOnDevice {
   async dispatcher(k: number, carryBytes = 0): Promise<(pass: GPUComputePassEncoder) => void> {
     const kernel = this.program.kernels[k]!;
     const words = Math.floor(carryBytes / 4);
-    const wgsl = words > 0 ? rewriteAsCarrier(kernel.wgsl, kernel.workgroups, kernel.bindings.length, [{ srcWord: 0, words }]).wgsl : kernel.wgsl;
+    const wgsl = words > 0 ? rewriteAsCarrier(kernel, [{ srcWord: 0, words }]).wgsl : kernel.wgsl;
     const entries: GPUBindGroupEntry[] = kernel.bindings.map((id, i) => ({ binding: i, resource: { buffer: this.bufferOf(id) } }));
     if (words > 0) {
       for (const offset of [0, 1]) {

@@ -3,7 +3,7 @@
  * traffic, as the load plan always counted it) and, for reusable ops, the multiply-adds it does.
  * Computed from the kernel program alone, so the profiler and the planner agree on them.
  */
-import type { KernelProgram, ProgramKernel } from '../codegen/program.js';
+import type { KernelProgram, ProgramKernel } from '../lower/program.js';
 import { numElements } from '../ir/types.js';
 
 export interface KernelFeatures {

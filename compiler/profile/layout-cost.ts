@@ -8,10 +8,12 @@
 import { buildModel, randomFloats, type ModelSpec } from '../../fixtures/onnx-builder.js';
 import { importOnnx } from '../frontend/onnx.js';
 import { runPipeline } from '../passes/pipeline.js';
-import { storageRoot, type KernelProgram } from '../codegen/program.js';
-import { textureRowBytes } from '../codegen/texture-layout.js';
+import { storageRoot, type KernelProgram } from '../lower/program.js';
+import { textureRowBytes } from '../kernel/texture-layout.js';
 import { gpuBytes } from '../schedule/weights.js';
-import type { TargetLimits, TextureShape, WeightLayout } from '../ops/op.js';
+import type { TargetLimits } from '../target/limits.js';
+import type { TextureShape } from '../kernel/types.js';
+import type { WeightLayout } from '../ops/op.js';
 import type { LayoutCosts } from '../passes/select-weight-layout.js';
 import { fail } from '../errors.js';
 import { keepAlive } from '../cli/webgpu.js';

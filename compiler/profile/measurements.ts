@@ -7,8 +7,8 @@
  * loaded, and import that module from compiler/profile/extra-measurements.ts (one line).
  */
 import type { ModelSpec } from '../../fixtures/onnx-builder.js';
-import type { KernelProgram } from '../codegen/program.js';
-import type { TargetLimits } from '../ops/op.js';
+import type { KernelProgram } from '../lower/program.js';
+import type { TargetLimits } from '../target/limits.js';
 import type { LayoutCost, MappedCopies } from '../../schemas/profile.js';
 import type { ProgramOnDevice, SizePreset, TimingOptions } from './bench.js';
 

@@ -2,7 +2,7 @@
  * Using a device profile: predicted kernel latency and load capacity, as the load planner needs them.
  */
 import type { CostClass } from '../ops/op.js';
-import type { KernelProgram, ProgramKernel } from '../codegen/program.js';
+import type { KernelProgram, ProgramKernel } from '../lower/program.js';
 import type { DeviceProfile, LatencyModel } from '../../schemas/profile.js';
 import { kernelFeatures, type KernelFeatures } from './features.js';
 

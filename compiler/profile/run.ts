@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeDevice, keepAlive } from '../cli/webgpu.js';
-import { DEFAULT_LIMITS, type TargetLimits } from '../ops/op.js';
+import { DEFAULT_LIMITS, type TargetLimits } from '../target/limits.js';
 import { packageRoot } from '../package-root.js';
 import {
   deviceProfileSchema, PROFILE_FORMAT_VERSION, PROFILED_CLASSES,

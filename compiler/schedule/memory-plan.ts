@@ -4,8 +4,8 @@
  * lifetimes do not overlap share bytes. Views share their root's placement.
  */
 import { fail, quoteName } from '../errors.js';
-import { storageRoot, type KernelProgram, type ProgramTensor } from '../codegen/program.js';
-import type { TargetLimits } from '../ops/op.js';
+import { storageRoot, type KernelProgram, type ProgramTensor } from '../lower/program.js';
+import type { TargetLimits } from '../target/limits.js';
 
 /** binding offsets must be multiples of minStorageBufferOffsetAlignment (256 by default) */
 export const PLACEMENT_ALIGN = 256;

@@ -8,7 +8,7 @@
  * rest needs at that step (weights in use or loading for the next kernel, live activations) plus
  * a share of the budget kept free for streaming ahead.
  */
-import type { KernelProgram, ProgramTensor } from '../codegen/program.js';
+import type { KernelProgram, ProgramTensor } from '../lower/program.js';
 import type { ConstTensor } from '../ir/types.js';
 import { minimumHeldBytes } from './load-plan.js';
 

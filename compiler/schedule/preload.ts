@@ -3,8 +3,8 @@
  * inputs, replays the dispatches in order and reads the outputs.
  */
 import type { Binding, ModelSchedule, Region, StateWriteStep, Step, TextureDecl } from '../../schemas/schedule.js';
-import { readbackBytes, storageRoot, type KernelProgram } from '../codegen/program.js';
-import { TEXTURE_FORMAT, textureRowBytes } from '../codegen/texture-layout.js';
+import { readbackBytes, storageRoot, type KernelProgram } from '../lower/program.js';
+import { TEXTURE_FORMAT, textureRowBytes } from '../kernel/texture-layout.js';
 import { liveArenaBytes, type MemoryPlan, type Placement } from './memory-plan.js';
 import type { ShardLayout } from './weights.js';
 

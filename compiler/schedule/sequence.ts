@@ -5,7 +5,7 @@
  * weights can be carried by the previous model's last kernels.
  */
 import { fail, quoteName } from '../errors.js';
-import type { KernelProgram, ProgramCall, ProgramTensor } from '../codegen/program.js';
+import type { KernelProgram, ProgramCall, ProgramTensor } from '../lower/program.js';
 
 /** Tensor ids of call `index` in the joint program: unique per call, readable in dumps and stats. */
 export function callTensorId(index: number, id: string): string {

@@ -3,15 +3,16 @@
  * only from the kernel that starts loading them to their last use, so GPU memory stays within the
  * budget. Each run uploads their bytes from the shards into a small staging ring, and the kernels
  * the plan chose as carriers copy them from the ring into place inside their own dispatch
- * (compiler/codegen/carrier.ts). Bytes a kernel cannot carry (beyond its binding budget or the
+ * (compiler/lower/carrier.ts). Bytes a kernel cannot carry (beyond its binding budget or the
  * load capacity the device profile gives it) are staged in the ring too and moved by a copy command recorded before it, so a
  * segment stays one submission; only bytes needed before the first kernel, or pieces larger than
  * the ring, are written straight into their slot.
  */
 import { fail } from '../errors.js';
-import { rewriteAsCarrier, type CarriedCopy } from '../codegen/carrier.js';
-import { readbackBytes, type KernelProgram, type ProgramKernel } from '../codegen/program.js';
-import type { TargetLimits } from '../ops/op.js';
+import { rewriteAsCarrier, type CarriedCopy } from '../lower/carrier.js';
+import type { ShaderCode } from '../kernel/types.js';
+import { readbackBytes, type KernelProgram, type ProgramKernel } from '../lower/program.js';
+import type { TargetLimits } from '../target/limits.js';
 import type { DeviceProfile } from '../../schemas/profile.js';
 import { kernelCapacityBytes, profileIdentity, type ProfileIdentity } from '../profile/model.js';
 import type { Region, Step } from '../../schemas/schedule.js';
@@ -173,7 +174,7 @@ interface Piece {
 }
 
 /** A dispatch of the stream schedule, before shaders are deduplicated into files. */
-export type StreamStep = Exclude<Step, { op: 'dispatch' }> | (Omit<Extract<Step, { op: 'dispatch' }>, 'shader'> & { wgsl: string });
+export type StreamStep = Exclude<Step, { op: 'dispatch' }> | (Omit<Extract<Step, { op: 'dispatch' }>, 'shader'> & { shader: ShaderCode });
 
 export interface StreamRun {
   run: StreamStep[];
@@ -419,11 +420,11 @@ function copyStep(program: KernelProgram, memory: MemoryPlan, staged: StagedPiec
 function dispatchStep(program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, ringBuffer: number, stats: StreamStats): StreamStep {
   const bindings = kernel.bindings.map((id) => bindingOf(program, memory, id));
   const base = { op: 'dispatch' as const, workgroups: kernel.workgroups, label: kernel.label, node: kernel.node };
-  if (plan.ring.length === 0) return { ...base, wgsl: kernel.wgsl, bindings };
+  if (plan.ring.length === 0) return { ...base, shader: kernel, bindings };
   const ringStart = plan.ring[0]!.ringOffset;
   const ringEnd = Math.max(...plan.ring.map((r) => r.ringOffset + (r.piece.to - r.piece.from)));
   const copies: CarriedCopy[] = plan.ring.map((r) => ({ srcWord: (r.ringOffset - ringStart) / 4, words: (r.piece.to - r.piece.from) / 4 }));
-  const rewrite = rewriteAsCarrier(kernel.wgsl, kernel.workgroups, kernel.bindings.length, copies);
+  const rewrite = rewriteAsCarrier(kernel, copies);
   stats.carrierKernels++;
   for (const r of plan.ring) stats.carriedBytes += r.piece.to - r.piece.from;
   const destinations = plan.ring.map((r) => {
@@ -431,7 +432,7 @@ function dispatchStep(program: KernelProgram, memory: MemoryPlan, kernel: Progra
     return { buffer: slot.buffer, offset: slot.offset + r.piece.from, size: r.piece.to - r.piece.from };
   });
   return {
-    ...base, label: `${kernel.label}+carry`, wgsl: rewrite.wgsl,
+    ...base, label: `${kernel.label}+carry`, shader: rewrite,
     bindings: [...bindings, { buffer: ringBuffer, offset: ringStart, size: ringEnd - ringStart }, ...destinations],
   };
 }

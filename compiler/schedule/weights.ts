@@ -2,13 +2,13 @@
  * Weight shard layout: weights in order of first use, converted to their GPU element type
  * (f32 or i32, little-endian), packed into bounded shards. Identical weights are stored once.
  * Shard bytes are produced lazily so huge models never hold a second copy of every weight; weights
- * re-laid out by lowering are lazy constants too (codegen/lazy-constant.ts), computed here when
+ * re-laid out by lowering are lazy constants too (ir/lazy-constant.ts), computed here when
  * hashed and when written, one at a time.
  */
 import { createHash } from 'node:crypto';
 import { fail, quoteName } from '../errors.js';
 import type { ConstTensor } from '../ir/types.js';
-import { wgslType } from '../codegen/wgsl.js';
+import { wgslType } from '../kernel/wgsl.js';
 import type { ShardSource } from '../bundle/contents.js';
 
 export const DEFAULT_SHARD_BYTES = 16 * 1024 * 1024;
@@ -30,7 +30,7 @@ export interface ShardLayout {
 }
 
 export function gpuBytes(id: string, t: ConstTensor): Uint8Array {
-  // read once: a lazy constant (codegen/lazy-constant.ts) recomputes on every read
+  // read once: a lazy constant (ir/lazy-constant.ts) recomputes on every read
   const data = t.data;
   if (wgslType(t.dtype) === 'f32') {
     const f = data instanceof Float32Array ? data : Float32Array.from(data);

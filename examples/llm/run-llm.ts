@@ -50,7 +50,8 @@ async function main(): Promise<void> {
   // everything that blocks the thread (generation, compilation) happens before a GPU device exists
   const { generate } = await import('../../fixtures/families/generate.js');
   const { compileDecoder } = await import('../../compiler/compile-decoder.js');
-  const { resolveTargetLimits, parseSize } = await import('../../compiler/cli/compile-command.js');
+  const { parseSize } = await import('../../compiler/cli/compile-command.js');
+  const { resolveTargetLimits } = await import('../../compiler/target/limits.js');
   const { resolveProfile } = await import('../../compiler/profile/load.js');
   const sizeFile = join(modelDir, 'weight-bytes.json');
   if (!existsSync(sizeFile)) {

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compileAndOpen, type CompiledBundle } from '../harness/compile-run.js';
 import { CONFORMANCE_DIR, REPO_ROOT, conformanceAvailable, tempDir } from '../harness/paths.js';
-import { maxViolation, testDevice } from '../harness/single-node.js';
+import { maxViolation } from '../harness/single-node.js';
+import { testDevice } from '../harness/gpu.js';
 import { randomizeConstantWeights } from '../harness/randomize.js';
 import { editJsonAndRehash } from '../harness/bundle-fixtures.js';
 import { randomInputs } from '../../compiler/cli/inputs.js';
@@ -18,7 +19,7 @@ import { main } from '../../compiler/cli/main.js';
 import type { CompileOptions } from '../../compiler/compile.js';
 import type { Schedule } from '../../schemas/schedule.js';
 import { buildModel, randomFloats } from '../../fixtures/onnx-builder.js';
-import { DEFAULT_LIMITS } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
 
 const MINI_RESNET = join(REPO_ROOT, 'examples', 'mini-resnet', 'model.onnx');
 

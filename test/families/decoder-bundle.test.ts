@@ -13,14 +13,13 @@ import { CONFIGS } from '../../fixtures/families/configs.js';
 import type { DecoderConfig } from '../../fixtures/families/decoder.js';
 import { familyGraphs } from '../../fixtures/families/generate.js';
 import { openBundle, type RuntimeSession } from '../../compiler/cli/bundle-session.js';
-import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { keepAlive, testDevice } from '../harness/gpu.js';
 import { compileDecoderContents } from '../../compiler/compile-decoder.js';
 import type { GenerateResult, DecoderStepper } from '../../runtime-template/runtime.js';
 import { compileDecoderOffThread } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
 import { greedyFullGraph } from '../harness/greedy.js';
 import { tempDir } from '../harness/paths.js';
-import { testDevice } from '../harness/single-node.js';
 
 const tmp = tempDir('decoder');
 afterAll(() => tmp.cleanup());

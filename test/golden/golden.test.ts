@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildModel, randomFloats, type ModelSpec, type NodeSpec } from '../../fixtures/onnx-builder.js';
 import { importOnnx } from '../../compiler/frontend/onnx.js';
 import { runPipeline } from '../../compiler/passes/pipeline.js';
-import { DEFAULT_LIMITS } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
 import { compileStreamingContents, compileToContents } from '../../compiler/compile.js';
 import { REPO_ROOT, tempDir } from '../harness/paths.js';
 import { fixedTestProfile } from '../harness/profiles.js';

@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import type { BundleContents, ShardSource } from '../../compiler/bundle/contents.js';
 import { generateRuntime } from '../../compiler/bundle/runtime-gen.js';
 import { shaderPath, writeBundle } from '../../compiler/bundle/write.js';
-import { createNodeDevice } from '../../compiler/cli/webgpu.js';
+import { testDevice } from './gpu.js';
 import type { ManifestModel } from '../../schemas/manifest.js';
 import type { ModelSchedule, Region, Step } from '../../schemas/schedule.js';
 import type * as Runtime from '../../runtime-template/runtime.js';
@@ -366,10 +366,8 @@ export function flipByte(bytes: Buffer, index = 0): Buffer {
 
 // ------------------------------------------------------------------------------------ device
 
-let sharedDevicePromise: Promise<GPUDevice> | undefined;
-
 /**
- * One device for the tests of a worker that pass options.device; never destroyed.
+ * The worker's test device (harness/gpu.ts), for the tests that pass options.device.
  *
  * The runtime is generated first: dawn-node (webgpu 0.6.2) aborts or hangs the process when the
  * JavaScript thread blocks for about half a second or more while a device is alive, and
@@ -378,8 +376,7 @@ let sharedDevicePromise: Promise<GPUDevice> | undefined;
  */
 export function sharedDevice(): Promise<GPUDevice> {
   generateRuntime();
-  sharedDevicePromise ??= createNodeDevice().then((gpu) => gpu.device);
-  return sharedDevicePromise;
+  return testDevice();
 }
 
 /** Expects a promise to reject with a FlashmemRuntimeError of the code, whose message matches. */

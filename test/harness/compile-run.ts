@@ -10,9 +10,8 @@ import { FlashmemError, type ErrorCode } from '../../compiler/errors.js';
 import { openBundle, type RuntimeSession } from '../../compiler/cli/bundle-session.js';
 import type { Manifest } from '../../schemas/manifest.js';
 import type { NumericArray } from '../../compiler/cli/npy.js';
-import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { keepAlive, testDevice } from './gpu.js';
 import { tempDir } from './paths.js';
-import { testDevice } from './single-node.js';
 
 export interface CompiledBundle {
   dir: string;

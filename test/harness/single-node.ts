@@ -3,14 +3,13 @@
  * device and through onnxruntime-node, so op families can be tested before the full pipeline.
  */
 import { buildModel, type AttrSpec } from '../../fixtures/onnx-builder.js';
-import { createNodeDevice, keepAlive } from '../../compiler/cli/webgpu.js';
+import { hostTyped, prepareKernels, type Upload } from './gpu.js';
 import { opFor } from '../../compiler/ops/index.js';
-import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits, type WeightLayout } from '../../compiler/ops/op.js';
-import { createWeightTexture } from '../../compiler/profile/layout-cost.js';
+import { DEFAULT_LIMITS, type TargetLimits } from '../../compiler/target/limits.js';
+import { type KernelSpec, type LowerTensor } from '../../compiler/kernel/types.js';
+import { type LowerContext, type WeightLayout } from '../../compiler/ops/op.js';
 import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler/ir/types.js';
-import { numElements } from '../../compiler/ir/types.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
-import { wgslType } from '../../compiler/codegen/wgsl.js';
 import { runOrt } from './ort.js';
 import { FlashmemError } from '../../compiler/errors.js';
 
@@ -36,12 +35,6 @@ export interface SingleNodeCase {
 export interface NodeResult {
   type: TensorType;
   data: Float32Array | Int32Array;
-}
-
-let devicePromise: Promise<GPUDevice> | undefined;
-export function testDevice(): Promise<GPUDevice> {
-  devicePromise ??= createNodeDevice().then((g) => g.device);
-  return devicePromise;
 }
 
 /** The fixture builder's attribute specs as IR attributes (what the frontend would produce). */
@@ -104,67 +97,17 @@ export async function runNodeOnGpu(c: SingleNodeCase, options: GpuRunOptions = {
   def.lower!(ctx);
   options.onKernels?.(kernels);
 
-  const device = await testDevice();
-  const buffers = new Map<string, GPUBuffer>();
-  const bufferFor = (t: LowerTensor): GPUBuffer => {
-    let b = buffers.get(t.id);
-    if (!b) {
-      const size = Math.max(16, Math.ceil((numElements(t.type.shape) * 4) / 16) * 16);
-      b = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-      buffers.set(t.id, b);
-    }
-    return b;
-  };
-  c.inputs.forEach((inp, i) => { if (!inp.omitted) device.queue.writeBuffer(bufferFor(inputs[i]!), 0, hostTyped(inputs[i]!.type, inp.data)); });
-  const textures = new Map<string, GPUTexture>();
-  for (const t of extra) {
-    if (t.texture) textures.set(t.id, createWeightTexture(device, t.texture, t.data!.data as Float32Array));
-    else if (t.data) device.queue.writeBuffer(bufferFor(t), 0, hostTyped(t.type, t.data.data));
+  const uploads: Upload[] = [
+    ...c.inputs.flatMap((inp, i) => (inp.omitted ? [] : [{ tensor: inputs[i]!, data: inp.data }])),
+    ...extra.flatMap((t) => (t.data ? [{ tensor: t, data: t.data.data as ArrayLike<number> }] : [])),
+  ];
+  const gpu = await prepareKernels(kernels, uploads);
+  try {
+    const data = await gpu.run(outputs);
+    return outputs.map((o, i) => ({ type: o.type, data: data[i]! }));
+  } finally {
+    gpu.destroy();
   }
-  const resourceFor = (t: LowerTensor): GPUBindingResource => {
-    const texture = textures.get(t.id);
-    return texture ? texture.createView({ dimension: '2d-array' }) : { buffer: bufferFor(t) };
-  };
-  device.pushErrorScope('validation');
-  const encoder = device.createCommandEncoder();
-  for (const k of kernels) {
-    const module = device.createShaderModule({ code: k.wgsl });
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const bindGroup = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: k.bindings.map((t, i) => ({ binding: i, resource: resourceFor(t) })),
-    });
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...k.workgroups);
-    pass.end();
-  }
-  const reads = outputs.map((o) => {
-    const size = Math.max(16, Math.ceil((numElements(o.type.shape) * 4) / 16) * 16);
-    const rb = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    encoder.copyBufferToBuffer(bufferFor(o), 0, rb, 0, size);
-    return rb;
-  });
-  device.queue.submit([encoder.finish()]);
-  const err = await keepAlive(device.popErrorScope());
-  if (err) throw new Error(`WebGPU validation error: ${err.message}\n${kernels.map((k) => k.wgsl).join('\n-----\n')}`);
-  const results: NodeResult[] = [];
-  for (let i = 0; i < outputs.length; i++) {
-    await keepAlive(reads[i]!.mapAsync(GPUMapMode.READ));
-    const n = numElements(outputs[i]!.type.shape);
-    const raw = reads[i]!.getMappedRange().slice(0, n * 4);
-    const data = wgslType(outputs[i]!.type.dtype) === 'f32' ? new Float32Array(raw) : new Int32Array(raw);
-    results.push({ type: outputs[i]!.type, data });
-    reads[i]!.destroy();
-  }
-  for (const b of buffers.values()) b.destroy();
-  for (const t of textures.values()) t.destroy();
-  return results;
-}
-
-function hostTyped(type: TensorType, data: ArrayLike<number>): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> {
-  return wgslType(type.dtype) === 'f32' ? Float32Array.from(data) : Int32Array.from(data, (v) => Math.trunc(Number(v)));
 }
 
 /** Runs the same node on onnxruntime-node; returns outputs as plain number arrays with dims. */

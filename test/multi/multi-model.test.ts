@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writePipelineModels } from '../../fixtures/models/pipeline.js';
 import { randomInputs } from '../../compiler/cli/inputs.js';
 import { openBundle, type RuntimeSession } from '../../compiler/cli/bundle-session.js';
-import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { keepAlive, testDevice } from '../harness/gpu.js';
 import { parseModelInputs } from '../../compiler/cli/compile-command.js';
 import { compileMultiContents } from '../../compiler/compile-multi.js';
 import { FlashmemError } from '../../compiler/errors.js';
@@ -17,7 +17,6 @@ import type { Manifest } from '../../schemas/manifest.js';
 import type { Schedule } from '../../schemas/schedule.js';
 import type { CallStats } from '../../runtime-template/runtime.js';
 import { compileMultiOffThread, compileOffThread } from '../harness/compile-run.js';
-import { testDevice } from '../harness/single-node.js';
 import { tempDir } from '../harness/paths.js';
 
 const KIB = 1024;

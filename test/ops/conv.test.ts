@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectMatchesOrt, maxViolation, runNodeOnGpu, runNodeOnOrt, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
 import { randomFloats } from '../../fixtures/onnx-builder.js';
-import { convOp, convTransposeOp, lowerConvWithTiles, type ConvTiles } from '../../compiler/ops/conv.js';
+import { convOp, convTransposeOp, lowerConvWithTiles, type ConvTiles } from '../../compiler/ops/conv/index.js';
 import type { FusedActivation } from '../../compiler/ir/types.js';
 import type { OpDef } from '../../compiler/ops/op.js';
 

@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
-  expectMatchesOrt, maxViolation, runNodeOnGpu, runNodeOnOrt, testDevice, type HarnessInput, type SingleNodeCase,
+  expectMatchesOrt, maxViolation, runNodeOnGpu, runNodeOnOrt, type HarnessInput, type SingleNodeCase,
 } from '../harness/single-node.js';
 import { buildModel, randomFloats, seededRandom, type AttrSpec } from '../../fixtures/onnx-builder.js';
 import { runOrt } from '../harness/ort.js';
-import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { prepareKernels } from '../harness/gpu.js';
 import { opFor } from '../../compiler/ops/index.js';
-import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS, type TargetLimits } from '../../compiler/target/limits.js';
+import { type KernelSpec, type LowerTensor } from '../../compiler/kernel/types.js';
+import { type LowerContext } from '../../compiler/ops/op.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
-import { numElements, type Attrs, type ConstTensor, type DType, type FusedActivation, type Node } from '../../compiler/ir/types.js';
-import { wgslType } from '../../compiler/codegen/wgsl.js';
+import { type Attrs, type ConstTensor, type DType, type FusedActivation, type Node } from '../../compiler/ir/types.js';
 import { FlashmemError } from '../../compiler/errors.js';
 
 const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -346,81 +347,12 @@ function lowerCase(c: SingleNodeCase, options: LowerOptions = {}): Lowered {
   return { kernels, inputs, outputs };
 }
 
-function hostTyped(t: LowerTensor, data: ArrayLike<number>): Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> {
-  return wgslType(t.type.dtype) === 'f32' ? Float32Array.from(data) : Int32Array.from(data, (v) => Math.trunc(v));
-}
-
-/** Uploads and builds pipelines once; run() dispatches every kernel and reads output 0 back. */
-async function prepareOnGpu(c: SingleNodeCase, lowered: Lowered) {
-  const device = await testDevice();
-  const buffers = new Map<string, GPUBuffer>();
-  const bufferFor = (t: LowerTensor): GPUBuffer => {
-    let b = buffers.get(t.id);
-    if (!b) {
-      const size = Math.max(16, Math.ceil((numElements(t.type.shape) * 4) / 16) * 16);
-      b = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-      buffers.set(t.id, b);
-    }
-    return b;
-  };
-  lowered.inputs.forEach((t, i) => { if (t) device.queue.writeBuffer(bufferFor(t), 0, hostTyped(t, c.inputs[i]!.data)); });
-  device.pushErrorScope('validation');
-  const passes = lowered.kernels.map((k) => {
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
-    const entries = k.bindings.map((t, i) => ({ binding: i, resource: { buffer: bufferFor(t) } }));
-    return { pipeline, bindGroup: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: k.workgroups };
-  });
-  const err = await keepAlive(device.popErrorScope());
-  if (err) throw new Error(`WebGPU validation error: ${err.message}\n${lowered.kernels.map((k) => k.wgsl).join('\n-----\n')}`);
-  const out = lowered.outputs[0]!;
-  const outBytes = Math.max(16, Math.ceil((numElements(out.type.shape) * 4) / 16) * 16);
-  const encodeAll = (encoder: GPUCommandEncoder) => {
-    for (const p of passes) {
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(p.pipeline);
-      pass.setBindGroup(0, p.bindGroup);
-      pass.dispatchWorkgroups(...p.workgroups);
-      pass.end();
-    }
-  };
-  return {
-    async run(): Promise<Float32Array | Int32Array> {
-      const encoder = device.createCommandEncoder();
-      encodeAll(encoder);
-      const rb = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      encoder.copyBufferToBuffer(bufferFor(out), 0, rb, 0, outBytes);
-      device.queue.submit([encoder.finish()]);
-      await keepAlive(rb.mapAsync(GPUMapMode.READ));
-      const raw = rb.getMappedRange().slice(0, numElements(out.type.shape) * 4);
-      rb.destroy();
-      return wgslType(out.type.dtype) === 'f32' ? new Float32Array(raw) : new Int32Array(raw);
-    },
-    /** milliseconds per execution of the node's kernels (best of `reps` batches of `iters`) */
-    async time(iters: number, reps = 3): Promise<number> {
-      let best = Infinity;
-      for (let r = 0; r < reps; r++) {
-        const start = performance.now();
-        for (let i = 0; i < iters; i++) {
-          const encoder = device.createCommandEncoder();
-          encodeAll(encoder);
-          device.queue.submit([encoder.finish()]);
-        }
-        await keepAlive(device.queue.onSubmittedWorkDone());
-        best = Math.min(best, (performance.now() - start) / iters);
-      }
-      return best;
-    },
-    destroy(): void {
-      for (const b of buffers.values()) b.destroy();
-    },
-  };
-}
-
 async function runLowered(c: SingleNodeCase, options: LowerOptions = {}) {
   const lowered = lowerCase(c, options);
-  const gpu = await prepareOnGpu(c, lowered);
+  const uploads = lowered.inputs.flatMap((t, i) => (t ? [{ tensor: t, data: c.inputs[i]!.data }] : []));
+  const gpu = await prepareKernels(lowered.kernels, uploads);
   try {
-    return { lowered, data: await gpu.run() };
+    return { lowered, data: (await gpu.run(lowered.outputs))[0]! };
   } finally {
     gpu.destroy();
   }

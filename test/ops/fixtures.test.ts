@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { importOnnx } from '../../compiler/frontend/onnx.js';
 import { runPipeline } from '../../compiler/passes/pipeline.js';
-import { DEFAULT_LIMITS } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
 import { compileAndOpen } from '../harness/compile-run.js';
 import { REPO_ROOT } from '../harness/paths.js';
 import { expectDataSetMatches } from '../harness/data-set.js';

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { expectMatchesOrt, maxViolation, runNodeOnOrt, testDevice, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
+import { expectMatchesOrt, maxViolation, runNodeOnOrt, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
 import { randomFloats } from '../../fixtures/onnx-builder.js';
-import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { prepareKernels } from '../harness/gpu.js';
 import { opFor } from '../../compiler/ops/index.js';
-import { DEFAULT_LIMITS, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS, type TargetLimits } from '../../compiler/target/limits.js';
+import { type KernelSpec, type LowerTensor } from '../../compiler/kernel/types.js';
+import { type LowerContext } from '../../compiler/ops/op.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
 import { numElements, type Attrs, type ConstTensor, type FusedActivation, type Node, type TensorType } from '../../compiler/ir/types.js';
 import { FlashmemError } from '../../compiler/errors.js';
@@ -53,55 +55,18 @@ function lowerNode(c: SingleNodeCase & { attrs?: Record<string, number> }, limit
 
 type Lowered = ReturnType<typeof lowerNode>;
 
-/** Uploads inputs and derived constants, builds the pipelines; `dispatch` encodes every kernel once. */
-async function prepareGpu(l: Lowered) {
-  const device = await testDevice();
-  const buffers = new Map<string, GPUBuffer>();
-  const bufferFor = (t: LowerTensor): GPUBuffer => {
-    let b = buffers.get(t.id);
-    if (!b) {
-      b = device.createBuffer({ size: Math.max(16, Math.ceil((numElements(t.type.shape) * 4) / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-      buffers.set(t.id, b);
-    }
-    return b;
-  };
-  l.hostInputs.forEach((inp, i) => { if (!inp.omitted) device.queue.writeBuffer(bufferFor(l.inputs[i]!), 0, Float32Array.from(inp.data)); });
-  for (const t of l.extra) if (t.data) device.queue.writeBuffer(bufferFor(t), 0, Float32Array.from(t.data.data));
-  device.pushErrorScope('validation');
-  const steps = l.kernels.map((k) => {
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
-    const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: bufferFor(t) } })) });
-    return { pipeline, bindGroup, workgroups: k.workgroups };
-  });
-  const err = await keepAlive(device.popErrorScope());
-  if (err) throw new Error(`WebGPU validation error: ${err.message}\n${l.kernels.map((k) => k.wgsl).join('\n-----\n')}`);
-  const dispatch = (encoder: GPUCommandEncoder) => {
-    for (const s of steps) {
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(s.pipeline);
-      pass.setBindGroup(0, s.bindGroup);
-      pass.dispatchWorkgroups(...s.workgroups);
-      pass.end();
-    }
-  };
-  const destroy = () => { for (const b of buffers.values()) b.destroy(); };
-  return { device, dispatch, outputBuffer: bufferFor(l.output), destroy };
-}
-
 async function runLowered(l: Lowered): Promise<LoweredRun> {
-  const gpu = await prepareGpu(l);
-  const n = numElements(l.output.type.shape);
-  const size = Math.max(16, Math.ceil((n * 4) / 16) * 16);
-  const readback = gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = gpu.device.createCommandEncoder();
-  gpu.dispatch(encoder);
-  encoder.copyBufferToBuffer(gpu.outputBuffer, 0, readback, 0, size);
-  gpu.device.queue.submit([encoder.finish()]);
-  await keepAlive(readback.mapAsync(GPUMapMode.READ));
-  const output = new Float32Array(readback.getMappedRange().slice(0, n * 4));
-  readback.destroy();
-  gpu.destroy();
-  return { kernels: l.kernels, output, outputType: l.output.type };
+  const uploads = [
+    ...l.hostInputs.flatMap((inp, i) => (inp.omitted ? [] : [{ tensor: l.inputs[i]!, data: inp.data }])),
+    ...l.extra.flatMap((t) => (t.data ? [{ tensor: t, data: t.data.data as ArrayLike<number> }] : [])),
+  ];
+  const gpu = await prepareKernels(l.kernels, uploads);
+  try {
+    const [output] = await gpu.run([l.output]);
+    return { kernels: l.kernels, output: output as Float32Array, outputType: l.output.type };
+  } finally {
+    gpu.destroy();
+  }
 }
 
 async function expectLoweredMatches(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: (x: number) => number, fused?: FusedActivation) {

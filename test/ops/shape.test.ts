@@ -4,7 +4,8 @@ import { randomFloats, type AttrSpec } from '../../fixtures/onnx-builder.js';
 import { opFor } from '../../compiler/ops/index.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
 import { FlashmemError } from '../../compiler/errors.js';
-import { DEFAULT_LIMITS, type LowerContext } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
+import { type LowerContext } from '../../compiler/ops/op.js';
 import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler/ir/types.js';
 
 // ---- helpers: run an OpDef's shape rule and fold on the CPU, exactly as the compiler's passes do

@@ -6,8 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { expectMatchesOrt, runNodeOnGpu, type GpuRunOptions, type HarnessInput, type SingleNodeCase } from '../harness/single-node.js';
 import { randomFloats } from '../../fixtures/onnx-builder.js';
-import { DEFAULT_LIMITS, type KernelSpec } from '../../compiler/ops/op.js';
-import { packTexels, textureShapeFor } from '../../compiler/codegen/texture-layout.js';
+import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
+import { type KernelSpec } from '../../compiler/kernel/types.js';
+import { packTexels, textureShapeFor } from '../../compiler/kernel/texture-layout.js';
 
 let seed = 100;
 function tensor(shape: number[], constant = false): HarnessInput {

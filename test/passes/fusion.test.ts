@@ -10,7 +10,7 @@ import { familyGraphs } from '../../fixtures/families/generate.js';
 import { attentionCore, gelu, layerNorm, splitHeads, type GeluStyle } from '../../fixtures/families/layers.js';
 import { importOnnx } from '../../compiler/frontend/onnx.js';
 import { runPipeline } from '../../compiler/passes/pipeline.js';
-import { DEFAULT_LIMITS } from '../../compiler/ops/op.js';
+import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
 import { FUSED_DOMAIN } from '../../compiler/ops/domains.js';
 import type { Graph } from '../../compiler/ir/types.js';
 import { buildModel } from '../../fixtures/onnx-builder.js';

@@ -11,7 +11,7 @@ import { cli } from '../harness/cli.js';
 import { defaultProfile, DEFAULT_PROFILE, loadProfileFile } from '../../compiler/profile/load.js';
 import { capacityBytes, kernelCapacityBytes, predictKernelUs } from '../../compiler/profile/model.js';
 import { kernelFeatures } from '../../compiler/profile/features.js';
-import type { KernelProgram } from '../../compiler/codegen/program.js';
+import type { KernelProgram } from '../../compiler/lower/program.js';
 import type { DeviceProfile } from '../../schemas/profile.js';
 import { REPO_ROOT, tempDir } from '../harness/paths.js';
 import { expectFlashmemError } from '../harness/single-node.js';

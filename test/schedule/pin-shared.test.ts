@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pinSharedWeights } from '../../compiler/schedule/pin-shared.js';
 import { jointProgram } from '../../compiler/schedule/sequence.js';
-import type { KernelProgram, ProgramTensor } from '../../compiler/codegen/program.js';
+import type { KernelProgram, ProgramTensor } from '../../compiler/lower/program.js';
 
 const KIB = 1024;
 

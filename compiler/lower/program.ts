@@ -3,7 +3,9 @@
  * load scheduling consume. Tensors are flat typed byte ranges; kernels bind them by id.
  */
 import type { ConstTensor, TensorType } from '../ir/types.js';
-import type { CostClass, TextureShape } from '../ops/op.js';
+import type { CostClass } from '../ops/op.js';
+import type { KernelSource, ShaderCode, TextureShape } from '../kernel/types.js';
+import { GPU_ELEMENT_BYTES } from '../kernel/limits.js';
 
 export type TensorRole = 'input' | 'weight' | 'activation' | 'scratch';
 
@@ -21,9 +23,10 @@ export interface ProgramTensor {
   texture?: TextureShape;
 }
 
-export interface ProgramKernel {
+export interface ProgramKernel extends ShaderCode {
   label: string;
-  wgsl: string;
+  /** the WGSL in parts, for kernel rewriting (carriers) */
+  source: KernelSource;
   bindings: string[];
   workgroups: [number, number, number];
   /** the graph node this kernel computes */
@@ -79,7 +82,6 @@ export function storageRoot(program: KernelProgram, id: string): ProgramTensor {
   return t;
 }
 
-export const GPU_ELEMENT_BYTES = 4;
 
 /** The runtime reads every output back through one mapped buffer of their total size. */
 export function readbackBytes(program: KernelProgram): number {

@@ -1,38 +1,19 @@
 /**
- * Conv with its weights in the 2.5D texture layout (compiler/codegen/texture-layout.ts): texture
+ * Conv with its weights in the 2.5D texture layout (compiler/kernel/texture-layout.ts): texture
  * row oc holds W[oc] (C/group x kernel taps values, ONNX order: input channel, then kd, kh, kw)
  * four values per texel. An invocation computes 4 output channels x 4 consecutive (flattened)
  * output pixels: per texel it loads one texel per channel and, for each of the 4 reduction
  * values the texel covers, the input under each pixel, then accumulates vec4 dot products.
  * Shape-specialised like the buffer kernels: every size, stride and pad is a literal.
  */
-import { lit, u } from '../codegen/wgsl.js';
-import { TEXEL_VALUES, packTexels, texelLoad, textureDecl } from '../codegen/texture-layout.js';
-import type { ConstTensor, FusedActivation } from '../ir/types.js';
-import { applyActivation } from './activation.js';
-import type { TextureShape } from './op.js';
-
-export type Vec3 = [number, number, number];
-
-/** A Conv's batch and channel counts, per group too. */
-export interface ConvChannels {
-  batch: number;
-  inChannels: number;
-  outChannels: number;
-  groups: number;
-  inPerGroup: number;
-  outPerGroup: number;
-}
-
-/** A Conv's window over its spatial axes, left-padded to 3 (D, H, W). */
-export interface ConvVolumes {
-  inVol: Vec3;
-  outVol: Vec3;
-  kVol: Vec3;
-  strides: Vec3;
-  dilations: Vec3;
-  padsBegin: Vec3;
-}
+import { lit, u } from '../../kernel/wgsl.js';
+import { TEXEL_VALUES, packTexels, texelLoad } from '../../kernel/texture-layout.js';
+import { kernel, LID, WID } from '../../kernel/builder.js';
+import { numElements, type ConstTensor, type FusedActivation } from '../../ir/types.js';
+import type { KernelSpec, LowerTensor, TextureShape } from '../../kernel/types.js';
+import { applyActivation } from '../activation.js';
+import type { ConvChannels, ConvVolumes } from './geometry.js';
+import { range } from './plan.js';
 
 /** What the texture kernel needs of a Conv. */
 export interface ConvTextureGeometry extends ConvChannels, ConvVolumes {}
@@ -43,12 +24,9 @@ const CHANNEL_TILE = 4;
 const PIXEL_TILE = 4;
 const WORKGROUP_SIZE = 64;
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-const product = (v: readonly number[]) => v.reduce((a, b) => a * b, 1);
-
 /** Reduction values per output channel: input channels of its group x kernel taps. */
 export function convReduction(g: ConvTextureGeometry): number {
-  return g.inPerGroup * product(g.kVol);
+  return g.inPerGroup * numElements(g.kVol);
 }
 
 /** Texels of Conv W [M, C/group, k...]: row oc is W[oc] as stored (already reduction-contiguous). */
@@ -57,48 +35,67 @@ export function convTexels(g: ConvTextureGeometry, shape: TextureShape, w: Const
   return packTexels(shape, g.outChannels, reduction, (row, r) => Number(w.data[row * reduction + r]));
 }
 
-export interface ConvTextureKernel {
-  wgsl: string;
+/** How the texture kernel tiles a Conv: its grid and workgroup size. */
+interface TextureTiling {
+  outPix: number;
+  pixelTiles: number;
+  channels: number;
+  blocksPerGroup: number;
+  workgroupSize: number;
   workgroups: [number, number, number];
 }
 
-export function convTextureKernel(g: ConvTextureGeometry, shape: TextureShape, hasBias: boolean, activation: FusedActivation | undefined): ConvTextureKernel {
-  const outPix = product(g.outVol);
+function textureTiling(g: ConvTextureGeometry): TextureTiling {
+  const outPix = numElements(g.outVol);
   const pixelTiles = Math.ceil(outPix / PIXEL_TILE);
   const channels = Math.min(CHANNEL_TILE, g.outPerGroup);
   const blocksPerGroup = Math.ceil(g.outPerGroup / channels);
   const workgroupSize = Math.min(WORKGROUP_SIZE, Math.ceil(pixelTiles / 8) * 8);
-  const decls = [
-    `@group(0) @binding(0) var<storage, read_write> x: array<f32>;`,
-    textureDecl(1, 'w'),
-    ...(hasBias ? [`@group(0) @binding(2) var<storage, read_write> b: array<f32>;`] : []),
-    `@group(0) @binding(${hasBias ? 3 : 2}) var<storage, read_write> y: array<f32>;`,
-  ];
-  const wgsl = `${decls.join('\n')}
+  return { outPix, pixelTiles, channels, blocksPerGroup, workgroupSize, workgroups: [Math.ceil(pixelTiles / workgroupSize), g.groups * blocksPerGroup, g.batch] };
+}
 
-// conv (texture ${shape.width}x${shape.height}x${shape.layers}): ${channels} output channels x ${PIXEL_TILE} output pixels per invocation
-@compute @workgroup_size(${workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let tile = wid.x * ${u(workgroupSize)} + lid.x;
+/** The texture kernel's workgroup grid (known before the weight texture exists). */
+export function convTextureWorkgroups(g: ConvTextureGeometry): [number, number, number] {
+  return textureTiling(g).workgroups;
+}
+
+/** The tensors the texture kernel binds: x, the weight texture w, bias b (optional), y. */
+export interface ConvTextureTensors {
+  x: LowerTensor;
+  w: LowerTensor;
+  b?: LowerTensor;
+  y: LowerTensor;
+}
+
+export function convTextureKernel(label: string, g: ConvTextureGeometry, shape: TextureShape, t: ConvTextureTensors, activation: FusedActivation | undefined): KernelSpec {
+  const { outPix, pixelTiles, channels, blocksPerGroup, workgroupSize, workgroups } = textureTiling(g);
+  const k = kernel(label);
+  k.bind('x', t.x, 'f32');
+  const w = k.bindTexture('w', t.w);
+  if (t.b) k.bind('b', t.b, 'f32');
+  k.bind('y', t.y, 'f32');
+  const body = `let tile = wid.x * ${u(workgroupSize)} + lid.x;
   if (tile >= ${u(pixelTiles)}) { return; }
   let group = wid.y / ${u(blocksPerGroup)};
   let ocInGroup = (wid.y % ${u(blocksPerGroup)}) * ${u(channels)};
   let ocBase = group * ${u(g.outPerGroup)} + ocInGroup;
   let n = wid.z;
-  let xBase = (n * ${u(g.inChannels)} + group * ${u(g.inPerGroup)}) * ${u(product(g.inVol))};
+  let xBase = (n * ${u(g.inChannels)} + group * ${u(g.inPerGroup)}) * ${u(numElements(g.inVol))};
   let pix0 = tile * ${u(PIXEL_TILE)};
   ${pixelOrigins(g, outPix).join('\n  ')}
   ${range(channels).map((c) => `let row_${c} = group * ${u(g.outPerGroup)} + min(ocInGroup + ${u(c)}, ${u(g.outPerGroup - 1)});`).join('\n  ')}
   ${range(PIXEL_TILE).map((j) => `var acc_${j} = vec4<f32>(0.0);`).join('\n  ')}
   for (var t = 0u; t < ${u(shape.width)}; t++) {
-    ${range(channels).map((c) => `let wv_${c} = ${texelLoad('w', shape, 't', `row_${c}`)};`).join('\n    ')}
+    ${range(channels).map((c) => `let wv_${c} = ${texelLoad(w.name, shape, 't', `row_${c}`)};`).join('\n    ')}
     ${range(TEXEL_VALUES).flatMap((l) => laneLoads(g, l)).join('\n    ')}
     ${range(PIXEL_TILE).map((j) => accumulate(j, channels)).join('\n    ')}
   }
-  ${stores(g, outPix, channels, hasBias, activation).join('\n  ')}
-}
-`;
-  return { wgsl, workgroups: [Math.ceil(pixelTiles / workgroupSize), g.groups * blocksPerGroup, g.batch] };
+  ${stores(g, outPix, channels, t.b !== undefined, activation).join('\n  ')}`;
+  return k.build({
+    header: `${k.declarations()}\n\n// conv (texture ${shape.width}x${shape.height}x${shape.layers}): ${channels} output channels x ${PIXEL_TILE} output pixels per invocation\n`,
+    entry: { workgroupSize, params: [WID, LID], body },
+    workgroups,
+  });
 }
 
 const AXES = ['d', 'h', 'w'] as const;
@@ -126,14 +123,14 @@ function axisChecks(g: ConvTextureGeometry, axis: number, coord: string): string
  * the input under pixel j there, 0 where the window leaves the input or r runs past the row.
  */
 function laneLoads(g: ConvTextureGeometry, l: number): string[] {
-  const taps = product(g.kVol);
+  const taps = numElements(g.kVol);
   const [, kh, kw] = g.kVol;
   const reduction = convReduction(g);
   const [, ih, iw] = g.inVol;
   const lines = [
     `let r_${l} = t * ${u(TEXEL_VALUES)} + ${u(l)};`,
     taps === 1 ? `let ic_${l} = r_${l};` : `let ic_${l} = r_${l} / ${u(taps)};`,
-    `let c_${l} = xBase + min(ic_${l}, ${u(g.inPerGroup - 1)}) * ${u(product(g.inVol))};`,
+    `let c_${l} = xBase + min(ic_${l}, ${u(g.inPerGroup - 1)}) * ${u(numElements(g.inVol))};`,
   ];
   if (taps > 1) {
     lines.push(

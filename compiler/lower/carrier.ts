@@ -5,11 +5,14 @@
  * loop before its own work (no thread takes a different role, so there is no divergence); the
  * copy is memory traffic the kernel's own compute hides, up to the kernel's load capacity.
  *
- * The rewrite is textual on our own generated WGSL: the original entry point becomes a helper
- * function and a new entry point with the same workgroup size runs the copy, then calls it.
+ * The carrier is built from the kernel's parts (KernelSource), never by reading its WGSL: the
+ * original entry point becomes the helper function `fm_compute`, and a new entry point with the
+ * same workgroup size runs the copy, then calls it.
  */
 import { fail } from '../errors.js';
-import { u } from './wgsl.js';
+import { renderKernel } from '../kernel/builder.js';
+import type { EntryParam, KernelSource, ShaderCode } from '../kernel/types.js';
+import { u } from '../kernel/wgsl.js';
 
 export interface CarriedCopy {
   /** u32 word offset inside the bound staging-ring range */
@@ -18,27 +21,19 @@ export interface CarriedCopy {
   words: number;
 }
 
-export interface CarrierRewrite {
-  wgsl: string;
+export interface CarrierRewrite extends ShaderCode {
   /** binding index of the staging-ring range; destination i is bound at ringBinding + 1 + i */
   ringBinding: number;
 }
 
-const ENTRY_START = /@compute\s+@workgroup_size\(([^)]*)\)\s*fn\s+main\s*\(/;
-
-/** The entry point's header: workgroup size text, parameter list (balanced parentheses) and extent. */
-function parseEntry(wgsl: string): { size: string; params: string; start: number; end: number } {
-  const m = ENTRY_START.exec(wgsl);
-  if (!m) fail('FM_LIMIT', 'internal: kernel has no recognisable entry point to rewrite as a carrier');
-  let depth = 1;
-  let i = m.index + m[0].length;
-  const paramsStart = i;
-  for (; i < wgsl.length && depth > 0; i++) {
-    if (wgsl[i] === '(') depth++;
-    else if (wgsl[i] === ')') depth--;
-  }
-  return { size: m[1]!, params: wgsl.slice(paramsStart, i - 1), start: m.index, end: i };
+/** The kernel to rewrite: its parts and shader metadata, dispatch size and binding count. */
+export interface CarrierInput extends ShaderCode {
+  source: KernelSource;
+  workgroups: readonly [number, number, number];
+  bindings: readonly unknown[];
 }
+
+const FM_GID: EntryParam = { builtin: 'global_invocation_id', name: 'fm_gid', type: 'vec3<u32>' };
 
 /** pieces staged in the ring start at 256-byte boundaries (the schedule's placement alignment) */
 const RING_ALIGN_WORDS = 64;
@@ -52,22 +47,18 @@ function checkPacked(copies: readonly CarriedCopy[]): void {
   }
 }
 
-export function rewriteAsCarrier(wgsl: string, workgroups: readonly [number, number, number], bindingCount: number, copies: readonly CarriedCopy[]): CarrierRewrite {
-  const entry = parseEntry(wgsl);
-  const m = [undefined, entry.size, entry.params] as const;
-  const size = m[1].split(',').map((s) => Number(s.trim().replace(/u$/, '')));
-  const [sx = 1, sy = 1, sz = 1] = size;
-  const params = m[2].trim();
-  const gidName = /@builtin\(global_invocation_id\)\s+(\w+)/.exec(params)?.[1];
-  const entryParams = gidName ? params : [params, '@builtin(global_invocation_id) fm_gid: vec3<u32>'].filter(Boolean).join(', ');
-  const gid = gidName ?? 'fm_gid';
-  const args = [...params.matchAll(/(\w+)\s*:\s*[\w<>]+/g)].map((p) => p[1]).join(', ');
-  const helperParams = params.replace(/@builtin\([^)]*\)\s*/g, '');
+export function rewriteAsCarrier(kernel: CarrierInput, copies: readonly CarriedCopy[]): CarrierRewrite {
+  const { source, workgroups } = kernel;
+  const [sx, sy, sz] = kernel.workgroupSize;
+  const gid = source.params.find((p) => p.builtin === 'global_invocation_id');
+  const params = gid ? source.params : [...source.params, FM_GID];
+  const args = source.params.map((p) => p.name).join(', ');
+  const helperParams = source.params.map((p) => `${p.name}: ${p.type}`).join(', ');
 
   const rowThreads = workgroups[0] * sx;
   const planeThreads = rowThreads * workgroups[1] * sy;
   const totalThreads = planeThreads * workgroups[2] * sz;
-  const ring = bindingCount;
+  const ring = kernel.bindings.length;
   const destinations = copies.map((_, i) => `@group(0) @binding(${ring + 1 + i}) var<storage, read_write> fm_dst${i}: array<u32>;`).join('\n');
   checkPacked(copies);
   // sizes and ring offsets come from the bindings (arrayLength), not constants: one carrier variant
@@ -79,19 +70,13 @@ export function rewriteAsCarrier(wgsl: string, workgroups: readonly [number, num
     `  src += (n + ${u(RING_ALIGN_WORDS - 1)}) / ${u(RING_ALIGN_WORDS)} * ${u(RING_ALIGN_WORDS)};`,
   ].join('\n')).join('\n');
 
-  const body = `${wgsl.slice(0, entry.start)}fn fm_compute(${helperParams})${wgsl.slice(entry.end)}`;
-  const rewritten = `${body}
-@group(0) @binding(${ring}) var<storage, read_write> fm_ring: array<u32>;
-${destinations}
-
-@compute @workgroup_size(${entry.size})
-fn main(${entryParams}) {
-  let t = ${gid}.x + ${gid}.y * ${u(rowThreads)} + ${gid}.z * ${u(planeThreads)};
-  var src = 0u;
-  var n = 0u;
-${loops}
-  fm_compute(${args});
-}
-`;
-  return { wgsl: rewritten, ringBinding: ring };
+  const helper = `${source.header}fn fm_compute(${helperParams}) {${source.body}}${source.trailer}`;
+  const carrier: KernelSource = {
+    header: `${helper}\n@group(0) @binding(${ring}) var<storage, read_write> fm_ring: array<u32>;\n${destinations}\n\n`,
+    workgroupSize: source.workgroupSize,
+    params,
+    body: `\n  let t = ${(gid ?? FM_GID).name}.x + ${(gid ?? FM_GID).name}.y * ${u(rowThreads)} + ${(gid ?? FM_GID).name}.z * ${u(planeThreads)};\n  var src = 0u;\n  var n = 0u;\n${loops}\n  fm_compute(${args});\n`,
+    trailer: '\n',
+  };
+  return { wgsl: renderKernel(carrier), workgroupSize: kernel.workgroupSize, workgroupBytes: kernel.workgroupBytes, ringBinding: ring };
 }

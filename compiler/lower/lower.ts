@@ -3,15 +3,17 @@
  * WGSL kernels; view ops (Reshape, Squeeze...) emit nothing and alias their input's storage.
  */
 import { FlashmemError, fail, quoteName } from '../errors.js';
-import { valueOf } from '../ir/graph.js';
+import { describeNode, valueOf } from '../ir/graph.js';
 import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
-import { textureLimits, type KernelSpec, type LowerContext, type LowerTensor, type TargetLimits, type TextureShape, type GemvKernel } from '../ops/op.js';
+import type { GemvKernel, TargetLimits } from '../target/limits.js';
+import type { KernelSpec, LowerTensor, TextureShape } from '../kernel/types.js';
+import type { LowerContext } from '../ops/op.js';
 import type { LayoutDecisions } from '../passes/select-weight-layout.js';
-import { textureBytes } from './texture-layout.js';
-import { workgroupSize, workgroupStorageBytes } from './wgsl.js';
-import { GPU_ELEMENT_BYTES, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
+import { textureBytes } from '../kernel/texture-layout.js';
+import { checkKernelLimits, GPU_ELEMENT_BYTES } from '../kernel/limits.js';
+import { type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
 export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, gemvKernel?: GemvKernel): KernelProgram {
   const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
@@ -45,35 +47,6 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
   return program;
 }
 
-/** Every kernel must fit the target device; ops split work where they can, the rest is refused here. */
-function checkKernelLimits(node: Node, spec: KernelSpec, limits: TargetLimits): void {
-  const where = `node ${quoteName(node.name)} (${node.opType}) kernel ${spec.label}`;
-  const storage = spec.bindings.filter((b) => !b.texture);
-  const textures = spec.bindings.length - storage.length;
-  if (storage.length > limits.maxStorageBuffersPerShaderStage) {
-    fail('FM_LIMIT', `${where} binds ${storage.length} storage buffers; the target allows ${limits.maxStorageBuffersPerShaderStage}`);
-  }
-  if (textures > textureLimits(limits).maxSampledTexturesPerShaderStage) {
-    fail('FM_LIMIT', `${where} binds ${textures} textures; the target allows ${textureLimits(limits).maxSampledTexturesPerShaderStage}`);
-  }
-  for (const b of storage) {
-    const bytes = numElements(b.type.shape) * GPU_ELEMENT_BYTES;
-    if (bytes > limits.maxStorageBufferBindingSize) {
-      fail('FM_LIMIT', `${where} binds a tensor [${b.type.shape}] of ${bytes} bytes; the target's maxStorageBufferBindingSize is ${limits.maxStorageBufferBindingSize}`);
-    }
-  }
-  const [x, y, z] = workgroupSize(spec.wgsl);
-  if (x * y * z > limits.maxComputeInvocationsPerWorkgroup || x > limits.maxComputeWorkgroupSizeX) {
-    fail('FM_LIMIT', `${where} uses workgroups of ${x}x${y}x${z}; the target allows ${limits.maxComputeInvocationsPerWorkgroup} invocations (x <= ${limits.maxComputeWorkgroupSizeX})`);
-  }
-  if (workgroupStorageBytes(spec.wgsl) > limits.maxComputeWorkgroupStorageSize) {
-    fail('FM_LIMIT', `${where} needs ${workgroupStorageBytes(spec.wgsl)} bytes of workgroup memory; the target allows ${limits.maxComputeWorkgroupStorageSize}`);
-  }
-  if (spec.workgroups.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
-    fail('FM_LIMIT', `${where} dispatches [${spec.workgroups}] workgroups; the target allows ${limits.maxComputeWorkgroupsPerDimension} per dimension`);
-  }
-}
-
 function lowerTensor(graph: Graph, name: string, node: Node): LowerTensor {
   const v = valueOf(graph, name, node);
   return { id: name, type: v.type, data: v.data };
@@ -103,9 +76,10 @@ function lowerContext(
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);
       }
-      checkKernelLimits(node, spec, limits);
+      checkKernelLimits(describeNode(node), spec, limits);
       program.kernels.push({
-        label: spec.label, wgsl: spec.wgsl, bindings: spec.bindings.map((b) => b.id), workgroups: spec.workgroups,
+        label: spec.label, wgsl: spec.wgsl, workgroupSize: spec.workgroupSize, workgroupBytes: spec.workgroupBytes, source: spec.source,
+        bindings: spec.bindings.map((b) => b.id), workgroups: spec.workgroups,
         node: node.name, opType: node.opType, costClass,
       });
     },

@@ -7,7 +7,8 @@
  * weight side. Shards store exactly these texels, so the runtime uploads them with
  * queue.writeTexture straight from shard bytes (no layout transformation at load).
  */
-import { textureLimits, type TargetLimits, type TextureShape } from '../ops/op.js';
+import { textureLimits, type TargetLimits } from '../target/limits.js';
+import { type TextureShape } from './types.js';
 import { u } from './wgsl.js';
 
 /** values per texel (rgba) */

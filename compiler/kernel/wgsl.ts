@@ -14,22 +14,6 @@ export function wgslType(dtype: DType): WgslScalar {
   return 'i32';
 }
 
-export interface StorageDecl {
-  name: string;
-  type: WgslScalar;
-}
-
-/**
- * Binding declarations. Every binding is read_write storage so that any two tensors of one
- * arena buffer may be bound in the same dispatch (a buffer may not be both read-only and
- * writable storage in one usage scope).
- */
-export function storageDecls(decls: readonly StorageDecl[]): string {
-  return decls
-    .map((d, i) => `@group(0) @binding(${i}) var<storage, read_write> ${d.name}: array<${d.type}>;`)
-    .join('\n');
-}
-
 const F32_MAX = 3.4028234663852886e38;
 /** the exact decimal value of the largest finite f32: any rounding up would not be representable */
 const F32_MAX_DECIMAL = '340282346638528859811704183484516925440.0';
@@ -100,24 +84,4 @@ export function unravel(flat: string, shape: readonly number[], prefix: string):
 export function dot(coords: readonly string[], strides: readonly number[]): string {
   const terms = coords.flatMap((c, i) => (strides[i] === 0 ? [] : strides[i] === 1 ? [c] : [`${c} * ${u(strides[i]!)}`]));
   return terms.length === 0 ? '0u' : terms.join(' + ');
-}
-
-export function computeEntry(workgroupSize: number, body: string): string {
-  return `@compute @workgroup_size(${workgroupSize})\nfn main(@builtin(global_invocation_id) gid: vec3<u32>) {\n  ${body}\n}`;
-}
-
-/** The @workgroup_size of a kernel's entry point. */
-export function workgroupSize(wgsl: string): [number, number, number] {
-  const m = /@workgroup_size\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?(?:,\s*(\d+)\s*)?\)/.exec(wgsl);
-  if (!m) return [1, 1, 1];
-  return [Number(m[1]), Number(m[2] ?? 1), Number(m[3] ?? 1)];
-}
-
-/** bytes of `var<workgroup>` arrays (f32/i32/u32 scalars and vec2/vec4 of them) */
-export function workgroupStorageBytes(wgsl: string): number {
-  let total = 0;
-  for (const m of wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<\s*(vec(\d)<\s*\w+\s*>|\w+)\s*,\s*(\d+)u?\s*>/g)) {
-    total += 4 * Number(m[2] ?? 1) * Number(m[3]);
-  }
-  return total;
 }

@@ -1,0 +1,65 @@
+/**
+ * A tensor bound to a kernel (in the spirit of ONNX Runtime Web's IndicesHelper): it knows its
+ * binding, WGSL element type, shape and strides, declares its own binding and renders element
+ * and index expressions with the shape specialised into literals.
+ */
+import { numElements } from '../ir/types.js';
+import { stridesOf, broadcastStrides } from './strides.js';
+import { textureDecl } from './texture-layout.js';
+import type { LowerTensor } from './types.js';
+import { dot, unravel } from './wgsl.js';
+
+/** A storage binding's element type: a scalar or a vec4 of one. */
+export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec4<i32>' | 'vec4<u32>' | 'vec2<f32>';
+
+export class TensorVar {
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+
+  constructor(
+    readonly name: string,
+    readonly tensor: LowerTensor,
+    readonly element: ElementType,
+    readonly binding: number,
+    readonly kind: 'storage' | 'texture',
+  ) {
+    this.shape = tensor.type.shape;
+    this.strides = stridesOf(this.shape);
+  }
+
+  /** elements of the tensor (scalars, not vec4s) */
+  get size(): number {
+    return numElements(this.shape);
+  }
+
+  /** values per element of the binding's array (4 for vec4) */
+  get width(): number {
+    return /^vec(\d)/.exec(this.element) ? Number(this.element[3]) : 1;
+  }
+
+  declaration(): string {
+    return this.kind === 'texture'
+      ? textureDecl(this.binding, this.name)
+      : `@group(0) @binding(${this.binding}) var<storage, read_write> ${this.name}: array<${this.element}>;`;
+  }
+
+  /** `name[index]` */
+  at(index: string): string {
+    return `${this.name}[${index}]`;
+  }
+
+  /** the flat offset of per-axis coordinates (stride-1 and size-1 terms simplified) */
+  offset(coords: readonly string[]): string {
+    return dot(coords, this.strides);
+  }
+
+  /** the flat offset of an element of `outShape` that this tensor broadcasts to, from outShape's coordinates */
+  broadcastOffset(coords: readonly string[], outShape: readonly number[]): string {
+    return dot(coords, broadcastStrides(this.shape, outShape));
+  }
+
+  /** statements decomposing a flat index into per-axis coordinates `${prefix}0..` of this tensor's shape */
+  unravel(flat: string, prefix: string): string {
+    return unravel(flat, this.shape, prefix);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Few rows, long K (gemv): K split across a workgroup, partial sums reduced in workgroup memory.
+ */
+import { numElements } from '../../ir/types.js';
+import { u, type WgslScalar } from '../../kernel/wgsl.js';
+import { kernel, LID, WID } from '../../kernel/builder.js';
+import type { KernelSpec, LowerTensor } from '../../kernel/types.js';
+import type { LowerContext } from '../op.js';
+import type { Epilogue, MatmulGeometry } from './geometry.js';
+import type { BPart } from './packing.js';
+import { bindOperands, storeStatement, type KernelPlan } from './epilogue.js';
+
+/**
+ * The register-tiled kernel gives each invocation the whole K loop, so with M <= 4 a kernel runs
+ * only N / 4 invocations, each K dependent loads long: latency-bound on a real GPU, and just as
+ * slow for a 352-column slice of a split weight as for all 4096 columns (VGG fc6 on the H100:
+ * ~10 ms per slice). Here one workgroup owns one panel of packed B; its invocations split K into
+ * `slices` interleaved rows (the panel's rows are contiguous, so a warp reads consecutive rows
+ * in one stream) and add their partial sums in workgroup memory.
+ */
+const SPLIT_K_MIN_K = 256;
+const SPLIT_K_INVOCATIONS = 256;
+
+function splitKApplies(g: MatmulGeometry, part: BPart): boolean {
+  return g.M <= 4 && g.K >= SPLIT_K_MIN_K && part.panel !== undefined && numElements(g.batchShape) === 1;
+}
+
+interface SplitKPlan extends KernelPlan {
+  /** vec4 column tiles per panel (invocations along n) */
+  tiles: number;
+  /** invocations along k: a power of two, for the reduction tree */
+  slices: number;
+}
+
+function splitKPlan(g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue): SplitKPlan {
+  const tiles = part.panel! / 4;
+  let slices = 1;
+  while (slices * 2 * tiles <= SPLIT_K_INVOCATIONS) slices *= 2;
+  return { g, type, part, epi, rowTile: g.M, workgroupSize: tiles * slices, tiles, slices };
+}
+
+/** The split-K kernel over `bindings` (a, packed B, [c], y): one workgroup per panel. */
+function splitKKernel(label: string, p: SplitKPlan, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec {
+  const { g, type, tiles, slices } = p;
+  const { M, K } = g;
+  const rows = Array.from({ length: M }, (_, i) => i);
+  const step = u(slices);
+  const aAt = (i: number, k: string) => `a[${u(i * g.a.rowStride)} + (${k}) * ${u(g.a.colStride)}]`;
+  const bAt = (k: string) => `b[bPanel + (${k}) * ${u(tiles)}]`;
+  // four rows per trip keep four loads in flight per invocation
+  const unrolled = [0, 1, 2, 3].map((r) => (r === 0 ? 'k' : `k + ${u(r * slices)}`));
+  const body = [
+    `let tile = lid.x % ${u(tiles)};`,
+    `let kslice = lid.x / ${u(tiles)};`,
+    `let bPanel = wid.x * ${u(K * tiles)} + tile;`,
+    ...rows.map((i) => `var acc${i} = vec4<${type}>();`),
+    'var k = kslice;',
+    `for (; k + ${u(3 * slices)} < ${u(K)}; k += ${u(4 * slices)}) {`,
+    ...unrolled.map((kk, r) => `  let b${r} = ${bAt(kk)};`),
+    ...rows.map((i) => `  acc${i} += ${unrolled.map((kk, r) => `${aAt(i, kk)} * b${r}`).join(' + ')};`),
+    '}',
+    `for (; k < ${u(K)}; k += ${step}) {`,
+    `  let bv = ${bAt('k')};`,
+    ...rows.map((i) => `  acc${i} += ${aAt(i, 'k')} * bv;`),
+    '}',
+    ...rows.map((i) => `partial[${u(i * p.workgroupSize)} + lid.x] = acc${i};`),
+    `for (var width = ${u(slices / 2)}; width > 0u; width /= 2u) {`,
+    '  workgroupBarrier();',
+    '  if (kslice < width) {',
+    ...rows.map((i) => `    partial[${u(i * p.workgroupSize)} + lid.x] += partial[${u(i * p.workgroupSize)} + lid.x + width * ${u(tiles)}];`),
+    '  }',
+    '}',
+    'workgroupBarrier();',
+    `let n0 = wid.x * ${u(tiles * 4)} + tile * 4u;`,
+    `if (kslice != 0u || n0 >= ${u(p.part.width)}) { return; }`,
+    'let m0 = 0u;',
+    'let yBase = 0u;',
+    ...rows.map((i) => `acc${i} = partial[${u(i * p.workgroupSize)} + lid.x];`),
+    ...rows.flatMap((i) => [0, 1, 2, 3].map((j) => storeStatement(p, ctx, i, j))),
+  ];
+  const k = kernel(label);
+  bindOperands(k, bindings, type, 'vec4');
+  const partial = k.workgroupArray('partial', `vec4<${type}>`, M * p.workgroupSize);
+  return k.build({
+    header: `${k.declarations()}\n${partial}\n\n`,
+    entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') },
+    workgroups: [Math.ceil(p.part.width / p.part.panel!), 1, 1],
+  });
+}
+
+/** The split-K kernel of one part of B, or undefined where it does not apply (M > 4, short K, unpacked B, batches). */
+export function splitK(label: string, g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec | undefined {
+  if (!splitKApplies(g, part)) return undefined;
+  return splitKKernel(label, splitKPlan(g, type, part, epi), ctx, bindings);
+}

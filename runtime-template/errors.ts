@@ -1,0 +1,39 @@
+/**
+ * FlashmemRuntimeError and the helpers that build its messages.
+ */
+
+/** The codes are those of the compiler (compiler/errors.ts). */
+export type RuntimeErrorCode =
+  | 'FM_BUNDLE_INVALID' | 'FM_BUNDLE_VERSION' | 'FM_BUNDLE_HASH' | 'FM_WEBGPU' | 'FM_INPUT' | 'FM_IO';
+
+export class FlashmemRuntimeError extends Error {
+  readonly code: RuntimeErrorCode;
+  constructor(code: RuntimeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'FlashmemRuntimeError';
+    this.code = code;
+  }
+}
+
+export function fail(code: RuntimeErrorCode, message: string, cause?: unknown): never {
+  throw new FlashmemRuntimeError(code, message, cause === undefined ? undefined : { cause });
+}
+
+export function quote(name: string): string {
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
+}
+
+/** Failures of WebGPU calls themselves (exceptions, rejected promises) are device failures. */
+export function asRuntimeError(error: unknown, what: string): FlashmemRuntimeError {
+  if (error instanceof FlashmemRuntimeError) return error;
+  return new FlashmemRuntimeError('FM_WEBGPU', `${what} failed: ${errorMessage(error)}`, { cause: error });
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  return typeof value === 'object' ? (value.constructor?.name ?? 'an object') : typeof value;
+}

@@ -1,0 +1,187 @@
+/**
+ * The bundle format: BUNDLE_FORMAT (the generator replaces its initializer with the format version
+ * and JSON Schemas of schemas/*.ts), a validator for the JSON Schema keywords zod's draft-2020-12
+ * export uses, and facts of the schedule's layout.
+ */
+import type { Region, TextureBinding, TextureRegion } from '../schemas/schedule.js';
+import { fail, quote } from './errors.js';
+
+type JsonSchema = boolean | { readonly [keyword: string]: unknown };
+
+interface EmbeddedFormat {
+  formatVersion: number;
+  schemas: { manifest: JsonSchema; schedule: JsonSchema };
+}
+
+/** Filled in at generation time from schemas/*.ts; formatVersion 0 marks an ungenerated template. */
+export const BUNDLE_FORMAT: EmbeddedFormat = { formatVersion: 0, schemas: { manifest: false, schedule: false } };
+
+export const BUNDLE_FORMAT_NAME = 'flashmemc-bundle';
+export const MANIFEST_PATH = 'manifest.json';
+/** a manifest lists files and signatures only; anything this large is not one */
+export const MAX_MANIFEST_BYTES = 16 << 20;
+
+type KeywordCheck = (argument: unknown, value: unknown, path: string, schema: Readonly<Record<string, unknown>>) => string[];
+
+/** keywords that never constrain a value */
+const ANNOTATION_KEYWORDS = new Set(['$schema', '$id', '$comment', 'title', 'description', 'default', 'examples']);
+const MAX_REPORTED_VIOLATIONS = 5;
+
+function schemaViolations(schema: JsonSchema, value: unknown, path = ''): string[] {
+  if (schema === true) return [];
+  if (schema === false) return [`${pointer(path)}: no value is allowed here`];
+  const violations: string[] = [];
+  for (const [keyword, argument] of Object.entries(schema)) {
+    if (ANNOTATION_KEYWORDS.has(keyword)) continue;
+    const check = KEYWORD_CHECKS[keyword];
+    // an unknown keyword may constrain values in ways this validator would silently accept
+    if (!check) violations.push(`${pointer(path)}: schema keyword "${keyword}" is not supported by this runtime`);
+    else violations.push(...check(argument, value, path, schema));
+  }
+  return violations;
+}
+
+function pointer(path: string): string {
+  return path === '' ? '/' : path;
+}
+
+function childPath(path: string, key: string | number): string {
+  return `${path}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+function jsonTypeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return typeof value;
+}
+
+function hasJsonType(type: string, value: unknown): boolean {
+  switch (type) {
+    case 'integer': return typeof value === 'number' && Number.isInteger(value);
+    case 'number': return typeof value === 'number' && Number.isFinite(value);
+    case 'object': return isPlainObject(value);
+    case 'array': return Array.isArray(value);
+    case 'null': return value === null;
+    default: return typeof value === type;
+  }
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((item, i) => jsonEqual(item, b[i]));
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((key) => key in b && jsonEqual(a[key], b[key]));
+  }
+  return false;
+}
+
+const compiledPatterns = new Map<string, RegExp>();
+function compiledPattern(source: string): RegExp {
+  let pattern = compiledPatterns.get(source);
+  if (!pattern) compiledPatterns.set(source, (pattern = new RegExp(source, 'u')));
+  return pattern;
+}
+
+function asSchemaList(argument: unknown): JsonSchema[] {
+  return Array.isArray(argument) ? (argument as JsonSchema[]) : [];
+}
+
+/** Alternatives of oneOf/anyOf: report the one that came closest, so the message names the real problem. */
+function closestAlternative(alternatives: JsonSchema[], value: unknown, path: string): string[] {
+  const results = alternatives.map((alternative) => schemaViolations(alternative, value, path));
+  return results.reduce((best, next) => (next.length < best.length ? next : best), results[0] ?? []);
+}
+
+const KEYWORD_CHECKS: Record<string, KeywordCheck> = {
+  type: (type, value, path) => {
+    const types = Array.isArray(type) ? (type as string[]) : [type as string];
+    return types.some((t) => hasJsonType(t, value)) ? [] : [`${pointer(path)}: expected ${types.join(' or ')}, got ${jsonTypeOf(value)}`];
+  },
+  const: (expected, value, path) =>
+    (jsonEqual(expected, value) ? [] : [`${pointer(path)}: must be ${JSON.stringify(expected)}`]),
+  enum: (allowed, value, path) =>
+    (asArray(allowed).some((a) => jsonEqual(a, value)) ? [] : [`${pointer(path)}: must be one of ${JSON.stringify(allowed)}`]),
+  pattern: (source, value, path) =>
+    (typeof value !== 'string' || compiledPattern(source as string).test(value) ? [] : [`${pointer(path)}: ${JSON.stringify(value)} does not match ${source}`]),
+  minLength: (min, value, path) =>
+    (typeof value !== 'string' || [...value].length >= (min as number) ? [] : [`${pointer(path)}: must have at least ${min} characters`]),
+  minimum: (min, value, path) =>
+    (typeof value !== 'number' || value >= (min as number) ? [] : [`${pointer(path)}: ${value} is below the minimum ${min}`]),
+  maximum: (max, value, path) =>
+    (typeof value !== 'number' || value <= (max as number) ? [] : [`${pointer(path)}: ${value} is above the maximum ${max}`]),
+  minItems: (min, value, path) =>
+    (!Array.isArray(value) || value.length >= (min as number) ? [] : [`${pointer(path)}: needs at least ${min} items, has ${value.length}`]),
+  maxItems: (max, value, path) =>
+    (!Array.isArray(value) || value.length <= (max as number) ? [] : [`${pointer(path)}: allows at most ${max} items, has ${value.length}`]),
+  prefixItems: (schemas, value, path) => {
+    if (!Array.isArray(value)) return [];
+    return asSchemaList(schemas).flatMap((schema, i) => (i < value.length ? schemaViolations(schema, value[i], childPath(path, i)) : []));
+  },
+  items: (schema, value, path, parent) => {
+    if (!Array.isArray(value)) return [];
+    const first = asSchemaList(parent.prefixItems).length;
+    return value.slice(first).flatMap((item, i) => schemaViolations(schema as JsonSchema, item, childPath(path, first + i)));
+  },
+  required: (names, value, path) => {
+    if (!isPlainObject(value)) return [];
+    return asArray(names).filter((name) => !Object.hasOwn(value, name as string)).map((name) => `${pointer(path)}: missing property "${name}"`);
+  },
+  properties: (properties, value, path) => {
+    if (!isPlainObject(value)) return [];
+    return Object.entries(properties as Record<string, JsonSchema>).flatMap(([key, schema]) =>
+      (Object.hasOwn(value, key) ? schemaViolations(schema, value[key], childPath(path, key)) : []));
+  },
+  additionalProperties: (schema, value, path, parent) => {
+    if (!isPlainObject(value)) return [];
+    const declared = isPlainObject(parent.properties) ? parent.properties : {};
+    return Object.keys(value).filter((key) => !Object.hasOwn(declared, key)).flatMap((key) =>
+      (schema === false ? [`${pointer(path)}: unexpected property ${quote(key)}`] : schemaViolations(schema as JsonSchema, value[key], childPath(path, key))));
+  },
+  propertyNames: (schema, value, path) => {
+    if (!isPlainObject(value)) return [];
+    return Object.keys(value).flatMap((key) => schemaViolations(schema as JsonSchema, key, `${path}/<name ${quote(key)}>`));
+  },
+  anyOf: (alternatives, value, path) => {
+    const list = asSchemaList(alternatives);
+    if (list.some((alternative) => schemaViolations(alternative, value, path).length === 0)) return [];
+    return [`${pointer(path)}: matches none of the ${list.length} allowed forms`, ...closestAlternative(list, value, path)];
+  },
+  oneOf: (alternatives, value, path) => {
+    const list = asSchemaList(alternatives);
+    const matching = list.filter((alternative) => schemaViolations(alternative, value, path).length === 0).length;
+    if (matching === 1) return [];
+    if (matching > 1) return [`${pointer(path)}: matches ${matching} of the allowed forms, exactly one is required`];
+    return [`${pointer(path)}: matches none of the ${list.length} allowed forms`, ...closestAlternative(list, value, path)];
+  },
+};
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function validateJson<T>(schema: JsonSchema, value: unknown, file: string): T {
+  const violations = schemaViolations(schema, value);
+  if (violations.length > 0) {
+    const shown = violations.slice(0, MAX_REPORTED_VIOLATIONS).join('; ');
+    const more = violations.length > MAX_REPORTED_VIOLATIONS ? ` (and ${violations.length - MAX_REPORTED_VIOLATIONS} more)` : '';
+    fail('FM_BUNDLE_INVALID', `${file} does not match the bundle format: ${shown}${more}`);
+  }
+  return value as T;
+}
+
+/** bytes per rgba32float texel */
+export const TEXEL_BYTES = 16;
+
+export function isTextureRegion(dst: Region | TextureRegion): dst is TextureRegion {
+  return 'texture' in dst;
+}
+
+export function isTextureBinding(binding: Region | TextureBinding): binding is TextureBinding {
+  return 'texture' in binding;
+}

@@ -1,0 +1,124 @@
+/**
+ * Verifying a bundle before any GPU work: manifest, schedule, shaders, cross references.
+ */
+import type { FileEntry, Manifest } from '../schemas/manifest.js';
+import type { Schedule } from '../schemas/schedule.js';
+import type { ModelInfo } from './api.js';
+import { fail, quote } from './errors.js';
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_NAME, isPlainObject, MANIFEST_PATH, MAX_MANIFEST_BYTES, validateJson } from './format.js';
+import { type BundleReader, parseJsonFile, readVerifiedFile } from './reader.js';
+
+export interface VerifiedBundle {
+  manifest: Manifest;
+  schedule: Schedule;
+  /** WGSL source of schedule.shaders[i] */
+  shaderSources: string[];
+  /** manifest entry of schedule.shards[i] */
+  shardFiles: FileEntry[];
+  /** manifest model of schedule.models[i] */
+  modelInfos: ModelInfo[];
+  /** size of manifest.json */
+  manifestBytes: number;
+  /** the files already read and verified: the schedule and the shaders */
+  verifiedFiles: Set<string>;
+}
+
+/**
+ * Everything that can be checked without a device, but the shards' contents and the device
+ * limits: format, schemas, the schedule's and shaders' sha256, cross references.
+ */
+export async function readVerifiedBundle(reader: BundleReader): Promise<VerifiedBundle> {
+  const { manifest, manifestBytes } = await readManifest(reader);
+  const files = indexManifestFiles(manifest);
+  const schedule = await readSchedule(reader, files);
+  const shardFiles = schedule.shards.map((shard, i) => shardFile(shard, i, files));
+  const modelInfos = matchModels(manifest, schedule);
+  const shaderSources = await Promise.all(schedule.shaders.map((path, i) => readShader(reader, path, i, files)));
+  const verifiedFiles = new Set([...files.values()].filter((entry) => entry.kind === 'schedule').map((entry) => entry.path).concat(schedule.shaders));
+  return { manifest, schedule, shaderSources, shardFiles, modelInfos, manifestBytes, verifiedFiles };
+}
+
+async function readManifest(reader: BundleReader): Promise<{ manifest: Manifest; manifestBytes: number }> {
+  if (BUNDLE_FORMAT.formatVersion < 1) fail('FM_BUNDLE_VERSION', 'this runtime is the ungenerated template; use the runtime.js of a bundle');
+  const bytes = await reader.read(MANIFEST_PATH, MAX_MANIFEST_BYTES + 1);
+  if (bytes.length > MAX_MANIFEST_BYTES) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const json = parseJsonFile(bytes, MANIFEST_PATH);
+  if (!isPlainObject(json)) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} is not a JSON object`);
+  if (json.format !== BUNDLE_FORMAT_NAME) {
+    fail('FM_BUNDLE_VERSION', `${MANIFEST_PATH} has format ${JSON.stringify(json.format)}, not "${BUNDLE_FORMAT_NAME}": ${reader.location} is not a flashmemc bundle`);
+  }
+  if (json.formatVersion !== BUNDLE_FORMAT.formatVersion) {
+    fail('FM_BUNDLE_VERSION', `the bundle has format version ${JSON.stringify(json.formatVersion)}, this runtime reads version ${BUNDLE_FORMAT.formatVersion}: load it with the runtime.js inside the bundle, or recompile the model`);
+  }
+  return { manifest: validateJson<Manifest>(BUNDLE_FORMAT.schemas.manifest, json, MANIFEST_PATH), manifestBytes: bytes.length };
+}
+
+function indexManifestFiles(manifest: Manifest): Map<string, FileEntry> {
+  const files = new Map<string, FileEntry>();
+  for (const entry of manifest.files) {
+    // the schema's path pattern admits '..' as a whole segment
+    if (entry.path.split('/').some((segment) => segment === '.' || segment === '..')) {
+      fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH}: file path ${quote(entry.path)} leaves the bundle folder`);
+    }
+    if (files.has(entry.path)) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH}: file ${quote(entry.path)} is listed twice`);
+    files.set(entry.path, entry);
+  }
+  return files;
+}
+
+function listedFile(files: Map<string, FileEntry>, path: string, kind: FileEntry['kind'], referrer: string): FileEntry {
+  const entry = files.get(path);
+  if (!entry) fail('FM_BUNDLE_INVALID', `${referrer} names ${quote(path)}, which ${MANIFEST_PATH} does not list`);
+  if (entry.kind !== kind) fail('FM_BUNDLE_INVALID', `${referrer} names ${quote(path)} as a ${kind} file, ${MANIFEST_PATH} lists it as ${entry.kind}`);
+  return entry;
+}
+
+async function readSchedule(reader: BundleReader, files: Map<string, FileEntry>): Promise<Schedule> {
+  const schedules = [...files.values()].filter((entry) => entry.kind === 'schedule');
+  if (schedules.length !== 1) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists ${schedules.length} schedule files, expected exactly one`);
+  const entry = schedules[0]!;
+  const json = parseJsonFile(await readVerifiedFile(reader, entry), entry.path);
+  return validateJson<Schedule>(BUNDLE_FORMAT.schemas.schedule, json, entry.path);
+}
+
+function shardFile(shard: { path: string; size: number }, index: number, files: Map<string, FileEntry>): FileEntry {
+  const entry = listedFile(files, shard.path, 'weights', `schedule.json shards[${index}]`);
+  if (entry.size !== shard.size) {
+    fail('FM_BUNDLE_INVALID', `schedule.json shards[${index}] (${shard.path}) has size ${shard.size}, ${MANIFEST_PATH} says ${entry.size}`);
+  }
+  const blocks = entry.blocks;
+  if (!blocks) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists no block hashes for ${shard.path}: recompile the model with this flashmemc`);
+  if (blocks.sha256.length !== Math.ceil(entry.size / blocks.size)) {
+    fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists ${blocks.sha256.length} block hashes for ${shard.path}, its ${entry.size} bytes make ${Math.ceil(entry.size / blocks.size)} blocks of ${blocks.size}`);
+  }
+  return entry;
+}
+
+async function readShader(reader: BundleReader, path: string, index: number, files: Map<string, FileEntry>): Promise<string> {
+  const bytes = await readVerifiedFile(reader, listedFile(files, path, 'shader', `schedule.json shaders[${index}]`));
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    fail('FM_BUNDLE_INVALID', `${path} is not valid UTF-8`, error);
+  }
+}
+
+/** Pairs schedule models with manifest models by name; both sides must name the same set. */
+function matchModels(manifest: Manifest, schedule: Schedule): ModelInfo[] {
+  const byName = new Map<string, ModelInfo>();
+  for (const model of manifest.models) {
+    if (byName.has(model.name)) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists model ${quote(model.name)} twice`);
+    byName.set(model.name, model);
+  }
+  const scheduled = new Set<string>();
+  const infos = schedule.models.map((entry, i) => {
+    const info = byName.get(entry.model);
+    if (!info) fail('FM_BUNDLE_INVALID', `schedule.json models[${i}] is for model ${quote(entry.model)}, which ${MANIFEST_PATH} does not list`);
+    if (scheduled.has(entry.model)) fail('FM_BUNDLE_INVALID', `schedule.json has two schedules for model ${quote(entry.model)}`);
+    scheduled.add(entry.model);
+    return info;
+  });
+  const unscheduled = manifest.models.find((model) => !scheduled.has(model.name));
+  if (unscheduled) fail('FM_BUNDLE_INVALID', `model ${quote(unscheduled.name)} has no schedule in schedule.json`);
+  return infos;
+}
