@@ -8,7 +8,7 @@
  * On a shared machine prefer the process CPU time column over wall time: other processes
  * steal the software GPU's cores.
  */
-import { createNodeDevice, keepAlive } from '../compiler/cli/webgpu.js';
+import { createNodeDevice, keepAlive } from '../compiler/target/webgpu.js';
 import { convOp, lowerConvWithTiles } from '../compiler/ops/conv/index.js';
 import { DEFAULT_LIMITS } from '../compiler/target/limits.js';
 import { type KernelSpec, type LowerTensor } from '../compiler/kernel/types.js';

@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/conv-compile-bench.ts [--tiles auto,16x8,8x8]
  */
-import { createNodeDevice, keepAlive } from '../compiler/cli/webgpu.js';
+import { createNodeDevice, keepAlive } from '../compiler/target/webgpu.js';
 import { convOp, lowerConvWithTiles, type ConvTiles } from '../compiler/ops/conv/index.js';
 import { DEFAULT_LIMITS } from '../compiler/target/limits.js';
 import { type KernelSpec, type LowerTensor } from '../compiler/kernel/types.js';

@@ -4,7 +4,7 @@
  *   tsx bench/layout-bench.ts [--quick]
  * Prints one line per case and the profile's layoutCost (texture latency / buffer latency).
  */
-import { createNodeDevice } from '../compiler/cli/webgpu.js';
+import { createNodeDevice } from '../compiler/target/webgpu.js';
 import { timePerDispatchUs } from '../compiler/profile/bench.js';
 import { COMPAT_LIMITS, DEFAULT_LIMITS } from '../compiler/target/limits.js';
 import { layoutCases, layoutCostOf, timeLayouts } from '../compiler/profile/layout-cost.js';

@@ -11,7 +11,7 @@ import { execSync } from 'node:child_process';
 import * as ort from 'onnxruntime-node';
 import { compileModel } from '../compiler/compile.js';
 import { openBundle } from '../compiler/cli/bundle-session.js';
-import { keepAlive } from '../compiler/cli/webgpu.js';
+import { keepAlive } from '../compiler/target/webgpu.js';
 import { randomInputs } from '../compiler/cli/inputs.js';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';
 import { randomizeConstantWeights } from '../test/harness/randomize.js';

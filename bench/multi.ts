@@ -21,7 +21,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { openBundle, type RuntimeSession } from '../compiler/cli/bundle-session.js';
-import { keepAlive } from '../compiler/cli/webgpu.js';
+import { keepAlive } from '../compiler/target/webgpu.js';
 import type { Manifest } from '../schemas/manifest.js';
 
 const MIB = 1048576;
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
     console.log(`compiled into ${dir}: budget ${plan.budgetBytes} bytes, ${plan.order.length} calls`);
     return;
   }
-  const { createNodeDevice } = await import('../compiler/cli/webgpu.js');
+  const { createNodeDevice } = await import('../compiler/target/webgpu.js');
   // the adapter's maxima cover every bundle of the three systems
   const { device, adapter, backend } = await createNodeDevice();
   const info = adapter.info;

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlashmemError } from '../errors.js';
 import type { Manifest } from '../../schemas/manifest.js';
-import { createNodeDevice } from './webgpu.js';
+import { createNodeDevice } from '../target/webgpu.js';
 import type { NumericArray } from './npy.js';
 
 export interface RuntimeStats {

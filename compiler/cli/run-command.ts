@@ -6,7 +6,7 @@ import type { DType } from '../ir/types.js';
 import { inputsFromDir, randomInputs } from './inputs.js';
 import { safeFileName, writeNpy, type NumericArray } from './npy.js';
 import { openBundle } from './bundle-session.js';
-import { keepAlive } from './webgpu.js';
+import { keepAlive } from '../target/webgpu.js';
 import { mib } from './compile-command.js';
 import type { Manifest } from '../../schemas/manifest.js';
 

@@ -15,7 +15,7 @@ import { storageRoot, type KernelProgram, type ProgramKernel } from '../lower/pr
 import { gpuBytes } from '../schedule/weights.js';
 import type { TargetLimits } from '../target/limits.js';
 import { fail } from '../errors.js';
-import { keepAlive } from '../cli/webgpu.js';
+import { keepAlive } from '../target/webgpu.js';
 import type { ProfiledClass } from '../../schemas/profile.js';
 import { median } from './fit.js';
 

@@ -16,7 +16,7 @@ import type { TextureShape } from '../kernel/types.js';
 import type { WeightLayout } from '../ops/op.js';
 import type { LayoutCosts } from '../passes/select-weight-layout.js';
 import { fail } from '../errors.js';
-import { keepAlive } from '../cli/webgpu.js';
+import { keepAlive } from '../target/webgpu.js';
 
 const f32 = 'float32' as const;
 

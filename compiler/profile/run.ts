@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNodeDevice, keepAlive } from '../cli/webgpu.js';
+import { createNodeDevice, keepAlive } from '../target/webgpu.js';
 import { DEFAULT_LIMITS, type TargetLimits } from '../target/limits.js';
 import { packageRoot } from '../package-root.js';
 import {

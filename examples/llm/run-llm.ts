@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--compare-preload')) await compile('preload', join(out, `${variant}.preload`));
 
   const { openBundle } = await import('../../compiler/cli/bundle-session.js');
-  const { keepAlive } = await import('../../compiler/cli/webgpu.js');
+  const { keepAlive } = await import('../../compiler/target/webgpu.js');
   const prompt = [464, 2068, 7586, 21831, 18045, 625, 262, 16931].map((t) => t % 50257);
   for (const { label, dir } of bundles) {
     const { session: opened, device } = await openBundle(dir);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { compileMultiContents, compileMultiModel } from '../../compiler/compile-multi.js';
 import { openBundle } from '../../compiler/cli/bundle-session.js';
-import { keepAlive } from '../../compiler/cli/webgpu.js';
+import { keepAlive } from '../../compiler/target/webgpu.js';
 import { randomFloats } from '../../fixtures/onnx-builder.js';
 import { packageRoot } from '../../compiler/bundle/runtime-gen.js';
 

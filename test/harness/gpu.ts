@@ -1,6 +1,6 @@
 /**
  * The tests' one WebGPU device: created once per vitest worker (a forked process) through the
- * compiler's own device code (compiler/cli/webgpu.ts createNodeDevice, the device `flashmemc run`
+ * compiler's own device code (compiler/target/webgpu.ts createNodeDevice, the device `flashmemc run`
  * gets), reused by every test of the worker and never destroyed. Tests that need the GPU get it
  * here and nowhere else; `keepAlive` is re-exported so GPU promises are awaited the same way.
  * prepareKernels() runs the kernels of one lowered node on it (the op tests' GPU side).
@@ -8,7 +8,7 @@
  * Under `npm run test:unit` (vitest.unit.config.ts sets FLASHMEM_TEST_UNIT) asking for the device
  * fails: such a test belongs to the GPU suites, not to the unit subset.
  */
-import { createNodeDevice, keepAlive, type NodeGpu } from '../../compiler/cli/webgpu.js';
+import { createNodeDevice, keepAlive, type NodeGpu } from '../../compiler/target/webgpu.js';
 import { wgslType } from '../../compiler/kernel/wgsl.js';
 import { numElements, type TensorType } from '../../compiler/ir/types.js';
 import type { KernelSpec, LowerTensor } from '../../compiler/kernel/types.js';

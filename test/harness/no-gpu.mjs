@@ -1,7 +1,7 @@
 // Makes importing the `webgpu` package (Dawn for Node) fail in this process, and, through
 // NODE_OPTIONS, in every Node process it starts: `npm run test:unit` loads it (see
 // vitest.unit.config.ts) so that no unit test creates a WebGPU device, neither through the test
-// harness (harness/gpu.ts), nor through the compiler (compiler/cli/webgpu.ts), nor through a
+// harness (harness/gpu.ts), nor through the compiler (compiler/target/webgpu.ts), nor through a
 // bundle's runtime.js creating its own device, nor in a CLI child process.
 //   node --import ./test/harness/no-gpu.mjs ...
 import Module, { register } from 'node:module';

@@ -7,6 +7,7 @@ import { attrFloat, attrInt } from '../../ir/attrs.js';
 import { numElements, type ConstTensor, type Node, type TensorType } from '../../ir/types.js';
 import { hostArrayFor, normalizeValue } from '../../ir/tensor.js';
 import { describeNode } from '../../ir/graph.js';
+import { stridesOf } from '../../kernel/strides.js';
 import { fail } from '../../errors.js';
 import type { ShapeContext } from '../op.js';
 
@@ -38,16 +39,6 @@ export interface MatmulGeometry {
 export interface BiasLayout {
   strideM: number;
   strideN: number;
-}
-
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i]!;
-  }
-  return strides;
 }
 
 export function gemmTransposes(node: Node): { transA: boolean; transB: boolean } {
@@ -103,7 +94,7 @@ export function matmulGeometry(node: Node, aShape: readonly number[], bShape: re
 
 /** Strides of an operand's batch dims (right-aligned to the output's), 0 where it broadcasts. */
 export function broadcastBatchStrides(batch: readonly number[], outBatch: readonly number[], matrixSize: number): number[] {
-  const own = contiguousStrides(batch).map((s) => s * matrixSize);
+  const own = stridesOf(batch).map((s) => s * matrixSize);
   const offset = outBatch.length - batch.length;
   return outBatch.map((_, i) => (i < offset || batch[i - offset] === 1 ? 0 : own[i - offset]!));
 }
@@ -119,7 +110,7 @@ export function geometryOf(node: Node, aShape: readonly number[], bShape: readon
 export function foldBatchIntoRows(g: MatmulGeometry): MatmulGeometry {
   if (g.batchShape.length === 0 || g.b.batchStrides.some((s) => s !== 0)) return g;
   if (g.a.rowStride !== g.K || g.a.colStride !== 1) return g;
-  const expected = contiguousStrides(g.batchShape).map((s) => s * g.M * g.K);
+  const expected = stridesOf(g.batchShape).map((s) => s * g.M * g.K);
   if (g.batchShape.some((d, i) => d !== 1 && g.a.batchStrides[i] !== expected[i])) return g;
   return { ...g, M: g.M * numElements(g.batchShape), batchShape: [], a: { ...g.a, batchStrides: [] }, b: { ...g.b, batchStrides: [] } };
 }
@@ -177,7 +168,7 @@ export function fold(ctx: ShapeContext, inputs: readonly (ConstTensor | undefine
   const epi = epilogueOf(ctx.node, ctx.opset, c?.shape, g);
   const { M, K, N } = g;
   const batchCount = numElements(g.batchShape);
-  const batchStrides = contiguousStrides(g.batchShape);
+  const batchStrides = stridesOf(g.batchShape);
   const out = hostArrayFor(a.dtype, batchCount * M * N);
   for (let batch = 0; batch < batchCount; batch++) {
     const coords = g.batchShape.map((d, i) => Math.floor(batch / batchStrides[i]!) % d);

@@ -4,11 +4,12 @@
  */
 import { isFloat, numElements, type ConstTensor } from '../../ir/types.js';
 import { dot, u } from '../../kernel/wgsl.js';
+import { stridesOf } from '../../kernel/strides.js';
 import { kernel, LID, WID } from '../../kernel/builder.js';
 import { isTextureShape, packTexels, TEXEL_VALUES, texelLoad, textureShapeFor } from '../../kernel/texture-layout.js';
 import type { KernelSpec, LowerTensor, TextureShape } from '../../kernel/types.js';
 import type { LowerContext, ShapeContext, TextureWeightCandidate } from '../op.js';
-import { contiguousStrides, foldBatchIntoRows, geometryOf, usesBias, type Epilogue, type MatmulGeometry } from './geometry.js';
+import { foldBatchIntoRows, geometryOf, usesBias, type Epilogue, type MatmulGeometry } from './geometry.js';
 import type { BPart } from './packing.js';
 import { bindOperands, chooseRowTile, chooseWorkgroupSize, storeStatement, type KernelPlan } from './epilogue.js';
 
@@ -42,7 +43,7 @@ function textureKernel(label: string, p: KernelPlan, shape: TextureShape, ctx: L
   const cols = [0, 1, 2, 3];
   const aVec4 = aVec4Loadable(g);
   const batchCoords = g.batchShape.map((_, i) => `bc${i}`);
-  const batchStrides = contiguousStrides(g.batchShape);
+  const batchStrides = stridesOf(g.batchShape);
   const aLoad = (i: number): string => {
     if (aVec4) return `a[(ar${i}) / 4u + t]`;
     const lanes = [0, 1, 2, 3].map((l) => {

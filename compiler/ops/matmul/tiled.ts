@@ -3,8 +3,8 @@
  * x 4 consecutive output columns, looping over K; B is read as one vec4 of four adjacent columns
  * per k (see the overview in index.ts).
  */
-import { contiguousStrides } from './geometry.js';
 import { dot, u } from '../../kernel/wgsl.js';
+import { stridesOf } from '../../kernel/strides.js';
 import { kernel, LID, WID } from '../../kernel/builder.js';
 import type { KernelSpec, LowerTensor } from '../../kernel/types.js';
 import type { LowerContext } from '../op.js';
@@ -38,7 +38,7 @@ export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bin
   const { M, K, N } = g;
   const rows = Array.from({ length: rowTile }, (_, i) => i);
   const batchCoords = g.batchShape.map((_, i) => `bc${i}`);
-  const batchStrides = contiguousStrides(g.batchShape);
+  const batchStrides = stridesOf(g.batchShape);
   const batchLines = g.batchShape.map((d, i) => `let bc${i} = (wid.z / ${u(batchStrides[i]!)}) % ${u(d)};`);
   const bBase = dot(batchCoords, part.layout.batchStrides);
   const body = [
