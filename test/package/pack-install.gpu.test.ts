@@ -1,0 +1,73 @@
+/**
+ * flashmemc as users meet it: `npm pack` of this checkout, installed into an empty project, then
+ * `npx flashmemc compile` and `npx flashmemc run` of the example the package ships. This catches
+ * what a checkout hides: files missing from the package (`files` in package.json), imports of
+ * dev-only modules, paths resolved against the checkout instead of the installed package.
+ *
+ * Needs the built compiler (dist/, which `npm test` builds first) and the npm registry (or npm's
+ * cache) for the package's dependencies. *.gpu.test.ts: `run` uses the software GPU.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, tempDir } from '../harness/paths.js';
+
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const NPX = process.platform === 'win32' ? 'npx.cmd' : 'npx';
+const built = existsSync(join(REPO_ROOT, 'dist', 'compiler', 'cli', 'main.js'));
+
+function run(cmd: string, args: string[], cwd: string): string {
+  return execFileSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // the install must not try onnxruntime-node's CUDA download (it is not a dependency, but be safe)
+    env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', EGL_PLATFORM: 'surfaceless', FORCE_COLOR: '0' },
+    timeout: 300_000,
+  });
+}
+
+describe.skipIf(!built)('the npm package', () => {
+  const tmp = tempDir('pack');
+  const app = join(tmp.dir, 'app');
+  let tarball = '';
+
+  beforeAll(() => {
+    // --ignore-scripts: `prepare` would rebuild dist/, which npm test has just built
+    const out = run(NPM, ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.dir], REPO_ROOT);
+    const [info] = JSON.parse(out) as { filename: string; files: { path: string }[] }[];
+    tarball = join(tmp.dir, info!.filename);
+    run('mkdir', ['-p', app], tmp.dir);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
+    run(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], app);
+  }, 600_000);
+
+  afterAll(() => tmp.cleanup());
+
+  it('ships the compiler, the runtime template, the schemas, the profiles and the example, and no tests or sources of the compiler', () => {
+    const root = join(app, 'node_modules', 'flashmemc');
+    for (const file of ['dist/compiler/cli/main.js', 'runtime-template/runtime.ts', 'runtime-template/tsconfig.json',
+      'schemas/schedule.ts', 'profiles/llvmpipe.json', 'examples/mini-resnet/model.onnx', 'README.md']) {
+      expect(existsSync(join(root, file)), file).toBe(true);
+    }
+    expect(existsSync(join(root, 'test'))).toBe(false);
+    expect(existsSync(join(root, 'compiler'))).toBe(false);
+    expect(readdirSync(join(root, 'dist'))).not.toContain('test');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    expect(existsSync(join(root, pkg.bin.flashmemc!))).toBe(true);
+  });
+
+  it('npx flashmemc compile and run the shipped example from the installed package', () => {
+    const model = join(app, 'node_modules', 'flashmemc', 'examples', 'mini-resnet', 'model.onnx');
+    const compiled = run(NPX, ['flashmemc', 'compile', model, '--out', 'bundle'], app);
+    expect(compiled).toMatch(/compiled model: \d+ kernels/);
+    expect(existsSync(join(app, 'bundle', 'runtime.js'))).toBe(true);
+    const verified = run(NPX, ['flashmemc', 'verify', 'bundle'], app);
+    expect(verified.length).toBeGreaterThan(0);
+    const ran = run(NPX, ['flashmemc', 'run', 'bundle', '--random-inputs'], app);
+    // the example is a 10-class classifier ending in softmax
+    expect(ran).toMatch(/"probabilities" float32\[1,10\]/);
+    expect(ran).toMatch(/peak GPU [\d.]+ MiB/);
+  });
+});
