@@ -9,6 +9,7 @@ import { assembleMultiBundle, type PlannedModel, type PlannedSequence } from './
 import { readbackBytes, type KernelProgram } from './lower/program.js';
 import type { Graph } from './ir/types.js';
 import { planStreaming } from './schedule/stream.js';
+import { fitToBudget } from './schedule/fit-budget.js';
 import { planMemory } from './schedule/memory-plan.js';
 import { jointProgram } from './schedule/sequence.js';
 import { defaultProfile } from './profile/load.js';
@@ -99,28 +100,31 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
     if (budget <= allReadbacks) {
       fail('FM_BAD_ARGUMENT', `a memory budget of ${budget} bytes does not even hold the models' output readback buffers (${allReadbacks} bytes); raise --memory-budget`);
     }
-    let planBudget = budget - allReadbacks;
-    for (let attempt = 0; ; attempt++) {
+    const planAll = async (planBudget: number) => {
       const perModel = readbacks.map((readback) => planBudget + readback);
-      models = [];
+      const planned: PlannedModel[] = [];
       for (const [i, o] of optimised.entries()) {
         const stream = await inSharedBudget(`model ${quoteName(o.input.name)}`, budget, perModel[i]!, () =>
           planStreaming(o.state.program!, limits, { budgetBytes: perModel[i]!, profile, streamPath: options.streamPath }));
-        models.push({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'stream', stream });
+        planned.push({ name: o.input.name, graph: o.state.graph, program: o.state.program!, strategy: 'stream', stream });
       }
       const jointShare = joint ? planBudget + readbackBytes(joint) : 0;
       const jointStream = joint && await inSharedBudget('the joint plan of --sequence', budget, jointShare, () =>
         planStreaming(joint, limits, { budgetBytes: jointShare, profile, streamPath: options.streamPath }));
       // the planned program binds weights pinned across calls once
-      sequence = jointStream ? { models: options.sequence!, program: jointStream.program, stream: jointStream } : undefined;
-      assembled = assembleMultiBundle(models, sequence, limits, options.shardBytes);
-      const peak = assembled.contents.schedule.plannedPeakBytes!;
-      if (peak <= budget) break;
-      if (attempt === SHARED_RETRIES) {
-        fail('FM_BAD_ARGUMENT', `the models' plans share GPU buffers of ${peak} bytes in all, over the memory budget of ${budget} bytes: raise --memory-budget`);
-      }
-      planBudget -= peak - budget;
+      const plannedSequence: PlannedSequence | undefined = jointStream ? { models: options.sequence!, program: jointStream.program, stream: jointStream } : undefined;
+      const bundle = assembleMultiBundle(planned, plannedSequence, limits, options.shardBytes);
+      return { result: { models: planned, sequence: plannedSequence, assembled: bundle }, peak: bundle.contents.schedule.plannedPeakBytes! };
+    };
+    const fitted = await fitToBudget({
+      budgetBytes: budget, startBytes: budget - allReadbacks, variants: [undefined], retries: SHARED_RETRIES,
+      plan: (planBudget) => planAll(planBudget),
+      shrink: (planBudget, miss) => planBudget - (miss.peak - budget),
+    });
+    if ('missed' in fitted) {
+      fail('FM_BAD_ARGUMENT', `the models' plans share GPU buffers of ${fitted.missed.peak} bytes in all, over the memory budget of ${budget} bytes: raise --memory-budget`);
     }
+    ({ models, sequence, assembled } = fitted.fitted);
   }
   const { contents, stats } = assembled!;
   const report: MultiCompileReport = {

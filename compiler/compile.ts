@@ -4,17 +4,18 @@
 import { basename, extname } from 'node:path';
 import { importOnnxFile } from './frontend/onnx.js';
 import { DEFAULT_LIMITS, gemvKernelFor, type TargetLimits } from './target/limits.js';
-import { runPipeline } from './passes/pipeline.js';
+import { runPasses, runPassesSync, runPipeline, type PipelineHooks } from './passes/pipeline.js';
+import { COMPILE_PIPELINE, type BackendOptions } from './pipeline/backend.js';
 import type { LayoutCosts, WeightLayoutMode } from './passes/select-weight-layout.js';
-import { assembleBundle, assembleStreamBundle } from './bundle/assemble.js';
-import { planStreaming, type StreamPath, type StreamStats } from './schedule/stream.js';
+import { assembleBundle } from './bundle/assemble.js';
+import type { StreamPath, StreamStats } from './schedule/stream.js';
 import { FlashmemError } from './errors.js';
 import type { BundleContents } from './bundle/contents.js';
 import { writeBundle } from './bundle/write.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
 import type { DeviceProfile } from '../schemas/profile.js';
 import { defaultProfile } from './profile/load.js';
-import type { ProfileIdentity } from './profile/model.js';
+import type { ProfileIdentity } from './schedule/latency-model.js';
 
 export interface CompileOptions {
   /** input name -> shape, fixing symbolic dims */
@@ -45,7 +46,10 @@ export interface CompileOptions {
   onProgress?: (event: CompileProgress) => void;
 }
 
-/** What compileModel is doing: import, each pass, load planning, then shard bytes written. */
+/**
+ * What compileModel is doing: import, each pass (load planning is the pass plan-loads), then shard
+ * bytes written. 'plan' is kept for consumers that still name it; compileModel no longer sends it.
+ */
 export type CompileProgress =
   | { phase: 'import' }
   | { phase: 'pass'; pass: string; index: number; count: number }
@@ -66,26 +70,37 @@ export interface CompileReport {
   streaming?: StreamStats & { budgetBytes: number; solverStatus: string; solveMs: number; windows: number; preloadedWeights: number; predictedStallMs: number; profile: ProfileIdentity };
 }
 
-/** Import and the pass pipeline: what both strategies start from. */
-export function optimise(modelPath: string, options: CompileOptions) {
+/** Import, and the options every pass of the list gets. */
+function prepare(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   options.onProgress?.({ phase: 'import' });
   const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes, sharedInputShapes: options.sharedInputShapes });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
-  const { state, timings } = runPipeline(graph, {
+  const profile = options.profile ?? defaultProfile();
+  const passOptions: BackendOptions & PipelineHooks = {
     limits, dumpDir: options.dumpDir, weightLayout: options.weightLayout, strategy: options.strategy,
     layoutCost: options.layoutCost ?? options.profile?.layoutCost,
     maxWeightBytes: options.maxWeightBytes, memoryBudget: options.memoryBudget,
-    gemvKernel: gemvKernelFor(options.profile ?? defaultProfile()),
+    gemvKernel: gemvKernelFor(profile),
+    modelName, shardBytes: options.shardBytes, profile, streamPath: options.streamPath,
     onPass: options.onProgress && ((pass, index, count) => options.onProgress!({ phase: 'pass', pass, index, count })),
-  });
+  };
+  return { limits, modelName, graph, passOptions };
+}
+
+/** Import and the front half of the pass list (PIPELINE): what multi-model and decoder compiles plan from. */
+export function optimise(modelPath: string, options: CompileOptions) {
+  const { limits, modelName, graph, passOptions } = prepare(modelPath, options);
+  const { state, timings } = runPipeline(graph, passOptions);
   return { limits, modelName, state, timings };
 }
 
 export function compileToContents(modelPath: string, options: CompileOptions = {}): { contents: BundleContents; report: CompileReport } {
   const start = performance.now();
-  const { modelName, state, timings } = optimise(modelPath, options);
-  const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, plan: state.plan!, shardBytes: options.shardBytes });
+  const { modelName, graph, passOptions } = prepare(modelPath, options);
+  // no streamBudget: plan-loads and rewrite-carriers have nothing to do, every pass stays sync
+  const { state, timings } = runPassesSync(COMPILE_PIPELINE, { graph }, passOptions);
+  const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, built: state.built! });
   const report: CompileReport = {
     modelName,
     kernels: state.program!.kernels.length,
@@ -100,13 +115,14 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
   return { contents, report };
 }
 
-/** Like compileToContents, with the stream strategy: the load plan is solved (ILP) under the budget. */
+/** Like compileToContents, with the stream strategy: plan-loads solves the load plan (ILP) under the budget. */
 export async function compileStreamingContents(modelPath: string, options: CompileOptions & { memoryBudget: number }): Promise<{ contents: BundleContents; report: CompileReport }> {
   const start = performance.now();
-  const { limits, modelName, state, timings } = optimise(modelPath, options);
-  options.onProgress?.({ phase: 'plan' });
-  const stream = await planStreaming(state.program!, limits, { budgetBytes: options.memoryBudget, profile: options.profile ?? defaultProfile(), streamPath: options.streamPath });
-  const { contents, stats } = assembleStreamBundle({ modelName, graph: state.graph, program: state.program!, shardBytes: options.shardBytes }, stream, limits);
+  const { modelName, graph, passOptions } = prepare(modelPath, options);
+  const { state, timings } = await runPasses(COMPILE_PIPELINE, { graph }, { ...passOptions, streamBudget: options.memoryBudget });
+  const stream = state.stream!;
+  const stats = state.built!.stats!;
+  const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, built: state.built! });
   const model = contents.schedule.models[0]!;
   const report: CompileReport = {
     modelName,
@@ -129,8 +145,10 @@ export async function compileStreamingContents(modelPath: string, options: Compi
 
 export async function compileModel(modelPath: string, outDir: string, options: CompileOptions = {}): Promise<CompileReport> {
   const start = performance.now();
-  const { contents, report } = options.strategy === 'stream'
-    ? await compileStreamingContents(modelPath, { ...options, memoryBudget: requireBudget(options.memoryBudget) })
+  // checked before the model is read: a bad argument should not cost an import
+  const memoryBudget = options.strategy === 'stream' ? requireBudget(options.memoryBudget) : undefined;
+  const { contents, report } = memoryBudget !== undefined
+    ? await compileStreamingContents(modelPath, { ...options, memoryBudget })
     : compileToContents(modelPath, options);
   const onProgress = options.onProgress;
   await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime() });

@@ -14,7 +14,8 @@ import { layoutShards, DEFAULT_SHARD_BYTES, type ShardLayout } from '../schedule
 import type { StreamPlan, StreamStats } from '../schedule/stream.js';
 import type { TargetLimits } from '../target/limits.js';
 import type { BundleContents } from './contents.js';
-import { modelSignature, requiredLimits, ShaderTable, streamedWeightOrder, streamSchedule, weightData } from './assemble.js';
+import { modelSignature, requiredLimits } from './assemble.js';
+import { ShaderTable, streamedWeightOrder, streamSchedule, weightData } from '../schedule/build.js';
 
 export type PlannedModel = { name: string; graph: Graph; program: KernelProgram } & (
   | { strategy: 'preload'; plan: MemoryPlan }

@@ -5,14 +5,10 @@
  */
 import type { ManifestModel } from '../../schemas/manifest.js';
 import type { Schedule } from '../../schemas/schedule.js';
+import type { ShardSource } from '../schedule/weights.js';
 
-export interface ShardSource {
-  /** 'weights/<n>.bin' */
-  path: string;
-  size: number;
-  /** produced lazily, in order; total length must equal size */
-  pieces(): Iterable<Uint8Array>;
-}
+export type { ShardSource };
+
 
 export interface BundleContents {
   models: ManifestModel[];

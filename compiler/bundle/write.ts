@@ -16,6 +16,9 @@ import { manifestSchema, modelEntry, type FileEntry, type Manifest } from '../..
 import { scheduleSchema, type Schedule } from '../../schemas/schedule.js';
 import type { BundleContents, ShardSource } from './contents.js';
 import { generateRuntime, packageRoot, type GeneratedRuntime } from './runtime-gen.js';
+import { shaderPath } from '../schedule/build.js';
+
+export { shaderPath };
 
 export interface WriteBundleOptions {
   /** runtime.js and runtime.d.ts to ship; default: generateRuntime() */
@@ -35,13 +38,6 @@ const RUNTIME_JS = 'runtime.js';
 const RUNTIME_DTS = 'runtime.d.ts';
 const SHADER_PATH = /^shaders\/([0-9a-f]{8,64})\.wgsl$/;
 const SHARD_PATH = /^weights\/[A-Za-z0-9_.-]+$/;
-/** length of the sha256 prefix naming a shader file; 64 bits make collisions between distinct kernels negligible */
-const SHADER_HASH_CHARS = 16;
-
-/** The path of a shader in a bundle: named by its content, so identical kernels share one file. */
-export function shaderPath(source: string): string {
-  return `shaders/${sha256Hex(source).slice(0, SHADER_HASH_CHARS)}.wgsl`;
-}
 
 export async function writeBundle(outDir: string, contents: BundleContents, options: WriteBundleOptions = {}): Promise<WrittenBundle> {
   const target = resolve(outDir);

@@ -12,6 +12,15 @@ import { dot, unravel } from './wgsl.js';
 /** A storage binding's element type: a scalar or a vec4 of one. */
 export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec4<i32>' | 'vec4<u32>' | 'vec2<f32>';
 
+/**
+ * A storage binding's declaration. Every binding is read_write so that any two tensors of one
+ * arena buffer may be bound in the same dispatch (a buffer may not be both read-only and writable
+ * storage in one usage scope). Also used for bindings that are not tensors (the carrier's ring).
+ */
+export function storageDeclaration(binding: number, name: string, element: ElementType): string {
+  return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<${element}>;`;
+}
+
 export class TensorVar {
   readonly shape: readonly number[];
   readonly strides: readonly number[];
@@ -38,9 +47,7 @@ export class TensorVar {
   }
 
   declaration(): string {
-    return this.kind === 'texture'
-      ? textureDecl(this.binding, this.name)
-      : `@group(0) @binding(${this.binding}) var<storage, read_write> ${this.name}: array<${this.element}>;`;
+    return this.kind === 'texture' ? textureDecl(this.binding, this.name) : storageDeclaration(this.binding, this.name, this.element);
   }
 
   /** `name[index]` */

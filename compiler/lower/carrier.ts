@@ -7,10 +7,12 @@
  *
  * The carrier is built from the kernel's parts (KernelSource), never by reading its WGSL: the
  * original entry point becomes the helper function `fm_compute`, and a new entry point with the
- * same workgroup size runs the copy, then calls it.
+ * same workgroup size runs the copy, then calls it. The ring and destination bindings are declared
+ * as every kernel binding is (kernel/tensor.ts storageDeclaration), after the kernel's own.
  */
 import { fail } from '../errors.js';
 import { renderKernel } from '../kernel/builder.js';
+import { storageDeclaration } from '../kernel/tensor.js';
 import type { EntryParam, KernelSource, ShaderCode } from '../kernel/types.js';
 import { u } from '../kernel/wgsl.js';
 
@@ -59,7 +61,7 @@ export function rewriteAsCarrier(kernel: CarrierInput, copies: readonly CarriedC
   const planeThreads = rowThreads * workgroups[1] * sy;
   const totalThreads = planeThreads * workgroups[2] * sz;
   const ring = kernel.bindings.length;
-  const destinations = copies.map((_, i) => `@group(0) @binding(${ring + 1 + i}) var<storage, read_write> fm_dst${i}: array<u32>;`).join('\n');
+  const destinations = copies.map((_, i) => storageDeclaration(ring + 1 + i, `fm_dst${i}`, 'u32')).join('\n');
   checkPacked(copies);
   // sizes and ring offsets come from the bindings (arrayLength), not constants: one carrier variant
   // serves every call of a kernel that carries as many pieces, whatever their sizes (a joint
@@ -72,7 +74,7 @@ export function rewriteAsCarrier(kernel: CarrierInput, copies: readonly CarriedC
 
   const helper = `${source.header}fn fm_compute(${helperParams}) {${source.body}}${source.trailer}`;
   const carrier: KernelSource = {
-    header: `${helper}\n@group(0) @binding(${ring}) var<storage, read_write> fm_ring: array<u32>;\n${destinations}\n\n`,
+    header: `${helper}\n${storageDeclaration(ring, 'fm_ring', 'u32')}\n${destinations}\n\n`,
     workgroupSize: source.workgroupSize,
     params,
     body: `\n  let t = ${(gid ?? FM_GID).name}.x + ${(gid ?? FM_GID).name}.y * ${u(rowThreads)} + ${(gid ?? FM_GID).name}.z * ${u(planeThreads)};\n  var src = 0u;\n  var n = 0u;\n${loops}\n  fm_compute(${args});\n`,

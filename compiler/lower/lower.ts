@@ -10,7 +10,7 @@ import { opFor } from '../ops/index.js';
 import type { GemvKernel, TargetLimits } from '../target/limits.js';
 import type { KernelSpec, LowerTensor, TextureShape } from '../kernel/types.js';
 import type { LowerContext } from '../ops/op.js';
-import type { LayoutDecisions } from '../passes/select-weight-layout.js';
+import type { LayoutDecisions } from '../ops/op.js';
 import { textureBytes } from '../kernel/texture-layout.js';
 import { checkKernelLimits, GPU_ELEMENT_BYTES } from '../kernel/limits.js';
 import { type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';

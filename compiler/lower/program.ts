@@ -5,7 +5,6 @@
 import type { ConstTensor, TensorType } from '../ir/types.js';
 import type { CostClass } from '../ops/op.js';
 import type { KernelSource, ShaderCode, TextureShape } from '../kernel/types.js';
-import { GPU_ELEMENT_BYTES } from '../kernel/limits.js';
 
 export type TensorRole = 'input' | 'weight' | 'activation' | 'scratch';
 

@@ -61,6 +61,19 @@ export interface TextureWeightCandidate {
 /** Where a weight lives on the GPU: a storage-buffer range, or an rgba32float texture_2d_array. */
 export type WeightLayout = 'buffer' | 'texture';
 
+/** The layout chosen for one node's texture-capable weight (passes/select-weight-layout.ts decides, lowering obeys). */
+export interface LayoutDecision {
+  layout: WeightLayout;
+  costKind: TextureWeightCandidate['costKind'];
+  /** the texture geometry, when layout is 'texture' */
+  texture?: TextureShape;
+  /** why, for --dump-ir and inspect */
+  reason: string;
+}
+
+/** node name -> decision, for every node with a texture-capable weight */
+export type LayoutDecisions = Map<string, LayoutDecision>;
+
 export interface LowerContext {
   readonly node: Node;
   readonly opset: number;

@@ -47,13 +47,13 @@ export interface PassOptions {
 
 export interface Pass {
   name: string;
-  run(state: CompileState, options: PassOptions): CompileState;
+  apply(state: CompileState, options: PassOptions): CompileState;
   dump(state: CompileState): string;
 }
 
 const graphPass = (name: string, fn: (g: Graph) => Graph): Pass => ({
   name,
-  run: (state) => ({ ...state, graph: fn(state.graph) }),
+  apply: (state) => ({ ...state, graph: fn(state.graph) }),
   dump: (state) => dumpGraph(state.graph),
 });
 
@@ -68,7 +68,7 @@ export const PIPELINE: readonly Pass[] = [
   graphPass('eliminate-dead-nodes', eliminateDeadNodes),
   {
     name: 'split-large-weights',
-    run: (state, options) => ({
+    apply: (state, options) => ({
       ...state,
       graph: splitLargeWeights(state.graph, options.maxWeightBytes ?? defaultMaxWeightBytes(options.limits, options.strategy === 'stream' ? options.memoryBudget : undefined)),
     }),
@@ -76,7 +76,7 @@ export const PIPELINE: readonly Pass[] = [
   },
   {
     name: 'select-weight-layouts',
-    run: (state, options) => ({
+    apply: (state, options) => ({
       ...state,
       layouts: selectWeightLayouts(state.graph, { mode: options.weightLayout ?? 'auto', costs: options.layoutCost, limits: options.limits, strategy: options.strategy }),
     }),
@@ -84,37 +84,87 @@ export const PIPELINE: readonly Pass[] = [
   },
   {
     name: 'lower-to-kernels',
-    run: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.gemvKernel) }),
+    apply: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.gemvKernel) }),
     dump: (state) => dumpProgram(state.program!),
   },
   {
     name: 'plan-activation-memory',
-    run: (state, options) => ({ ...state, plan: planMemory(state.program!, options.limits) }),
+    apply: (state, options) => ({ ...state, plan: planMemory(state.program!, options.limits) }),
     dump: (state) => dumpPlan(state.program!, state.plan!),
   },
 ];
 
-export interface PipelineRun {
-  state: CompileState;
+export interface PipelineRun<S extends CompileState = CompileState> {
+  state: S;
   /** milliseconds per pass */
   timings: { pass: string; ms: number }[];
 }
 
-export function runPipeline(graph: Graph, options: PassOptions & { dumpDir?: string; onPass?: (pass: string, index: number, count: number) => void }): PipelineRun {
-  let state: CompileState = { graph };
-  const timings: PipelineRun['timings'] = [];
-  if (options.dumpDir) {
-    mkdirSync(options.dumpDir, { recursive: true });
-    writeFileSync(join(options.dumpDir, '00-imported.txt'), dumpGraph(graph));
+/**
+ * A pass of a longer list (compiler/pipeline/backend.ts appends load planning, carrier rewriting
+ * and schedule building): its state may carry more than CompileState, and it may be async
+ * (glpk solves the load plan asynchronously). Every sync Pass is one.
+ */
+export interface AsyncPass<S extends CompileState = CompileState, O extends PassOptions = PassOptions> {
+  name: string;
+  apply(state: S, options: O): S | Promise<S>;
+  dump(state: S): string;
+}
+
+export interface PipelineHooks {
+  dumpDir?: string;
+  /** before each pass: its name, its index in the list and the list's length */
+  onPass?: (pass: string, index: number, count: number) => void;
+}
+
+/** The front half (PIPELINE) alone: graph passes, lowering and memory planning. */
+export function runPipeline(graph: Graph, options: PassOptions & PipelineHooks): PipelineRun {
+  return runPassesSync(PIPELINE, { graph }, options);
+}
+
+/** Runs `passes` in order, awaiting the async ones; the dumps are numbered by position in the list. */
+export async function runPasses<S extends CompileState, O extends PassOptions>(
+  passes: readonly AsyncPass<S, O>[], initial: S, options: O & PipelineHooks,
+): Promise<PipelineRun<S>> {
+  const run = startRun(initial, options);
+  for (const [i, pass] of passes.entries()) {
+    const start = beforePass(passes, i, options);
+    run.state = await pass.apply(run.state, options);
+    afterPass(run, pass, i, start, options);
   }
-  PIPELINE.forEach((pass, i) => {
-    options.onPass?.(pass.name, i, PIPELINE.length);
-    const start = performance.now();
-    state = pass.run(state, options);
-    timings.push({ pass: pass.name, ms: performance.now() - start });
-    if (options.dumpDir) {
-      writeFileSync(join(options.dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.txt`), pass.dump(state));
-    }
+  return run;
+}
+
+/** Like runPasses, for lists whose passes all return their state directly (the preload strategy, PIPELINE). */
+export function runPassesSync<S extends CompileState, O extends PassOptions>(
+  passes: readonly AsyncPass<S, O>[], initial: S, options: O & PipelineHooks,
+): PipelineRun<S> {
+  const run = startRun(initial, options);
+  passes.forEach((pass, i) => {
+    const start = beforePass(passes, i, options);
+    const state = pass.apply(run.state, options);
+    // a bug, not a user error: an async pass in a list run synchronously
+    if (state instanceof Promise) throw new Error(`internal: pass ${pass.name} is async; run its list with runPasses`);
+    run.state = state;
+    afterPass(run, pass, i, start, options);
   });
-  return { state, timings };
+  return run;
+}
+
+function startRun<S extends CompileState>(state: S, { dumpDir }: PipelineHooks): PipelineRun<S> {
+  if (dumpDir) {
+    mkdirSync(dumpDir, { recursive: true });
+    writeFileSync(join(dumpDir, '00-imported.txt'), dumpGraph(state.graph));
+  }
+  return { state, timings: [] };
+}
+
+function beforePass(passes: readonly { name: string }[], i: number, { onPass }: PipelineHooks): number {
+  onPass?.(passes[i]!.name, i, passes.length);
+  return performance.now();
+}
+
+function afterPass<S extends CompileState>(run: PipelineRun<S>, pass: AsyncPass<S, never>, i: number, start: number, { dumpDir }: PipelineHooks): void {
+  run.timings.push({ pass: pass.name, ms: performance.now() - start });
+  if (dumpDir) writeFileSync(join(dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.txt`), pass.dump(run.state));
 }

@@ -14,8 +14,7 @@ import { quoteName } from '../errors.js';
 import type { Graph, Node } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
 import { textureLimits, type TargetLimits } from '../target/limits.js';
-import { type TextureShape } from '../kernel/types.js';
-import { type TextureWeightCandidate, type WeightLayout } from '../ops/op.js';
+import type { LayoutDecision, LayoutDecisions, TextureWeightCandidate } from '../ops/op.js';
 import { isTextureShape, textureShapeFor } from '../kernel/texture-layout.js';
 
 /** auto: the profile's costs decide; buffer / texture force a layout (for tests and benchmarks). */
@@ -35,17 +34,7 @@ export interface LayoutOptions {
   strategy?: 'preload' | 'stream';
 }
 
-export interface LayoutDecision {
-  layout: WeightLayout;
-  costKind: TextureWeightCandidate['costKind'];
-  /** the texture geometry, when layout is 'texture' */
-  texture?: TextureShape;
-  /** why, for --dump-ir and inspect */
-  reason: string;
-}
-
-/** node name -> decision, for every node with a texture-capable weight */
-export type LayoutDecisions = Map<string, LayoutDecision>;
+export type { LayoutDecision, LayoutDecisions };
 
 export function selectWeightLayouts(graph: Graph, options: LayoutOptions): LayoutDecisions {
   const decisions: LayoutDecisions = new Map();

@@ -14,9 +14,9 @@ import {
   type ClassProfile, type DeviceProfile, type ProfiledClass,
 } from '../../schemas/profile.js';
 import { benchCases, compileSpec, ProgramOnDevice, timePerDispatchUs, timeVariantsUs, type BenchCase, type SizePreset, type TimingOptions } from './bench.js';
-import { kernelFeatures, type KernelFeatures } from './features.js';
+import { kernelFeatures, type KernelFeatures } from '../schedule/kernel-features.js';
 import { errorSummary, fitRobustRelative, median, round } from './fit.js';
-import { predictUs } from './model.js';
+import { predictUs } from '../schedule/latency-model.js';
 import { mergeExtras, profileMeasurements, type MeasureContext, type ProfileExtras } from './measurements.js';
 import './extra-measurements.js';
 

@@ -9,18 +9,19 @@
  * the ring, are written straight into their slot.
  */
 import { fail } from '../errors.js';
-import { rewriteAsCarrier, type CarriedCopy } from '../lower/carrier.js';
+import { rewriteAsCarrier, type CarriedCopy, type CarrierRewrite } from '../lower/carrier.js';
 import type { ShaderCode } from '../kernel/types.js';
 import { readbackBytes, type KernelProgram, type ProgramKernel } from '../lower/program.js';
 import type { TargetLimits } from '../target/limits.js';
 import type { DeviceProfile } from '../../schemas/profile.js';
-import { kernelCapacityBytes, profileIdentity, type ProfileIdentity } from '../profile/model.js';
+import { kernelCapacityBytes, profileIdentity, type ProfileIdentity } from './latency-model.js';
 import type { Region, Step } from '../../schemas/schedule.js';
 import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
 import { alignUp, liveArenaBytes, planMemory, stateBytes, type MemoryPlan } from './memory-plan.js';
 import { bindingOf, regionOf, stateWriteSteps } from './preload.js';
 import type { ShardLayout } from './weights.js';
 import { pinSharedWeights, type PinnedProgram } from './pin-shared.js';
+import { fitToBudget, type FitAttempt } from './fit-budget.js';
 
 export interface StreamOptions {
   budgetBytes: number;
@@ -90,36 +91,35 @@ export async function planStreaming(input: KernelProgram, limits: TargetLimits, 
     const memory = planMemory(program, limits, streamed);
     return { memory, peak: memory.buffers.reduce((s, b) => s + b.size, 0) + overheadBytes };
   };
-  // last resort for tight budgets: load every weight just in time (the kernel right before its
-  // first use), which holds the fewest bytes at once and fragments the arena least
-  let missed: { peak: number; minFeasibleBudget: number } | undefined;
-  for (const maxDistance of new Set([options.maxDistance ?? 8, 1])) {
-    const fitted = await fitArena(options.budgetBytes, (budget) => solve(budget, maxDistance), arenaPeak);
-    if ('loadPlan' in fitted) return { program, ...fitted, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
-    missed = fitted;
-  }
-  fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${missed!.peak} bytes ` +
-    `(at least ${missed!.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
+  // last resort for tight budgets (the second variant): load every weight just in time (the
+  // kernel right before its first use), which holds the fewest bytes at once and fragments the arena least
+  const fitted = await fitToBudget({
+    budgetBytes: options.budgetBytes,
+    variants: [...new Set([options.maxDistance ?? 8, 1])],
+    retries: RETRIES,
+    plan: async (budget, maxDistance) => {
+      const loadPlan = await solve(budget, maxDistance);
+      const { memory, peak } = arenaPeak(loadPlan);
+      return { result: { loadPlan, memory }, peak };
+    },
+    shrink: (budget, miss, attempt) => shrinkBudget(options.budgetBytes, budget, miss, attempt),
+  });
+  if ('fitted' in fitted) return { program, ...fitted.fitted, ringBytes, budgetBytes: options.budgetBytes, profile: profileIdentity(options.profile) };
+  const { result, peak } = fitted.missed;
+  fail('FM_BAD_ARGUMENT', `no streaming plan fits a memory budget of ${options.budgetBytes} bytes: the best plan found needs ${peak} bytes ` +
+    `(at least ${result.loadPlan.minFeasibleBudget} bytes are in use at one step); raise --memory-budget`);
 }
 
 /**
  * The load plan counts live bytes; the arena also pays for fragmentation. Plans against less than
  * the budget until the arena fits, but never below what the load plan can meet at all (that error
- * would name a budget the user never gave); returns the last miss when nothing fits.
+ * would name a budget the user never gave).
  */
-async function fitArena(
-  budgetBytes: number, solve: (budget: number) => Promise<LoadPlan>, arenaPeak: (plan: LoadPlan) => { memory: MemoryPlan; peak: number },
-): Promise<{ loadPlan: LoadPlan; memory: MemoryPlan } | { peak: number; minFeasibleBudget: number }> {
-  let budget = budgetBytes;
-  for (let attempt = 0; ; attempt++) {
-    const loadPlan = await solve(budget);
-    const { memory, peak } = arenaPeak(loadPlan);
-    if (peak <= budgetBytes) return { loadPlan, memory };
-    const floor = loadPlan.minFeasibleBudget;
-    if (attempt === RETRIES || budget <= floor) return { peak, minFeasibleBudget: floor };
-    // fragmentation grows as the plan tightens: overshoot the correction a little more each time
-    budget = Math.max(floor, budget - Math.ceil((peak - budgetBytes) * (1 + attempt / 2)));
-  }
+function shrinkBudget(budgetBytes: number, budget: number, miss: FitAttempt<{ loadPlan: LoadPlan }>, attempt: number): number | undefined {
+  const floor = miss.result.loadPlan.minFeasibleBudget;
+  if (budget <= floor) return undefined;
+  // fragmentation grows as the plan tightens: overshoot the correction a little more each time
+  return Math.max(floor, budget - Math.ceil((miss.peak - budgetBytes) * (1 + attempt / 2)));
 }
 
 /** The run-time cost of one streamed copy: the profile's mapped copies on the copies path, else its upload bandwidth. */
@@ -167,7 +167,7 @@ function loadSteps(program: KernelProgram, resident: MemoryPlan, profile: Device
 }
 
 /** One byte range [from, to) of a streamed weight, moved at one step. */
-interface Piece {
+export interface Piece {
   weight: string;
   from: number;
   to: number;
@@ -184,10 +184,50 @@ export interface StreamRun {
   callStarts: number[];
 }
 
-export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shards: ShardLayout, limits: TargetLimits): StreamRun {
-  const { memory, loadPlan, ringBytes } = stream;
+/**
+ * FlashMem's kernel rewriting, decided before the schedule exists: which pieces each kernel
+ * carries through the ring, copies or writes direct, where each ring segment starts and ends, and
+ * the carrier shader of every kernel that carries (`flashmemc compile --dump-ir` shows it).
+ */
+export interface CarrierSchedule {
+  /** pieces loaded before the first kernel (written straight into their slots) */
+  early: Piece[];
+  /** per kernel: what it moves */
+  plans: CarrierPlan[];
+  /** first kernel of each ring segment -> its last kernel */
+  segments: Map<number, number>;
+  /** per kernel: its carrier rewrite, when it carries pieces inside its dispatch */
+  rewrites: (CarrierRewrite | undefined)[];
+}
+
+export function planCarriers(program: KernelProgram, stream: StreamPlan, limits: TargetLimits): CarrierSchedule {
+  const carried = piecesByStep(program, stream.loadPlan, stream);
+  const plans = program.kernels.map((kernel, k) => carrierPlan(kernel, carried.get(k) ?? [], limits, stream.ringBytes));
+  // segments place their pieces' ring offsets, which the rewrites read: segments first
+  const segments = new Map<number, number>();
+  let segmentEnd = -1;
+  plans.forEach((plan, k) => {
+    if (k > segmentEnd && plan.ringNeed > 0) {
+      segmentEnd = segmentFrom(plans, k, stream.ringBytes);
+      segments.set(k, segmentEnd);
+    }
+  });
+  const rewrites = program.kernels.map((kernel, k) => carrierRewrite(kernel, plans[k]!));
+  return { early: carried.get(-1) ?? [], plans, segments, rewrites };
+}
+
+function carrierRewrite(kernel: ProgramKernel, plan: CarrierPlan): CarrierRewrite | undefined {
+  if (plan.ring.length === 0) return undefined;
+  const ringStart = plan.ring[0]!.ringOffset;
+  const copies: CarriedCopy[] = plan.ring.map((r) => ({ srcWord: (r.ringOffset - ringStart) / 4, words: (r.piece.to - r.piece.from) / 4 }));
+  return rewriteAsCarrier(kernel, copies);
+}
+
+export function buildStreamRun(
+  program: KernelProgram, stream: StreamPlan, shards: ShardLayout, limits: TargetLimits, carriers: CarrierSchedule = planCarriers(program, stream, limits),
+): StreamRun {
+  const { memory, loadPlan } = stream;
   const ringBuffer = memory.buffers.length;
-  const carried = piecesByStep(program, loadPlan, stream);
   const stats: StreamStats = { streamedWeights: 0, streamedBytes: 0, carriedBytes: 0, copiedBytes: 0, directBytes: 0, carrierKernels: 0 };
   for (const w of loadPlan.weights) {
     if (w.preload) continue;
@@ -208,11 +248,9 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
     stats.directBytes += p.to - p.from;
     return uploads(p, shards, regionOf(program, memory, p.weight), 0);
   };
-  run.push(...(carried.get(-1) ?? []).flatMap(direct));
+  run.push(...carriers.early.flatMap(direct));
 
-  // decide, per kernel, which pieces it carries through the ring; the rest go direct
-  const plans = program.kernels.map((kernel, k) => carrierPlan(kernel, carried.get(k) ?? [], limits, ringBytes));
-  let segmentEnd = -1;
+  const { plans, segments, rewrites } = carriers;
   let call = 0;
   program.kernels.forEach((kernel, k) => {
     // a joint program: the next call starts (its first kernel is recorded after its inputs)
@@ -220,13 +258,11 @@ export function buildStreamRun(program: KernelProgram, stream: StreamPlan, shard
       readOutputs(call++);
       writeInputs(call);
     }
-    if (k > segmentEnd && plans[k]!.ringNeed > 0) {
-      segmentEnd = segmentFrom(plans, k, ringBytes);
-      run.push(...ringUploads(plans, k, segmentEnd, shards, ringBuffer));
-    }
+    const segmentEnd = segments.get(k);
+    if (segmentEnd !== undefined) run.push(...ringUploads(plans, k, segmentEnd, shards, ringBuffer));
     run.push(...plans[k]!.direct.flatMap(direct));
     run.push(...plans[k]!.copied.map((c) => copyStep(program, memory, c, ringBuffer, stats)));
-    run.push(dispatchStep(program, memory, kernel, plans[k]!, ringBuffer, stats));
+    run.push(dispatchStep(program, memory, kernel, plans[k]!, rewrites[k], ringBuffer, stats));
   });
   while (call < calls.length - 1) {
     readOutputs(call++);
@@ -334,13 +370,13 @@ function piecesByStep(program: KernelProgram, loadPlan: LoadPlan, stream: Stream
   return byStep;
 }
 
-interface StagedPiece {
+export interface StagedPiece {
   piece: Piece;
   /** offset in the staging ring (relative to the kernel until segmentFrom places the segment) */
   ringOffset: number;
 }
 
-interface CarrierPlan {
+export interface CarrierPlan {
   /** pieces the kernel itself copies from the ring inside its dispatch */
   ring: StagedPiece[];
   /** pieces staged in the ring and moved by a copy command recorded just before the kernel */
@@ -417,14 +453,14 @@ function copyStep(program: KernelProgram, memory: MemoryPlan, staged: StagedPiec
   };
 }
 
-function dispatchStep(program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, ringBuffer: number, stats: StreamStats): StreamStep {
+function dispatchStep(
+  program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, rewrite: CarrierRewrite | undefined, ringBuffer: number, stats: StreamStats,
+): StreamStep {
   const bindings = kernel.bindings.map((id) => bindingOf(program, memory, id));
   const base = { op: 'dispatch' as const, workgroups: kernel.workgroups, label: kernel.label, node: kernel.node };
-  if (plan.ring.length === 0) return { ...base, shader: kernel, bindings };
+  if (!rewrite) return { ...base, shader: kernel, bindings };
   const ringStart = plan.ring[0]!.ringOffset;
   const ringEnd = Math.max(...plan.ring.map((r) => r.ringOffset + (r.piece.to - r.piece.from)));
-  const copies: CarriedCopy[] = plan.ring.map((r) => ({ srcWord: (r.ringOffset - ringStart) / 4, words: (r.piece.to - r.piece.from) / 4 }));
-  const rewrite = rewriteAsCarrier(kernel, copies);
   stats.carrierKernels++;
   for (const r of plan.ring) stats.carriedBytes += r.piece.to - r.piece.from;
   const destinations = plan.ring.map((r) => {

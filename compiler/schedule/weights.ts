@@ -9,7 +9,15 @@ import { createHash } from 'node:crypto';
 import { fail, quoteName } from '../errors.js';
 import type { ConstTensor } from '../ir/types.js';
 import { wgslType } from '../kernel/wgsl.js';
-import type { ShardSource } from '../bundle/contents.js';
+
+/** A weight shard as the bundle writer takes it: produced piece by piece, never held whole. */
+export interface ShardSource {
+  /** 'weights/<n>.bin' */
+  path: string;
+  size: number;
+  /** produced lazily, in order; total length must equal size */
+  pieces(): Iterable<Uint8Array>;
+}
 
 export const DEFAULT_SHARD_BYTES = 16 * 1024 * 1024;
 

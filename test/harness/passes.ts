@@ -27,7 +27,7 @@ export function runPasses(graph: Graph, names: readonly string[], options: PassO
     const at = PASS_NAMES.indexOf(name);
     if (at <= last) throw new Error(`pass ${name} runs before ${PASS_NAMES[last]} in PIPELINE, not after`);
     last = at;
-    state = pass.run(state, options);
+    state = pass.apply(state, options);
   }
   return state;
 }
@@ -45,5 +45,5 @@ export function passesBefore(name: string): string[] {
 export function beforeAndAfter(graph: Graph, name: string, options: PassOptions = { limits: DEFAULT_LIMITS }): { before: string; after: string } {
   const pass = passNamed(name);
   const prior = runPasses(graph, passesBefore(name), options);
-  return { before: pass.dump(prior), after: pass.dump(pass.run(prior, options)) };
+  return { before: pass.dump(prior), after: pass.dump(pass.apply(prior, options)) };
 }

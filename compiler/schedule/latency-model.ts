@@ -4,7 +4,7 @@
 import type { CostClass } from '../ops/op.js';
 import type { KernelProgram, ProgramKernel } from '../lower/program.js';
 import type { DeviceProfile, LatencyModel } from '../../schemas/profile.js';
-import { kernelFeatures, type KernelFeatures } from './features.js';
+import { kernelFeatures, type KernelFeatures } from './kernel-features.js';
 
 export function predictUs(model: LatencyModel, f: KernelFeatures): number {
   return model.fixedUs + model.perByteUs * f.bytes + model.perFlopUs * f.flops;
