@@ -8,7 +8,8 @@
  * On a shared machine prefer the process CPU time column over wall time: other processes
  * steal the software GPU's cores.
  */
-import { createNodeDevice, keepAlive } from '../compiler/target/webgpu.js';
+import { keepAlive } from '../compiler/target/webgpu.js';
+import { prepareKernels } from '../test/harness/gpu.js';
 import { convOp, lowerConvWithTiles } from '../compiler/ops/conv/index.js';
 import { DEFAULT_LIMITS } from '../compiler/target/limits.js';
 import { type KernelSpec, type LowerTensor } from '../compiler/kernel/types.js';
@@ -112,7 +113,6 @@ async function main(): Promise<void> {
   const iters = args.includes('--iters') ? Number(args[args.indexOf('--iters') + 1]) : 5;
   const skipNaive = args.includes('--no-naive');
   const only = args.includes('--case') ? Number(args[args.indexOf('--case') + 1]) : undefined;
-  const { device } = await createNodeDevice();
 
   for (const [ci, c] of CASES.entries()) {
     if (only !== undefined && ci !== only) continue;
@@ -127,33 +127,17 @@ async function main(): Promise<void> {
         continue;
       }
       const { kernels, tensors, y } = lowered;
-      const buffers = new Map<string, GPUBuffer>();
-      for (const t of tensors) {
-        const b = device.createBuffer({ size: Math.ceil((numElements(t.type.shape) * 4) / 16) * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      const uploads = tensors.flatMap((t) => {
         const data = t.data?.data ?? (t.id === 'x' ? randomFloats(numElements(t.type.shape), 1) : undefined);
-        if (data) device.queue.writeBuffer(b, 0, Float32Array.from(data));
-        buffers.set(t.id, b);
-      }
-      const compileStart = performance.now();
-      const pipelines = kernels.map((k) => {
-        const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: k.wgsl }), entryPoint: 'main' } });
-        const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: k.bindings.map((t, i) => ({ binding: i, resource: { buffer: buffers.get(t.id)! } })) });
-        return { pipeline, bindGroup, workgroups: k.workgroups };
+        return data ? [{ tensor: t, data }] : [];
       });
-      const probe = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const compileStart = performance.now();
+      const gpu = await prepareKernels(kernels, uploads);
       const run = async () => {
-        const enc = device.createCommandEncoder();
-        for (const p of pipelines) {
-          const pass = enc.beginComputePass();
-          pass.setPipeline(p.pipeline);
-          pass.setBindGroup(0, p.bindGroup);
-          pass.dispatchWorkgroups(...p.workgroups);
-          pass.end();
-        }
-        enc.copyBufferToBuffer(buffers.get('y')!, 0, probe, 0, 16);
-        device.queue.submit([enc.finish()]);
-        await keepAlive(probe.mapAsync(GPUMapMode.READ));
-        probe.unmap();
+        const enc = gpu.device.createCommandEncoder();
+        gpu.dispatch(enc);
+        gpu.device.queue.submit([enc.finish()]);
+        await keepAlive(gpu.device.queue.onSubmittedWorkDone());
       };
       await run();
       const compileMs = performance.now() - compileStart;
@@ -170,13 +154,7 @@ async function main(): Promise<void> {
       times.sort((a, b) => a - b);
       cpuTimes.sort((a, b) => a - b);
       const n = numElements(y.type.shape);
-      const read = device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      const enc = device.createCommandEncoder();
-      enc.copyBufferToBuffer(buffers.get('y')!, 0, read, 0, n * 4);
-      device.queue.submit([enc.finish()]);
-      await keepAlive(read.mapAsync(GPUMapMode.READ));
-      const result = new Float32Array(read.getMappedRange().slice(0));
-      read.destroy();
+      const [result] = (await gpu.run([y])) as [Float32Array];
       let diff = 0;
       if (reference) for (let i = 0; i < n; i++) diff = Math.max(diff, Math.abs(result[i]! - reference[i]!));
       else reference = result;
@@ -184,7 +162,7 @@ async function main(): Promise<void> {
       const median = times[Math.floor(times.length / 2)]!;
       const label = typeof variant === 'string' ? variant : `tiled ${variant.ocTile}x${variant.pxTile}`;
       console.log(`${c.name.padEnd(32)} ${label.padEnd(12)} median ${median.toFixed(1).padStart(7)} ms  min ${times[0]!.toFixed(1).padStart(7)} ms  cpu ${cpuTimes[0]!.toFixed(1).padStart(7)} ms  ${(macs / median / 1e6).toFixed(2)} GMAC/s  compile+1st run ${compileMs.toFixed(0)} ms  maxdiff ${diff.toExponential(1)}`);
-      for (const b of buffers.values()) b.destroy();
+      gpu.destroy();
     }
   }
   process.exit(0);

@@ -63,6 +63,24 @@ export function grid1D(total: number, workgroupSize = 256, maxPerDim = 65535): G
   return { workgroups: [x, y, 1], prologue, workgroupSize };
 }
 
+/** The smallest power of two >= n (workgroup sizes for tree reductions). */
+export function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * One workgroup per row for `rows` rows, folded into x/y under the per-dimension limit; rowExpr
+ * is the row's WGSL expression, from `@builtin(workgroup_id) wid`.
+ */
+export function rowGrid(rows: number, maxPerDim: number): { workgroups: [number, number, number]; rowExpr: string } {
+  const x = Math.max(1, Math.min(rows, maxPerDim));
+  const y = Math.ceil(rows / x);
+  if (y > maxPerDim) fail('FM_LIMIT', `kernel needs ${rows} workgroups, more than ${maxPerDim}x${maxPerDim}`);
+  return { workgroups: [x, Math.max(1, y), 1], rowExpr: y > 1 ? `wid.x + wid.y * ${u(x)}` : 'wid.x' };
+}
+
 /** WGSL statements decomposing flat index `flat` into per-axis coordinates `${prefix}0..` */
 export function unravel(flat: string, shape: readonly number[], prefix: string): string {
   if (shape.length === 0) return '';

@@ -9,7 +9,7 @@
 import { attrFloat, attrInt } from '../ir/attrs.js';
 import { makeConst } from '../ir/tensor.js';
 import { numElements, type ConstTensor, type FusedActivation, type TensorType } from '../ir/types.js';
-import { grid1D, lit, u } from '../kernel/wgsl.js';
+import { grid1D, lit, rowGrid, u } from '../kernel/wgsl.js';
 import { kernel, LID, WID } from '../kernel/builder.js';
 import { fail } from '../errors.js';
 import { applyActivation } from './activation.js';
@@ -17,7 +17,7 @@ import { describeNode } from '../ir/graph.js';
 import type { LowerContext, OpDef, ShapeContext } from './op.js';
 import type { KernelSpec, LowerTensor } from '../kernel/types.js';
 import {
-  checkBindingSizes, reductionWorkgroupSize, rejectExtraOutputs, requireFloatInput, requireNCHW, rowGrid, workgroupReduce,
+  checkBindingSizes, reductionWorkgroupSize, rejectExtraOutputs, requireFloatInput, requireNCHW, workgroupReduce,
 } from './pool.js';
 
 // ---------------------------------------------------------------------------------------------

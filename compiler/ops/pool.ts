@@ -10,7 +10,7 @@
 import { attrInt, attrInts } from '../ir/attrs.js';
 import { makeConst } from '../ir/tensor.js';
 import { isFloat, numElements, type ConstTensor, type Node, type TensorType } from '../ir/types.js';
-import { grid1D, lit, u, unravel, wgslType, type WgslScalar } from '../kernel/wgsl.js';
+import { grid1D, lit, nextPow2, rowGrid, u, unravel, wgslType, type WgslScalar } from '../kernel/wgsl.js';
 import { kernel, LID, WID } from '../kernel/builder.js';
 import { checkBindable } from '../kernel/limits.js';
 import { fail } from '../errors.js';
@@ -50,20 +50,6 @@ export function rejectExtraOutputs(ctx: LowerContext, what: string): void {
     fail('FM_UNSUPPORTED_OP', `${describeNode(ctx.node)}: output ${used + 1} (${what}) is used by the model but not supported; ` +
       'only the first output can be computed, re-export the model without it');
   }
-}
-
-export function nextPow2(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
-}
-
-/** One workgroup per reduced row: grid folded into x/y so neither exceeds 65535. */
-export function rowGrid(rows: number, maxPerDim: number): { workgroups: [number, number, number]; rowExpr: string } {
-  const x = Math.min(rows, maxPerDim);
-  const y = Math.ceil(rows / x);
-  if (y > maxPerDim) fail('FM_LIMIT', `kernel needs ${rows} workgroups, more than ${maxPerDim}x${maxPerDim}`);
-  return { workgroups: [x, y, 1], rowExpr: y === 1 ? 'wid.x' : `wid.x + wid.y * ${u(x)}` };
 }
 
 /**

@@ -18,7 +18,7 @@ import { attrFloat, attrInt, attrInts } from '../ir/attrs.js';
 import { hostArrayFor } from '../ir/tensor.js';
 import { stridesOf } from '../kernel/strides.js';
 import { numElements, type ConstTensor, type Node, type TensorType } from '../ir/types.js';
-import { dot, lit, u, unravel } from '../kernel/wgsl.js';
+import { dot, lit, nextPow2, rowGrid, u, unravel } from '../kernel/wgsl.js';
 import { fail } from '../errors.js';
 import { FUSED_DOMAIN } from './domains.js';
 import { broadcastShapes } from './elementwise/index.js';
@@ -26,7 +26,7 @@ import { broadcastStrides } from '../kernel/strides.js';
 import type { LowerContext, OpDef, ShapeContext } from './op.js';
 import type { KernelSpec, LowerTensor } from '../kernel/types.js';
 import { LID, WID, kernel, type KernelBuilder } from '../kernel/builder.js';
-import { checkBindingSizes, nextPow2, rowGrid, workgroupReduce } from './pool.js';
+import { checkBindingSizes, workgroupReduce } from './pool.js';
 import { nodeLabel } from './shape.js';
 
 function requireFloat32(node: Node, t: TensorType | undefined, role: string): TensorType {

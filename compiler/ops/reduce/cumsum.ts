@@ -4,7 +4,7 @@
 import { attrInt } from '../../ir/attrs.js';
 import { constToInts, makeConst } from '../../ir/tensor.js';
 import { type ConstTensor, type Node, numElements } from '../../ir/types.js';
-import { grid1D, lit, u, wgslType, type WgslScalar } from '../../kernel/wgsl.js';
+import { grid1D, lit, nextPow2, rowGrid, u, wgslType, type WgslScalar } from '../../kernel/wgsl.js';
 import { GID, type KernelBuilder } from '../../kernel/builder.js';
 import { describeNode } from '../../ir/graph.js';
 import { fail } from '../../errors.js';
@@ -12,7 +12,7 @@ import type { OpDef } from '../op.js';
 import type { KernelSpec } from '../../kernel/types.js';
 import { assertBindable } from '../shape.js';
 import type { TargetLimits } from '../../target/limits.js';
-import { nextPow2, normalizeAxis, product, workgroupEntry, workgroupGrid, xyKernel } from './rows.js';
+import { normalizeAxis, product, workgroupEntry, xyKernel } from './rows.js';
 
 // ---------------------------------------------------------------------------------------------
 // CumSum
@@ -84,11 +84,11 @@ function serialScanKernel(s: ScanLayout, type: WgslScalar, k: KernelBuilder): Ke
  */
 function workgroupScanKernel(s: ScanLayout, type: WgslScalar, k: KernelBuilder, size: number, limits: TargetLimits): KernelSpec {
   const lines = s.outer * s.inner;
-  const grid = workgroupGrid(lines, limits);
+  const grid = rowGrid(lines, limits.maxComputeWorkgroupsPerDimension);
   const zero = lit(0, type);
   const result = s.exclusive ? `select(${zero}, buf[max(lid, 1u) - 1u], lid > 0u)` : 'buf[lid]';
   const body = [
-    `let line = ${grid.id};`,
+    `let line = ${grid.rowExpr};`,
     `if (line >= ${u(lines)}) { return; }`,
     lineBase(s, 'line'),
     `var carry: ${type} = ${zero};`,

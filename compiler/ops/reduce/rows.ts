@@ -5,7 +5,7 @@
  */
 import { stridesOf } from '../../kernel/strides.js';
 import { type Node, type TensorType, isFloat, numElements } from '../../ir/types.js';
-import { dot, grid1D, lit, u, unravel, type WgslScalar } from '../../kernel/wgsl.js';
+import { dot, grid1D, lit, nextPow2, rowGrid, u, unravel, type WgslScalar } from '../../kernel/wgsl.js';
 import { GID, LID_INDEX, WID, kernel, type KernelBuilder } from '../../kernel/builder.js';
 import { describeNode } from '../../ir/graph.js';
 import { fail } from '../../errors.js';
@@ -43,12 +43,6 @@ export function xyKernel(label: string, x: LowerTensor, inType: WgslScalar, y: L
 /** The entry point of a one-workgroup-per-row (or per-line) kernel: `wid` and `lid` as the templates name them. */
 export function workgroupEntry(k: KernelBuilder, shared: string, size: number, body: string, workgroups: [number, number, number]): KernelSpec {
   return k.build({ header: `${k.declarations()}\n${shared}\n\n`, entry: { workgroupSize: size, params: [WID, LID_INDEX], body }, workgroups });
-}
-
-export function nextPow2(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }
 
 export function product(dims: readonly number[]): number {
@@ -209,15 +203,6 @@ export function stridedRowOffset(layout: ReductionLayout): string {
   return lines.filter((l) => l !== '').join('\n    ');
 }
 
-/** Workgroup counts for `n` workgroups folded into x/y, and the WGSL expression of the linear id. */
-export function workgroupGrid(n: number, limits: TargetLimits): { workgroups: [number, number, number]; id: string } {
-  const maxPerDim = limits.maxComputeWorkgroupsPerDimension;
-  const x = Math.max(1, Math.min(n, maxPerDim));
-  const y = Math.ceil(n / x);
-  if (y > maxPerDim) fail('FM_LIMIT', `kernel needs ${n} workgroups, more than ${maxPerDim}x${maxPerDim}`);
-  return { workgroups: [x, Math.max(1, y), 1], id: y > 1 ? `wid.x + wid.y * ${u(x)}` : 'wid.x' };
-}
-
 export function serialRowKernel(spec: RowKernelSpec, k: KernelBuilder): KernelSpec {
   const rows = rowCount(spec.layout);
   const grid = grid1D(rows, 64);
@@ -245,7 +230,7 @@ export function tiledRowKernel(spec: RowKernelSpec, k: KernelBuilder, rowsPerGro
   const rows = rowCount(spec.layout);
   const length = rowLength(spec.layout);
   const groups = Math.ceil(rows / rowsPerGroup);
-  const grid = workgroupGrid(groups, limits);
+  const grid = rowGrid(groups, limits.maxComputeWorkgroupsPerDimension);
   const size = rowsPerGroup * slices;
   const idx = [...Array(spec.algebra.acc.length).keys()];
   const shared = spec.algebra.acc.map((a, i) => k.workgroupArray(`s${i}`, a.type, size)).join('\n');
@@ -260,7 +245,7 @@ export function tiledRowKernel(spec: RowKernelSpec, k: KernelBuilder, rowsPerGro
     : [`let lane = lid % ${u(rowsPerGroup)};`, `let slice = lid / ${u(rowsPerGroup)};`,
       `let row = group * ${u(rowsPerGroup)} + lane;`, `let inRange = row < ${u(rows)};`];
   const body = [
-    `let group = ${grid.id};`,
+    `let group = ${grid.rowExpr};`,
     // uniform per workgroup (derived from workgroup_id only), so the barriers below stay legal
     `if (group >= ${u(groups)}) { return; }`,
     ...tile,
