@@ -19,6 +19,11 @@ export const ERROR_CODES = {
   FM_INPUT: 'run() inputs are missing, of the wrong dtype, or of the wrong size',
   FM_IO: 'reading or writing a file failed',
   FM_PROFILE: 'a device profile (--profile) is not JSON or does not match the device profile schema',
+  FM_BUNDLE_FOREIGN: "a bundle's runtime.js is not the runtime this flashmemc generates for its format version (it is never executed)",
+  FM_BUNDLE_SIGNATURE: 'a bundle is unsigned, or its signature does not verify against the trusted keys',
+  FM_BUNDLE_BOUNDS: "a bundle's schedule allocates or dispatches more than it declares or than the caller allows",
+  FM_TIMEOUT: 'a run, read or fetch took longer than its timeout (the device is destroyed)',
+  FM_OUTPUT: 'the output folder is not one flashmemc may replace (not a bundle it wrote), or another writer holds it; use --force',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,7 +4,8 @@
 
 /** The codes are those of the compiler (compiler/errors.ts). */
 export type RuntimeErrorCode =
-  | 'FM_BUNDLE_INVALID' | 'FM_BUNDLE_VERSION' | 'FM_BUNDLE_HASH' | 'FM_WEBGPU' | 'FM_INPUT' | 'FM_IO';
+  | 'FM_BUNDLE_INVALID' | 'FM_BUNDLE_VERSION' | 'FM_BUNDLE_HASH' | 'FM_BUNDLE_SIGNATURE' | 'FM_BUNDLE_BOUNDS'
+  | 'FM_TIMEOUT' | 'FM_WEBGPU' | 'FM_INPUT' | 'FM_IO';
 
 export class FlashmemRuntimeError extends Error {
   readonly code: RuntimeErrorCode;
