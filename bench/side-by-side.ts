@@ -48,7 +48,6 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 const flag = (name: string) => process.argv.includes(`--${name}`);
-const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const log = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 interface InputFile { name: string; dtype: string; shape: number[]; file: string }

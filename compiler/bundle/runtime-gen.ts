@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import type { ExportDeclaration, ImportDeclaration, Node, Project, SourceFile, Statement } from 'ts-morph';
 import { packageRoot } from '../package-root.js';
+import { readCachedRuntime, runtimeSourceKey, writeCachedRuntime } from './runtime-cache.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import { jsonSchemas } from '../../schemas/export.js';
 
@@ -34,10 +35,22 @@ const VIRTUAL_OUT_DIR = '/flashmemc-runtime-out';
 
 let cached: GeneratedRuntime | undefined;
 
-/** The runtime for bundles of this compiler; generated once per process (type-checking takes seconds). */
+/**
+ * The runtime for bundles of this compiler: the package's copy in dist/runtime/ when it is current
+ * (runtime-cache.ts), else generated (type-checking takes seconds) and written there; once per process.
+ */
 export function generateRuntime(): GeneratedRuntime {
-  cached ??= generateRuntimeFrom(join(packageRoot(), TEMPLATE_DIR));
+  cached ??= cachedOrGenerated(packageRoot());
   return cached;
+}
+
+function cachedOrGenerated(root: string): GeneratedRuntime {
+  const key = runtimeSourceKey(root);
+  const current = readCachedRuntime(root, key);
+  if (current) return current;
+  const runtime = generateRuntimeFrom(join(root, TEMPLATE_DIR));
+  writeCachedRuntime(root, key, runtime);
+  return runtime;
 }
 
 export { packageRoot };

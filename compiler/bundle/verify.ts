@@ -1,18 +1,20 @@
 /**
  * Verifies a bundle folder without a GPU, the way an app would load it, in two layers:
  * 1. here, with the compiler's zod schemas: manifest.json (format and version first), the sha256 of
- *    runtime.js and schedule.json, and schedule.json;
- * 2. the bundle's own runtime.js, through its verifyBundle(): every check loadBundle makes before GPU
- *    work (cross references, bounds of every step against the target limits) and the sha256 of
- *    every file.
- * runtime.js is executed only after its bytes matched the manifest, and the verified bytes are the
- * ones imported (as a data: URL), so a file swapped after the check is never run either.
+ *    runtime.js and schedule.json, and schedule.json; then runtime.js must be byte-identical to the
+ *    runtime this flashmemc generates for the format version, or the bundle is refused as foreign
+ *    (FM_BUNDLE_FOREIGN): its author may have rewritten it and recomputed every hash;
+ * 2. this package's own runtime (own-runtime.ts), through its verifyBundle(): every check loadBundle
+ *    makes before GPU work (cross references, bounds of every step against the target limits) and
+ *    the sha256 of every file.
+ * The bundle's runtime.js is read and compared, never imported.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { fail, FlashmemError } from '../errors.js';
+import { fail } from '../errors.js';
+import { compareWithOwnRuntime, foreignRuntimeMessage, importOwnRuntime } from './own-runtime.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import { manifestSchema, type FileEntry, type Manifest, type ManifestModel } from '../../schemas/manifest.js';
 import { scheduleSchema } from '../../schemas/schedule.js';
@@ -30,10 +32,6 @@ export interface VerifyReport {
   bytes: number;
 }
 
-interface BundleRuntime {
-  verifyBundle?: (dir: string, options?: { limits?: Record<string, number> }) => Promise<VerifyReport>;
-}
-
 const MANIFEST = 'manifest.json';
 /** as the runtime: a manifest lists files and signatures only */
 const MAX_MANIFEST_BYTES = 16 << 20;
@@ -45,11 +43,10 @@ export async function verifyBundleDir(bundleDir: string, options: VerifyBundleOp
   const runtimeBytes = await readHashed(dir, runtimeEntry);
   const scheduleEntry = onlyFile(manifest, 'schedule', 'schedule.json');
   parseWith(scheduleSchema, parseJson(await readHashed(dir, scheduleEntry), scheduleEntry.path), scheduleEntry.path);
-  const runtime = await importVerifiedRuntime(runtimeBytes);
-  if (typeof runtime.verifyBundle !== 'function') {
-    fail('FM_BUNDLE_VERSION', `${dir}/runtime.js has no verifyBundle(): the bundle was written by an older flashmemc, recompile it`);
-  }
-  return runtime.verifyBundle(dir, { limits: options.limits });
+  const comparison = compareWithOwnRuntime(runtimeBytes);
+  if (comparison.foreign) fail('FM_BUNDLE_FOREIGN', foreignRuntimeMessage(dir, comparison));
+  const runtime = await importOwnRuntime();
+  return (await runtime.verifyBundle(dir, { limits: options.limits })) as VerifyReport;
 }
 
 async function readManifest(dir: string): Promise<Manifest> {
@@ -76,12 +73,11 @@ function onlyFile(manifest: Manifest, kind: FileEntry['kind'], path: string): Fi
 
 async function readHashed(dir: string, entry: FileEntry): Promise<Buffer> {
   const bytes = await readBundleFile(dir, entry.path);
-  const refusal = entry.kind === 'runtime' ? ': refusing to execute it' : '';
   if (bytes.length !== entry.size) {
-    fail('FM_BUNDLE_HASH', `${entry.path} has ${bytes.length} bytes, the manifest says ${entry.size} (truncated or replaced)${refusal}`);
+    fail('FM_BUNDLE_HASH', `${entry.path} has ${bytes.length} bytes, the manifest says ${entry.size} (truncated or replaced)`);
   }
   const actual = createHash('sha256').update(bytes).digest('hex');
-  if (actual !== entry.sha256) fail('FM_BUNDLE_HASH', `${entry.path} has sha256 ${actual}, the manifest says ${entry.sha256} (tampered or corrupt)${refusal}`);
+  if (actual !== entry.sha256) fail('FM_BUNDLE_HASH', `${entry.path} has sha256 ${actual}, the manifest says ${entry.sha256} (tampered or corrupt)`);
   return bytes;
 }
 
@@ -107,13 +103,4 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
   const result = schema.safeParse(value);
   if (!result.success) fail('FM_BUNDLE_INVALID', `${file} does not match the bundle format:\n${z.prettifyError(result.error)}`);
   return result.data;
-}
-
-/** Imports exactly the bytes that were hashed; the runtime imports only node: built-ins, which data: URLs may. */
-async function importVerifiedRuntime(bytes: Buffer): Promise<BundleRuntime> {
-  try {
-    return (await import(`data:text/javascript;base64,${bytes.toString('base64')}`)) as BundleRuntime;
-  } catch (error) {
-    throw new FlashmemError('FM_BUNDLE_INVALID', `runtime.js could not be loaded: ${(error as Error).message}`, { cause: error });
-  }
 }

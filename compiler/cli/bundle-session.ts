@@ -1,12 +1,13 @@
 /**
- * Opens a bundle with the bundle's own generated runtime (runtime.js), on a Dawn device created
- * here with the limits the manifest requires: the CLI runs exactly what an app would ship.
+ * Opens a bundle with this package's own runtime (bundle/own-runtime.ts: the code every bundle's
+ * runtime.js is generated from, never the bundle's copy, which an attacker may have rewritten), on a
+ * Dawn device created here with the limits the manifest requires.
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { FlashmemError } from '../errors.js';
 import type { Manifest } from '../../schemas/manifest.js';
+import { compareWithOwnRuntime, foreignRuntimeMessage, importOwnRuntime } from '../bundle/own-runtime.js';
 import { createNodeDevice } from '../target/webgpu.js';
 import type { NumericArray } from './npy.js';
 
@@ -35,9 +36,6 @@ export interface RuntimeLoadOptions {
   readFile?: (path: string, range?: { offset: number; length: number }) => Promise<Uint8Array>;
 }
 
-interface RuntimeModule {
-  loadBundle(dir: string, options?: RuntimeLoadOptions & { device?: GPUDevice }): Promise<RuntimeSession>;
-}
 
 export function readManifest(bundleDir: string): Manifest {
   try {
@@ -47,13 +45,39 @@ export function readManifest(bundleDir: string): Manifest {
   }
 }
 
+export interface OpenedBundle {
+  session: RuntimeSession;
+  manifest: Manifest;
+  device: GPUDevice;
+  ownsDevice: boolean;
+  /** the bundle's runtime.js differs from this flashmemc's (never executed either way), with the message to show */
+  foreignRuntime?: string;
+}
+
 /** Opens a bundle; creates a device for it unless `device` (shared, e.g. by tests) is given. */
 export async function openBundle(
   bundleDir: string, options: { backend?: string; device?: GPUDevice; load?: RuntimeLoadOptions } = {},
-): Promise<{ session: RuntimeSession; manifest: Manifest; device: GPUDevice; ownsDevice: boolean }> {
+): Promise<OpenedBundle> {
   const manifest = readManifest(bundleDir);
-  const runtime = (await import(pathToFileURL(resolve(bundleDir, 'runtime.js')).href)) as RuntimeModule;
+  const runtime = await importOwnRuntime();
   const device = options.device ?? (await createNodeDevice({ backend: options.backend, limits: manifest.requiredLimits })).device;
-  const session = await runtime.loadBundle(resolve(bundleDir), { ...options.load, device });
-  return { session, manifest, device, ownsDevice: !options.device };
+  try {
+    const session = (await runtime.loadBundle(resolve(bundleDir), { ...options.load, device })) as RuntimeSession;
+    return { session, manifest, device, ownsDevice: !options.device, foreignRuntime: foreignRuntimeOf(bundleDir) };
+  } catch (error) {
+    if (!options.device) device.destroy();
+    throw error;
+  }
+}
+
+/** The foreign-runtime message when the bundle's runtime.js (already hash-checked by loadBundle) is not this flashmemc's; undefined when it is. */
+function foreignRuntimeOf(bundleDir: string): string | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(join(bundleDir, 'runtime.js'));
+  } catch {
+    return `${bundleDir}/runtime.js could not be read; the bundle ran with flashmemc's own runtime`;
+  }
+  const comparison = compareWithOwnRuntime(bytes);
+  return comparison.foreign ? foreignRuntimeMessage(bundleDir, comparison) : undefined;
 }

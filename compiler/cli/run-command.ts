@@ -39,7 +39,9 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads } });
+      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads } });
+      // the bundle ran with flashmemc's own runtime regardless; say that its runtime.js is not ours
+      if (foreignRuntime) process.stderr.write(`flashmemc: warning FM_BUNDLE_FOREIGN: ${foreignRuntime}\n`);
       try {
         if (args.generate !== undefined) {
           await runGenerate(session as unknown as GeneratingSession, args.generate, args['max-new-tokens'], args.json, performance.now() - started);
