@@ -47,7 +47,8 @@ describe.skipIf(!built)('the npm package', () => {
 
   it('ships the compiler, the runtime template, the schemas, the profiles and the example, and no tests or sources of the compiler', () => {
     const root = join(app, 'node_modules', 'flashmemc');
-    for (const file of ['dist/compiler/cli/main.js', 'runtime-template/runtime.ts', 'runtime-template/tsconfig.json',
+    for (const file of ['dist/compiler/cli/main.js', 'dist/compiler/index.js', 'dist/compiler/index.d.ts', 'dist/runtime/runtime.js',
+      'dist/runtime/runtime.d.ts', 'schemas/manifest.schema.json', 'runtime-template/runtime.ts', 'runtime-template/tsconfig.json',
       'schemas/schedule.ts', 'profiles/llvmpipe.json', 'examples/mini-resnet/model.onnx', 'README.md']) {
       expect(existsSync(join(root, file)), file).toBe(true);
     }
@@ -70,4 +71,59 @@ describe.skipIf(!built)('the npm package', () => {
     expect(ran).toMatch(/"probabilities" float32\[1,10\]/);
     expect(ran).toMatch(/peak GPU [\d.]+ MiB/);
   });
+
+  it('exposes the compiler API (flashmemc) and the runtime (flashmemc/runtime) to JavaScript apps', () => {
+    const model = join(app, 'node_modules', 'flashmemc', 'examples', 'mini-resnet', 'model.onnx');
+    writeFileSync(join(app, 'api.mjs'), `
+import { compileModel, verifyBundleDir, FORMAT_VERSION, ERROR_CODES } from 'flashmemc';
+import { loadBundle, FlashmemRuntimeError } from 'flashmemc/runtime';
+import schema from 'flashmemc/schemas/manifest.schema.json' with { type: 'json' };
+// Dawn's promises hold no event-loop handle: keep the process alive while they settle
+const keepAlive = setInterval(() => {}, 1000);
+const report = await compileModel(${JSON.stringify(model)}, 'api-bundle', { strategy: 'stream', memoryBudget: 200000 });
+const verified = await verifyBundleDir('api-bundle');
+const session = await loadBundle('api-bundle');
+const outputs = await session.run({ image: new Float32Array(${3 * 64 * 64}).fill(0.5) });
+const stats = session.stats();
+session.dispose();
+console.log(JSON.stringify({ format: FORMAT_VERSION, codes: Object.keys(ERROR_CODES).length, schema: typeof schema.$schema,
+  kernels: report.kernels, files: verified.files, outputs: Object.keys(outputs), sum: [...outputs.probabilities].reduce((a, b) => a + b, 0),
+  peak: stats.peakGpuBytes, error: typeof FlashmemRuntimeError }));
+clearInterval(keepAlive);
+`);
+    const result = JSON.parse(run('node', ['api.mjs'], app).trim().split('\n').pop()!) as Record<string, unknown>;
+    expect(result).toMatchObject({ format: 1, schema: 'string', outputs: ['probabilities'], error: 'function' });
+    expect(result.codes as number).toBeGreaterThan(10);
+    expect(result.files as number).toBeGreaterThan(3);
+    expect(result.sum as number).toBeCloseTo(1, 4);
+    expect(result.peak as number).toBeLessThanOrEqual(200000);
+  });
+
+  it('types the compiler API and the runtime for TypeScript apps (tsc --strict, NodeNext)', () => {
+    writeFileSync(join(app, 'app.ts'), `
+import { compileModel, type CompileOptions, type CompileReport, FlashmemError } from 'flashmemc';
+import { loadBundle, type FlashmemSession, type RunOutputs, type SessionStats } from 'flashmemc/runtime';
+const options: CompileOptions = { strategy: 'stream', memoryBudget: 1 << 20 };
+export async function build(): Promise<CompileReport> { return compileModel('model.onnx', 'out', options); }
+export async function infer(): Promise<number> {
+  const session: FlashmemSession = await loadBundle('out');
+  const outputs: RunOutputs = await session.run({ input: new Float32Array(4) });
+  const stats: SessionStats = session.stats();
+  return outputs.probabilities!.length + stats.peakGpuBytes + (new FlashmemError('FM_IO', 'x').code === 'FM_IO' ? 1 : 0);
+}
+// @ts-expect-error: the runtime's options are typed; a misspelt option is an error
+loadBundle('out', { streamedWeight: 'storage' });
+`);
+    const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const out = (() => {
+      try {
+        return run('node', [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
+          '--types', 'node', '--typeRoots', join(REPO_ROOT, 'node_modules', '@types'), 'app.ts'], app);
+      } catch (error) {
+        return String((error as { stdout?: string }).stdout ?? error);
+      }
+    })();
+    expect(out).toBe('');
+  });
 });
+
