@@ -55,7 +55,7 @@ export async function compileDecoderContents(prefillPath: string, decodePath: st
 export async function compileDecoder(prefillPath: string, decodePath: string, outDir: string, options: DecoderCompileOptions = {}): Promise<MultiCompileReport> {
   const start = performance.now();
   const { contents, report } = await compileDecoderContents(prefillPath, decodePath, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime() });
+  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey });
   return { ...report, totalMs: performance.now() - start };
 }
 

@@ -150,7 +150,7 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
 export async function compileMultiModel(inputs: ModelInput[], outDir: string, options: MultiCompileOptions = {}): Promise<MultiCompileReport> {
   const start = performance.now();
   const { contents, report } = await compileMultiContents(inputs, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime() });
+  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey });
   return { ...report, totalMs: performance.now() - start };
 }
 

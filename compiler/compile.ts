@@ -1,6 +1,7 @@
 /**
  * The compile driver: ONNX file -> graph IR -> pass pipeline -> bundle contents -> bundle folder.
  */
+import type { KeyObject } from 'node:crypto';
 import { basename, extname } from 'node:path';
 import { importOnnxFile } from './frontend/onnx.js';
 import { DEFAULT_LIMITS, gemvKernelFor, type TargetLimits } from './target/limits.js';
@@ -44,6 +45,8 @@ export interface CompileOptions {
   maxWeightBytes?: number;
   /** progress of the phases (a progress bar: compiler/cli/progress.ts) */
   onProgress?: (event: CompileProgress) => void;
+  /** sign the bundle with this Ed25519 private key (bundle/sign.ts parsePrivateKey): signature.json is written with the bundle */
+  signingKey?: KeyObject;
 }
 
 /**
@@ -151,7 +154,7 @@ export async function compileModel(modelPath: string, outDir: string, options: C
     ? await compileStreamingContents(modelPath, { ...options, memoryBudget })
     : compileToContents(modelPath, options);
   const onProgress = options.onProgress;
-  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime() });
+  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey });
   return { ...report, totalMs: performance.now() - start };
 }
 

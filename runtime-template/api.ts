@@ -47,7 +47,16 @@ export interface ByteRange {
  */
 export type ReadFileHook = (path: string, range?: ByteRange) => Promise<Uint8Array>;
 
+/** A trusted Ed25519 public key: raw 32 bytes, their base64 (as `flashmemc keygen` prints), or an SPKI PEM. */
+export type TrustedKey = string | Uint8Array;
+
 export interface LoadOptions {
+  /**
+   * Ed25519 public keys (raw 32 bytes, their base64 as `flashmemc keygen` prints, or SPKI PEM):
+   * the bundle must carry signature.json signed by one of them, checked before anything else is
+   * read (FM_BUNDLE_SIGNATURE). Without it, signatures are not checked.
+   */
+  trustedKeys?: readonly TrustedKey[];
   /** Run on this device. Its limits must cover the bundle's requiredLimits; dispose() leaves it alive. */
   device?: GPUDevice;
   /** Node only: the Dawn backend ('vulkan', 'opengles', ...). Default: env FLASHMEM_WEBGPU_BACKEND, else each in turn. */
@@ -92,6 +101,8 @@ export interface VerifyOptions {
   limits?: Readonly<Record<string, number>>;
   /** as LoadOptions.readFile */
   readFile?: ReadFileHook;
+  /** as LoadOptions.trustedKeys */
+  trustedKeys?: readonly TrustedKey[];
 }
 
 export interface VerifySummary {

@@ -10,11 +10,11 @@ type JsonSchema = boolean | { readonly [keyword: string]: unknown };
 
 interface EmbeddedFormat {
   formatVersion: number;
-  schemas: { manifest: JsonSchema; schedule: JsonSchema };
+  schemas: { manifest: JsonSchema; schedule: JsonSchema; signature: JsonSchema };
 }
 
 /** Filled in at generation time from schemas/*.ts; formatVersion 0 marks an ungenerated template. */
-export const BUNDLE_FORMAT: EmbeddedFormat = { formatVersion: 0, schemas: { manifest: false, schedule: false } };
+export const BUNDLE_FORMAT: EmbeddedFormat = { formatVersion: 0, schemas: { manifest: false, schedule: false, signature: false } };
 
 export const BUNDLE_FORMAT_NAME = 'flashmemc-bundle';
 export const MANIFEST_PATH = 'manifest.json';

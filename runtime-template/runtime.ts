@@ -22,7 +22,7 @@ import { readVerifiedBundle } from './verify.js';
 export type {
   DType, TensorInfo, ModelInfo, TypedArray, InputValue, RunInputs, RunOutputs, ByteRange, ReadFileHook, LoadOptions,
   VerifyOptions, VerifySummary, SessionStats, PlanUse, CallStats, ModelCallStats, TimelineEvent, FlashmemSession,
-  GenerateOptions, GenerateResult, DecoderStepper,
+  GenerateOptions, GenerateResult, DecoderStepper, TrustedKey,
 } from './api.js';
 export { FlashmemRuntimeError, type RuntimeErrorCode } from './errors.js';
 
@@ -34,7 +34,7 @@ export { FlashmemRuntimeError, type RuntimeErrorCode } from './errors.js';
 export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = {}): Promise<FlashmemSession> {
   const startedAt = performance.now();
   const reader = await openBundleReader(dirOrUrl, options.readFile);
-  const bundle = await readVerifiedBundle(reader);
+  const bundle = await readVerifiedBundle(reader, options.trustedKeys);
   const acquired = await acquireDevice(bundle.manifest, options);
   try {
     checkScheduleBounds(bundle, acquired.device.limits);
@@ -50,11 +50,11 @@ export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = 
  * Verifies a bundle without a device: every check loadBundle makes before GPU work (format version,
  * JSON Schemas, cross references, bounds of every step, here against `options.limits`), plus the
  * size and sha256 of every file the manifest lists (shards, runtime.js and runtime.d.ts included).
- * Rejects with FM_BUNDLE_VERSION, FM_BUNDLE_INVALID, FM_BUNDLE_HASH or FM_IO.
+ * Rejects with FM_BUNDLE_SIGNATURE (with trustedKeys), FM_BUNDLE_VERSION, FM_BUNDLE_INVALID, FM_BUNDLE_HASH or FM_IO.
  */
 export async function verifyBundle(dirOrUrl: string | URL, options: VerifyOptions = {}): Promise<VerifySummary> {
   const reader = await openBundleReader(dirOrUrl, options.readFile);
-  const bundle = await readVerifiedBundle(reader);
+  const bundle = await readVerifiedBundle(reader, options.trustedKeys);
   checkScheduleBounds(bundle, verificationLimits(bundle.manifest, options.limits));
   let bytes = bundle.manifestBytes;
   for (const entry of bundle.manifest.files) {

@@ -3,10 +3,11 @@
  */
 import type { FileEntry, Manifest } from '../schemas/manifest.js';
 import type { Schedule } from '../schemas/schedule.js';
-import type { ModelInfo } from './api.js';
+import type { ModelInfo, TrustedKey } from './api.js';
 import { fail, quote } from './errors.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_NAME, isPlainObject, MANIFEST_PATH, MAX_MANIFEST_BYTES, validateJson } from './format.js';
 import { type BundleReader, parseJsonFile, readVerifiedFile } from './reader.js';
+import { checkManifestSignature } from './signature.js';
 
 export interface VerifiedBundle {
   manifest: Manifest;
@@ -27,8 +28,8 @@ export interface VerifiedBundle {
  * Everything that can be checked without a device, but the shards' contents and the device
  * limits: format, schemas, the schedule's and shaders' sha256, cross references.
  */
-export async function readVerifiedBundle(reader: BundleReader): Promise<VerifiedBundle> {
-  const { manifest, manifestBytes } = await readManifest(reader);
+export async function readVerifiedBundle(reader: BundleReader, trustedKeys?: readonly TrustedKey[]): Promise<VerifiedBundle> {
+  const { manifest, manifestBytes } = await readManifest(reader, trustedKeys);
   const files = indexManifestFiles(manifest);
   const schedule = await readSchedule(reader, files);
   const shardFiles = schedule.shards.map((shard, i) => shardFile(shard, i, files));
@@ -38,10 +39,12 @@ export async function readVerifiedBundle(reader: BundleReader): Promise<Verified
   return { manifest, schedule, shaderSources, shardFiles, modelInfos, manifestBytes, verifiedFiles };
 }
 
-async function readManifest(reader: BundleReader): Promise<{ manifest: Manifest; manifestBytes: number }> {
+async function readManifest(reader: BundleReader, trustedKeys: readonly TrustedKey[] | undefined): Promise<{ manifest: Manifest; manifestBytes: number }> {
   if (BUNDLE_FORMAT.formatVersion < 1) fail('FM_BUNDLE_VERSION', 'this runtime is the ungenerated template; use the runtime.js of a bundle');
   const bytes = await reader.read(MANIFEST_PATH, MAX_MANIFEST_BYTES + 1);
   if (bytes.length > MAX_MANIFEST_BYTES) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  // before anything the manifest says is believed
+  if (trustedKeys !== undefined) await checkManifestSignature(reader, bytes, trustedKeys);
   const json = parseJsonFile(bytes, MANIFEST_PATH);
   if (!isPlainObject(json)) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} is not a JSON object`);
   if (json.format !== BUNDLE_FORMAT_NAME) {

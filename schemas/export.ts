@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { manifestSchema } from './manifest.js';
 import { scheduleSchema } from './schedule.js';
+import { signatureSchema } from './signature.js';
 import { deviceProfileSchema } from './profile.js';
 
 export function jsonSchemas(): Record<string, unknown> {
   return {
     manifest: z.toJSONSchema(manifestSchema, { target: 'draft-2020-12' }),
     schedule: z.toJSONSchema(scheduleSchema, { target: 'draft-2020-12' }),
+    signature: z.toJSONSchema(signatureSchema, { target: 'draft-2020-12' }),
   };
 }
 

@@ -9,17 +9,20 @@
  *    the sha256 of every file.
  * The bundle's runtime.js is read and compared, never imported.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../errors.js';
+import { checkBundleSignature, rawPublicKeyBase64 } from './sign.js';
 import { compareWithOwnRuntime, foreignRuntimeMessage, importOwnRuntime } from './own-runtime.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import { manifestSchema, type FileEntry, type Manifest, type ManifestModel } from '../../schemas/manifest.js';
 import { scheduleSchema } from '../../schemas/schedule.js';
 
 export interface VerifyBundleOptions {
+  /** refuse the bundle unless signature.json is by one of these Ed25519 public keys (bundle/sign.ts parsePublicKey), checked before anything else */
+  trustedKeys?: readonly KeyObject[];
   /** WebGPU limits to check the schedule against; default: WebGPU's defaults raised to the manifest's requiredLimits */
   limits?: Record<string, number>;
 }
@@ -38,6 +41,7 @@ const MAX_MANIFEST_BYTES = 16 << 20;
 
 export async function verifyBundleDir(bundleDir: string, options: VerifyBundleOptions = {}): Promise<VerifyReport> {
   const dir = resolve(bundleDir);
+  if (options.trustedKeys) await checkBundleSignature(dir, options.trustedKeys);
   const manifest = await readManifest(dir);
   const runtimeEntry = onlyFile(manifest, 'runtime', 'runtime.js');
   const runtimeBytes = await readHashed(dir, runtimeEntry);
@@ -46,7 +50,9 @@ export async function verifyBundleDir(bundleDir: string, options: VerifyBundleOp
   const comparison = compareWithOwnRuntime(runtimeBytes);
   if (comparison.foreign) fail('FM_BUNDLE_FOREIGN', foreignRuntimeMessage(dir, comparison));
   const runtime = await importOwnRuntime();
-  return (await runtime.verifyBundle(dir, { limits: options.limits })) as VerifyReport;
+  // the runtime checks the signature again over the manifest bytes it reads itself: no swap in between
+  const trustedKeys = options.trustedKeys?.map((key) => rawPublicKeyBase64(key));
+  return (await runtime.verifyBundle(dir, { limits: options.limits, trustedKeys })) as VerifyReport;
 }
 
 async function readManifest(dir: string): Promise<Manifest> {

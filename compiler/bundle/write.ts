@@ -5,6 +5,9 @@
  * output folder only when complete; on failure the output folder is left as it was. The bytes are
  * reproducible: no timestamps, fixed key order, 2-space JSON.
  */
+import type { KeyObject } from 'node:crypto';
+import { SIGNATURE_PATH } from '../../schemas/signature.js';
+import { signatureOf } from './sign.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +26,8 @@ export { shaderPath };
 export interface WriteBundleOptions {
   /** runtime.js and runtime.d.ts to ship; default: generateRuntime() */
   runtime?: GeneratedRuntime;
+  /** sign the bundle: signature.json (bundle/sign.ts) is written with the other files, before the folder appears at outDir */
+  signingKey?: KeyObject;
 }
 
 export interface WrittenBundle {
@@ -49,7 +54,7 @@ export async function writeBundle(outDir: string, contents: BundleContents, opti
   // not recursive: the temp folder must be new
   await mkdir(temp).catch((error: unknown) => ioFailure(`creating ${temp}`, error));
   try {
-    const written = await writeFiles(temp, contents, schedule, runtime);
+    const written = await writeFiles(temp, contents, schedule, runtime, options.signingKey);
     // checked again: something may have appeared at the output path while the files were written
     await assertReplaceable(target);
     await replaceFolder(temp, target);
@@ -119,7 +124,7 @@ function checkShards(contents: BundleContents, schedule: Schedule): void {
 
 // --------------------------------------------------------------------------------------- files
 
-async function writeFiles(dir: string, contents: BundleContents, schedule: Schedule, runtime: GeneratedRuntime): Promise<WrittenBundle> {
+async function writeFiles(dir: string, contents: BundleContents, schedule: Schedule, runtime: GeneratedRuntime, signingKey: KeyObject | undefined): Promise<WrittenBundle> {
   if (contents.shaders.size > 0) await mkdirOrFail(join(dir, 'shaders'));
   if (contents.shards.length > 0) await mkdirOrFail(join(dir, 'weights'));
   const files: FileEntry[] = [await writeText(dir, SCHEDULE, 'schedule', canonicalJson(schedule))];
@@ -131,6 +136,7 @@ async function writeFiles(dir: string, contents: BundleContents, schedule: Sched
   const manifest = buildManifest(contents, files);
   const manifestBytes = Buffer.from(canonicalJson(manifest));
   await writeFileOrFail(join(dir, MANIFEST), manifestBytes);
+  if (signingKey) await writeFileOrFail(join(dir, SIGNATURE_PATH), Buffer.from(canonicalJson(signatureOf(manifestBytes, signingKey))));
   const totalBytes = files.reduce((sum, file) => sum + file.size, manifestBytes.length);
   return { files, totalBytes };
 }

@@ -3,6 +3,7 @@ import { resolveTargetLimits } from '../target/limits.js';
 import { FlashmemError } from '../errors.js';
 import { basename, extname } from 'node:path';
 import { compileModel } from '../compile.js';
+import { readPrivateKeyFile } from './sign-command.js';
 import { compileMultiModel, type ModelInput } from '../compile-multi.js';
 import { compileDecoder } from '../compile-decoder.js';
 import { DEFAULT_PROFILE, resolveProfile } from '../profile/load.js';
@@ -70,6 +71,7 @@ export function compileCommand(cli: Argv): void {
       .option('profile', { type: 'string', describe: `device profile for the stream strategy's load capacities: a shipped name or a file from flashmemc profile (default: ${DEFAULT_PROFILE})` })
       .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
       .option('max-weight-bytes', { type: 'string', describe: 'split constant weights (MatMul/Gemm columns, Gather rows) larger than this: bytes or KiB/MiB/GiB (default: maxStorageBufferBindingSize, and a quarter of --memory-budget when streaming)' })
+      .option('sign', { type: 'string', describe: 'sign the bundle with this private key (flashmemc keygen): writes signature.json with it' })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on stderr (shown only when stderr is a terminal)' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
@@ -82,6 +84,8 @@ export function compileCommand(cli: Argv): void {
         profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
         streamPath: args['stream-path'],
+        // read before compiling: a bad key should not cost a compile
+        signingKey: args.sign === undefined ? undefined : readPrivateKeyFile(args.sign),
       };
       if (args.decoder) {
         const inputs = parseModelInputs(models, args['input-shape']);
@@ -110,6 +114,7 @@ export function compileCommand(cli: Argv): void {
         profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
         streamPath: args['stream-path'],
+        signingKey: bundleOptions.signingKey,
         onProgress: progress?.update,
       }).finally(() => progress?.done());
       if (args.json) {

@@ -12,6 +12,7 @@ import { runCommand } from './run-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { verifyCommand } from './verify-command.js';
 import { profileCommand } from './profile-command.js';
+import { signCommands } from './sign-command.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
@@ -24,7 +25,7 @@ export async function main(argv: string[]): Promise<number> {
     .scriptName('flashmemc')
     .version(version())
     .strict()
-    .demandCommand(1, 'name a command: compile, run, inspect, verify or profile')
+    .demandCommand(1, 'name a command: compile, run, inspect, verify, profile, keygen or sign')
     .epilogue(`Error codes:\n${Object.entries(ERROR_CODES).map(([c, d]) => `  ${c}  ${d}`).join('\n')}`)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((msg, err) => {
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
   inspectCommand(cli);
   verifyCommand(cli);
   profileCommand(cli);
+  signCommands(cli);
   try {
     await cli.parseAsync();
   } catch (e) {

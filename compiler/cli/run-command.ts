@@ -6,6 +6,8 @@ import type { DType } from '../ir/types.js';
 import { inputsFromDir, randomInputs } from './inputs.js';
 import { safeFileName, writeNpy, type NumericArray } from './npy.js';
 import { openBundle } from './bundle-session.js';
+import { rawPublicKeyBase64 } from '../bundle/sign.js';
+import { readPublicKeyFiles } from './sign-command.js';
 import { keepAlive } from '../target/webgpu.js';
 import { mib } from './compile-command.js';
 import type { Manifest } from '../../schemas/manifest.js';
@@ -29,6 +31,7 @@ export function runCommand(cli: Argv): void {
       .option('max-new-tokens', { type: 'number', default: 32, describe: 'with --generate: tokens to generate' })
       .option('streamed-weights', { choices: ['memory', 'storage'] as const, default: 'memory' as const, describe: 'streamed weights: read once and kept in host memory, or re-read by byte range on every run' })
       .option('uploads', { choices: ['queue', 'mapped'] as const, default: 'queue' as const, describe: 'streamed weights reach the GPU by queue.writeBuffer, or by copies from host-visible staging buffers filled once at load (one submission per run)' })
+      .option('key', { type: 'string', array: true, describe: 'trusted public key file (flashmemc keygen; repeatable): refuse bundles not signed by one of them' })
       .option('timeline', { type: 'string', describe: 'write the last run\'s per-step timeline (and the load\'s) to this JSON file' })
       .check((a) => {
         if (a.generate !== undefined) return true;
@@ -39,7 +42,7 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads } });
+      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads, trustedKeys: args.key && readPublicKeyFiles(args.key).map(rawPublicKeyBase64) } });
       // the bundle ran with flashmemc's own runtime regardless; say that its runtime.js is not ours
       if (foreignRuntime) process.stderr.write(`flashmemc: warning FM_BUNDLE_FOREIGN: ${foreignRuntime}\n`);
       try {

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { verifyBundleDir } from '../bundle/verify.js';
 import { resolveTargetLimits } from '../target/limits.js';
+import { readPublicKeyFiles } from './sign-command.js';
 
 export function verifyCommand(cli: Argv): void {
   cli.command(
@@ -9,10 +10,12 @@ export function verifyCommand(cli: Argv): void {
     (y) => y
       .positional('bundle', { type: 'string', demandOption: true, describe: 'bundle folder written by flashmemc compile' })
       .option('target-limits', { type: 'string', describe: 'WebGPU limits to check against: webgpu, compat, or a JSON file of limits (default: WebGPU defaults raised to the manifest\'s requiredLimits)' })
+      .option('key', { type: 'string', array: true, describe: 'trusted public key file (flashmemc keygen; repeatable): refuse bundles not signed by one of them' })
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON report' }),
     async (args) => {
       const limits = args['target-limits'] === undefined ? undefined : { ...resolveTargetLimits(args['target-limits']) };
-      const report = await verifyBundleDir(args.bundle, { limits });
+      const trustedKeys = args.key === undefined ? undefined : readPublicKeyFiles(args.key);
+      const report = await verifyBundleDir(args.bundle, { limits, trustedKeys });
       if (args.json) {
         process.stdout.write(`${JSON.stringify({ ok: true, ...report }, null, 2)}\n`);
       } else {

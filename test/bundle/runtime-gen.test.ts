@@ -174,7 +174,7 @@ describe('generateRuntime', () => {
   it('refuses a template without the BUNDLE_FORMAT placeholder', async () => {
     const rename = (source: string) => source.replace(/\bBUNDLE_FORMAT\b/g, 'RENAMED_FORMAT');
     const dir = await templateCopy('no-placeholder', 'format.ts', rename);
-    await writeFile(join(dir, 'verify.ts'), rename(await readFile(join(dir, 'verify.ts'), 'utf8')));
+    for (const user of ['verify.ts', 'signature.ts']) await writeFile(join(dir, user), rename(await readFile(join(dir, user), 'utf8')));
     expect(() => generateRuntimeFrom(dir)).toThrow(/no BUNDLE_FORMAT declaration/);
   });
 });
