@@ -15,6 +15,9 @@ import {
   assembleBundle, counterModel, counterReference, flipByte, mlpModel, mlpReference, MLP, removeTempDirs, seededFloats,
   streamedMlpModel, tamperFile, writeFixtureBundle,
 } from '../harness/bundle-fixtures.js';
+import { generateSigningKey, parsePrivateKey, signBundleDir } from '../../compiler/bundle/sign.js';
+
+const SIGNER = generateSigningKey();
 
 /** Debian's chromium by default; FLASHMEM_CHROMIUM names another build */
 const CHROMIUM = process.env.FLASHMEM_CHROMIUM ?? '/usr/bin/chromium';
@@ -105,6 +108,9 @@ describe.skipIf(!hasChromium)('runtime in headless Chromium', () => {
     const tampered = await writeFixtureBundle(assembleBundle([mlpModel()]));
     await tamperFile(tampered, 'weights/0.bin', (bytes) => flipByte(bytes, 3));
     bundles.set('tampered', tampered);
+    const signed = await writeFixtureBundle(assembleBundle([mlpModel()]));
+    await signBundleDir(signed, parsePrivateKey(SIGNER.privatePem, 'test key'));
+    bundles.set('signed', signed);
     server = await serveBundles(bundles);
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
@@ -157,6 +163,15 @@ describe.skipIf(!hasChromium)('runtime in headless Chromium', () => {
     const expected = counterReference(a);
     expect(result.outputs!.next).toEqual({ type: 'BigInt64Array', values: expected.next.map(String) });
     expect(result.outputs!.positive).toEqual({ type: 'Uint8Array', values: expected.positive });
+  });
+
+  it('checks Ed25519 signatures with the browser\'s WebCrypto (trustedKeys)', async () => {
+    const x = Array.from(seededFloats(MLP.M * MLP.K, 44));
+    expectMlpOutput(await runInPage('signed', { x }, false, { trustedKeys: [SIGNER.publicKeyBase64] }), x);
+    const stranger = await runInPage('signed', { x }, false, { trustedKeys: [generateSigningKey().publicKeyBase64] });
+    expect(stranger.error).toMatchObject({ code: 'FM_BUNDLE_SIGNATURE' });
+    const unsigned = await runInPage('mlp', { x }, false, { trustedKeys: [SIGNER.publicKeyBase64] });
+    expect(unsigned.error).toMatchObject({ code: 'FM_BUNDLE_SIGNATURE', message: expect.stringContaining('is not signed') });
   });
 
   it('rejects a tampered shard fetched over http', async () => {
