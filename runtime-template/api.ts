@@ -57,6 +57,19 @@ export interface LoadOptions {
    * read (FM_BUNDLE_SIGNATURE). Without it, signatures are not checked.
    */
   trustedKeys?: readonly TrustedKey[];
+  /**
+   * Refuse (FM_BUNDLE_BOUNDS) a bundle whose schedule allocates more GPU bytes than this. Whatever
+   * it is, a bundle may never allocate more than the peak its schedule declares.
+   */
+  maxGpuBytes?: number;
+  /** Refuse (FM_BUNDLE_BOUNDS) a bundle one of whose runs dispatches more workgroups than this, in total. */
+  maxWorkgroupsPerRun?: number;
+  /**
+   * A run (also a generate() step) that takes longer than this many ms rejects with FM_TIMEOUT and
+   * destroys the device (GPU work cannot be cancelled otherwise, also a device given in `device`):
+   * the session is unusable afterwards. Default: no timeout.
+   */
+  runTimeoutMs?: number;
   /** Run on this device. Its limits must cover the bundle's requiredLimits; dispose() leaves it alive. */
   device?: GPUDevice;
   /** Node only: the Dawn backend ('vulkan', 'opengles', ...). Default: env FLASHMEM_WEBGPU_BACKEND, else each in turn. */
@@ -103,6 +116,10 @@ export interface VerifyOptions {
   readFile?: ReadFileHook;
   /** as LoadOptions.trustedKeys */
   trustedKeys?: readonly TrustedKey[];
+  /** as LoadOptions.maxGpuBytes */
+  maxGpuBytes?: number;
+  /** as LoadOptions.maxWorkgroupsPerRun */
+  maxWorkgroupsPerRun?: number;
 }
 
 export interface VerifySummary {
@@ -111,6 +128,8 @@ export interface VerifySummary {
   files: number;
   /** bytes of those files */
   bytes: number;
+  /** bytes of GPU buffers and textures loadBundle will allocate (at most the declared peak) */
+  gpuBytes: number;
 }
 
 export interface SessionStats {

@@ -15,9 +15,10 @@
 import type { FlashmemSession, LoadOptions, VerifyOptions, VerifySummary } from './api.js';
 import { checkScheduleBounds, verificationLimits } from './bounds.js';
 import { acquireDevice } from './device.js';
-import { openBundleReader, readVerifiedFile } from './reader.js';
+import { openBundleReader } from './reader.js';
 import { Session } from './session.js';
-import { readVerifiedBundle } from './verify.js';
+import { readVerifiedBundle, verifyFileContents } from './verify.js';
+import { checkWorkBounds } from './work-bounds.js';
 
 export type {
   DType, TensorInfo, ModelInfo, TypedArray, InputValue, RunInputs, RunOutputs, ByteRange, ReadFileHook, LoadOptions,
@@ -38,6 +39,7 @@ export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = 
   const acquired = await acquireDevice(bundle.manifest, options);
   try {
     checkScheduleBounds(bundle, acquired.device.limits);
+    checkWorkBounds(bundle.schedule, bundle.modelInfos, options);
     // shards are verified block by block as they stream in (ShardBlocks), before their bytes reach the GPU
     return await Session.start(acquired, bundle, reader, startedAt, options);
   } catch (error) {
@@ -56,10 +58,11 @@ export async function verifyBundle(dirOrUrl: string | URL, options: VerifyOption
   const reader = await openBundleReader(dirOrUrl, options.readFile);
   const bundle = await readVerifiedBundle(reader, options.trustedKeys);
   checkScheduleBounds(bundle, verificationLimits(bundle.manifest, options.limits));
+  const gpuBytes = checkWorkBounds(bundle.schedule, bundle.modelInfos, options);
   let bytes = bundle.manifestBytes;
   for (const entry of bundle.manifest.files) {
-    if (!bundle.verifiedFiles.has(entry.path)) await readVerifiedFile(reader, entry);
+    if (!bundle.verifiedFiles.has(entry.path)) await verifyFileContents(reader, entry);
     bytes += entry.size;
   }
-  return { models: bundle.manifest.models, files: bundle.manifest.files.length + 1, bytes };
+  return { models: bundle.manifest.models, files: bundle.manifest.files.length + 1, bytes, gpuBytes };
 }

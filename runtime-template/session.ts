@@ -8,7 +8,7 @@ import type { CallStats, DecoderStepper, FlashmemSession, GenerateOptions, Gener
 import { generateGreedy, Stepper } from './decoder.js';
 import type { AcquiredDevice } from './device.js';
 import { keepAlive } from './env.js';
-import { asRuntimeError, fail, quote } from './errors.js';
+import { asRuntimeError, fail, FlashmemRuntimeError, quote } from './errors.js';
 import { isPlainObject } from './format.js';
 import { BindGroupLayouts, bindingKinds, Pipelines } from './gpu-commands.js';
 import { BUFFER_USAGE, GpuErrorCollector, GpuMemory, MAP_MODE_READ } from './gpu-memory.js';
@@ -34,6 +34,12 @@ interface PlanChoice {
   resident?: string;
   /** whether that init had to be replayed first */
   reloaded: boolean;
+}
+
+function runTimeout(value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new TypeError(`options.runTimeoutMs must be a positive number of milliseconds, not ${String(value)}`);
+  return value;
 }
 
 /** calls kept in SessionStats.calls */
@@ -89,6 +95,9 @@ export class Session implements FlashmemSession {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private lostInfo?: GPUDeviceLostInfo;
+  private readonly runTimeoutMs?: number;
+  /** set when a run exceeded runTimeoutMs and the device was destroyed */
+  private timedOut = false;
   /** rejects when the device is lost, to abort waits on work that will never finish */
   private readonly lost: Promise<never>;
 
@@ -98,6 +107,7 @@ export class Session implements FlashmemSession {
     this.readAheadBytes = options.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
     this.gpuTimeline = options.gpuTimeline === true;
     this.mappedUploads = options.uploads === 'mapped' && !this.streamFromStorage;
+    this.runTimeoutMs = runTimeout(options.runTimeoutMs);
     this.owned = acquired.owned;
     this.models = models;
     this.memory = new GpuMemory(this.device);
@@ -233,9 +243,32 @@ export class Session implements FlashmemSession {
     } catch (error) {
       return Promise.reject(error);
     }
-    const result = this.queue.then(() => this.execute(prepared));
+    const result = this.queue.then(() => this.withRunTimeout(this.execute(prepared)));
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Races a run against runTimeoutMs. GPU work cannot be cancelled, so on expiry the device is
+   * destroyed (ending what it runs), the run rejects with FM_TIMEOUT and the session stays unusable.
+   */
+  private withRunTimeout(run: Promise<RunOutputs>): Promise<RunOutputs> {
+    const ms = this.runTimeoutMs;
+    if (ms === undefined) return run;
+    // the run rejects once the device is gone; the timeout is the error that counts
+    run.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.expire(ms)), ms);
+    });
+    return Promise.race([run, expired]).finally(() => clearTimeout(timer));
+  }
+
+  private expire(ms: number): Error {
+    this.timedOut = true;
+    this.memory.destroyAll();
+    this.device.destroy();
+    return new FlashmemRuntimeError('FM_TIMEOUT', `a run took longer than runTimeoutMs (${ms} ms): the device was destroyed; load the bundle again in a new session`);
   }
 
   // ------------------------------------------------------------------------------------- decoder
@@ -279,6 +312,7 @@ export class Session implements FlashmemSession {
 
   private assertUsable(): void {
     if (this.disposed) fail('FM_WEBGPU', 'the session was disposed');
+    if (this.timedOut) fail('FM_TIMEOUT', `an earlier run took longer than runTimeoutMs (${this.runTimeoutMs} ms) and the device was destroyed: load the bundle again`);
     if (this.lostInfo) fail('FM_WEBGPU', `the WebGPU device was lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
   }
 

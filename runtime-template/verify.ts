@@ -6,7 +6,7 @@ import type { Schedule } from '../schemas/schedule.js';
 import type { ModelInfo, TrustedKey } from './api.js';
 import { fail, quote } from './errors.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_NAME, isPlainObject, MANIFEST_PATH, MAX_MANIFEST_BYTES, validateJson } from './format.js';
-import { type BundleReader, parseJsonFile, readVerifiedFile } from './reader.js';
+import { type BundleReader, checkBlock, parseJsonFile, readVerifiedFile } from './reader.js';
 import { checkManifestSignature } from './signature.js';
 
 export interface VerifiedBundle {
@@ -31,6 +31,7 @@ export interface VerifiedBundle {
 export async function readVerifiedBundle(reader: BundleReader, trustedKeys?: readonly TrustedKey[]): Promise<VerifiedBundle> {
   const { manifest, manifestBytes } = await readManifest(reader, trustedKeys);
   const files = indexManifestFiles(manifest);
+  checkFileSizes(manifest);
   const schedule = await readSchedule(reader, files);
   const shardFiles = schedule.shards.map((shard, i) => shardFile(shard, i, files));
   const modelInfos = matchModels(manifest, schedule);
@@ -67,6 +68,46 @@ function indexManifestFiles(manifest: Manifest): Map<string, FileEntry> {
     files.set(entry.path, entry);
   }
   return files;
+}
+
+/**
+ * Files read whole (schedule, shaders, runtime files) are capped, and weight shards are read only in
+ * blocks of capped size: no file of the bundle makes the runtime allocate more than these caps,
+ * whatever sizes the manifest declares. The compiler's files are far below them (schedules of
+ * billion-parameter models are a few MiB, blocks 1 MiB).
+ */
+const MAX_WHOLE_FILE_BYTES = 64 << 20;
+const MAX_BLOCK_BYTES = 64 << 20;
+
+function checkFileSizes(manifest: Manifest): void {
+  for (const entry of manifest.files) {
+    if (entry.blocks) {
+      if (entry.blocks.size === 0 || entry.blocks.size > MAX_BLOCK_BYTES) {
+        fail('FM_BUNDLE_BOUNDS', `${MANIFEST_PATH}: ${quote(entry.path)} has blocks of ${entry.blocks.size} bytes; this runtime reads blocks of 1 to ${MAX_BLOCK_BYTES} bytes`);
+      }
+    } else if (entry.size > MAX_WHOLE_FILE_BYTES) {
+      fail('FM_BUNDLE_BOUNDS', `${MANIFEST_PATH}: ${quote(entry.path)} declares ${entry.size} bytes; files read whole may have at most ${MAX_WHOLE_FILE_BYTES}`);
+    }
+  }
+}
+
+/**
+ * Verifies a listed file's contents: block by block for files with block hashes (the manifest's
+ * block hashes authenticate every byte, and memory stays one block), else whole.
+ */
+export async function verifyFileContents(reader: BundleReader, entry: FileEntry): Promise<void> {
+  if (!entry.blocks) {
+    await readVerifiedFile(reader, entry);
+    return;
+  }
+  for (let block = 0; block < entry.blocks.sha256.length; block++) {
+    const offset = block * entry.blocks.size;
+    await checkBlock(entry, block, await reader.readRange(entry.path, offset, Math.min(entry.blocks.size, entry.size - offset)));
+  }
+  // one byte past the declared end: a file that grew is not the file the manifest describes
+  if ((await reader.readRange(entry.path, entry.size, 1)).length !== 0) {
+    fail('FM_BUNDLE_HASH', `${entry.path} has more than the ${entry.size} bytes the manifest says (replaced)`);
+  }
 }
 
 function listedFile(files: Map<string, FileEntry>, path: string, kind: FileEntry['kind'], referrer: string): FileEntry {

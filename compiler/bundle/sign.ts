@@ -5,8 +5,8 @@
  * (runtime-template/signature.ts) when given trustedKeys.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { readCapped } from './read-capped.js';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { MAX_SIGNATURE_BYTES, SIGNATURE_FORMAT, SIGNATURE_PATH, signatureSchema, type SignatureFile } from '../../schemas/signature.js';
@@ -130,25 +130,4 @@ async function readSignature(bundleDir: string): Promise<SignatureFile> {
   const parsed = signatureSchema.safeParse(json);
   if (!parsed.success) fail('FM_BUNDLE_SIGNATURE', `${SIGNATURE_PATH} is not a flashmemc signature: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
-}
-
-/** Reads a regular file of at most `cap` bytes without following a final symlink or blocking on a FIFO. */
-async function readCapped(file: string, cap: number, code: 'FM_BUNDLE_INVALID' | 'FM_BUNDLE_SIGNATURE'): Promise<Buffer> {
-  let handle;
-  try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    fail(code, `${file} could not be opened (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, error);
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) fail(code, `${file} is not a regular file`);
-    if (stat.size > cap) fail(code, `${file} is larger than ${cap} bytes`);
-    // the file may grow after the stat: never read more than the cap
-    const bytes = Buffer.alloc(stat.size);
-    const { bytesRead } = await handle.read(bytes, 0, stat.size, 0);
-    return bytes.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }

@@ -10,10 +10,10 @@
  * The bundle's runtime.js is read and compared, never imported.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../errors.js';
+import { readCapped } from './read-capped.js';
 import { checkBundleSignature, rawPublicKeyBase64 } from './sign.js';
 import { compareWithOwnRuntime, foreignRuntimeMessage, importOwnRuntime } from './own-runtime.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
@@ -21,6 +21,10 @@ import { manifestSchema, type FileEntry, type Manifest, type ManifestModel } fro
 import { scheduleSchema } from '../../schemas/schedule.js';
 
 export interface VerifyBundleOptions {
+  /** refuse (FM_BUNDLE_BOUNDS) a bundle whose schedule allocates more GPU bytes than this */
+  maxGpuBytes?: number;
+  /** refuse (FM_BUNDLE_BOUNDS) a bundle a run of which dispatches more workgroups than this */
+  maxWorkgroupsPerRun?: number;
   /** refuse the bundle unless signature.json is by one of these Ed25519 public keys (bundle/sign.ts parsePublicKey), checked before anything else */
   trustedKeys?: readonly KeyObject[];
   /** WebGPU limits to check the schedule against; default: WebGPU's defaults raised to the manifest's requiredLimits */
@@ -33,6 +37,8 @@ export interface VerifyReport {
   files: number;
   /** their bytes */
   bytes: number;
+  /** GPU bytes loading it allocates (buffers, textures, readback), at most its declared peak */
+  gpuBytes: number;
 }
 
 const MANIFEST = 'manifest.json';
@@ -52,12 +58,11 @@ export async function verifyBundleDir(bundleDir: string, options: VerifyBundleOp
   const runtime = await importOwnRuntime();
   // the runtime checks the signature again over the manifest bytes it reads itself: no swap in between
   const trustedKeys = options.trustedKeys?.map((key) => rawPublicKeyBase64(key));
-  return (await runtime.verifyBundle(dir, { limits: options.limits, trustedKeys })) as VerifyReport;
+  return (await runtime.verifyBundle(dir, { limits: options.limits, trustedKeys, maxGpuBytes: options.maxGpuBytes, maxWorkgroupsPerRun: options.maxWorkgroupsPerRun })) as VerifyReport;
 }
 
 async function readManifest(dir: string): Promise<Manifest> {
-  const bytes = await readBundleFile(dir, MANIFEST);
-  if (bytes.length > MAX_MANIFEST_BYTES) fail('FM_BUNDLE_INVALID', `${MANIFEST} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const bytes = await readBundleFile(dir, MANIFEST, MAX_MANIFEST_BYTES);
   const json = parseJson(bytes, MANIFEST);
   const header = (typeof json === 'object' && json !== null ? json : {}) as { format?: unknown; formatVersion?: unknown };
   if (header.format !== 'flashmemc-bundle') {
@@ -78,6 +83,7 @@ function onlyFile(manifest: Manifest, kind: FileEntry['kind'], path: string): Fi
 }
 
 async function readHashed(dir: string, entry: FileEntry): Promise<Buffer> {
+  if (entry.size > MAX_WHOLE_FILE_BYTES) fail('FM_BUNDLE_BOUNDS', `${entry.path} declares ${entry.size} bytes; files read whole may have at most ${MAX_WHOLE_FILE_BYTES}`);
   const bytes = await readBundleFile(dir, entry.path);
   if (bytes.length !== entry.size) {
     fail('FM_BUNDLE_HASH', `${entry.path} has ${bytes.length} bytes, the manifest says ${entry.size} (truncated or replaced)`);
@@ -87,13 +93,15 @@ async function readHashed(dir: string, entry: FileEntry): Promise<Buffer> {
   return bytes;
 }
 
-async function readBundleFile(dir: string, path: string): Promise<Buffer> {
+/** Bundle files read whole here: capped (the runtime's caps), regular files only, no final symlink. */
+const MAX_WHOLE_FILE_BYTES = 64 << 20;
+
+async function readBundleFile(dir: string, path: string, cap = MAX_WHOLE_FILE_BYTES): Promise<Buffer> {
   try {
-    return await readFile(join(dir, path));
+    return await readCapped(join(dir, path), cap, 'FM_BUNDLE_INVALID');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') fail('FM_BUNDLE_INVALID', `bundle file ${path} is missing (${join(dir, path)})`, error);
-    fail('FM_IO', `reading bundle file ${join(dir, path)} failed: ${(error as Error).message}`, error);
+    if ((error as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') fail('FM_BUNDLE_INVALID', `bundle file ${path} is missing (${join(dir, path)})`, error);
+    throw error;
   }
 }
 
@@ -105,8 +113,16 @@ function parseJson(bytes: Uint8Array, file: string): unknown {
   }
 }
 
+/** the issues a refusal lists: a hostile schedule may hold millions */
+const MAX_REPORTED_ISSUES = 5;
+
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) fail('FM_BUNDLE_INVALID', `${file} does not match the bundle format:\n${z.prettifyError(result.error)}`);
+  if (!result.success) {
+    const { issues } = result.error;
+    const shown = z.prettifyError(new z.ZodError(issues.slice(0, MAX_REPORTED_ISSUES)));
+    const more = issues.length > MAX_REPORTED_ISSUES ? `\n(and ${issues.length - MAX_REPORTED_ISSUES} more)` : '';
+    fail('FM_BUNDLE_INVALID', `${file} does not match the bundle format:\n${shown}${more}`);
+  }
   return result.data;
 }

@@ -36,6 +36,8 @@ export interface RuntimeLoadOptions {
   readFile?: (path: string, range?: { offset: number; length: number }) => Promise<Uint8Array>;
   /** raw Ed25519 public keys, base64: the bundle must be signed by one (runtime-template/signature.ts) */
   trustedKeys?: string[];
+  runTimeoutMs?: number;
+  maxGpuBytes?: number;
 }
 
 

@@ -5,11 +5,13 @@ import { FlashmemError, quoteName } from '../errors.js';
 import type { DType } from '../ir/types.js';
 import { inputsFromDir, randomInputs } from './inputs.js';
 import { safeFileName, writeNpy, type NumericArray } from './npy.js';
-import { openBundle } from './bundle-session.js';
+import { openBundle, type RuntimeSession } from './bundle-session.js';
+import { guarded, startWatchdog, type Watchdog } from './watchdog.js';
 import { rawPublicKeyBase64 } from '../bundle/sign.js';
 import { readPublicKeyFiles } from './sign-command.js';
+import { positiveCount } from './verify-command.js';
 import { keepAlive } from '../target/webgpu.js';
-import { mib } from './compile-command.js';
+import { mib, parseSize } from './compile-command.js';
 import type { Manifest } from '../../schemas/manifest.js';
 
 export function runCommand(cli: Argv): void {
@@ -31,6 +33,8 @@ export function runCommand(cli: Argv): void {
       .option('max-new-tokens', { type: 'number', default: 32, describe: 'with --generate: tokens to generate' })
       .option('streamed-weights', { choices: ['memory', 'storage'] as const, default: 'memory' as const, describe: 'streamed weights: read once and kept in host memory, or re-read by byte range on every run' })
       .option('uploads', { choices: ['queue', 'mapped'] as const, default: 'queue' as const, describe: 'streamed weights reach the GPU by queue.writeBuffer, or by copies from host-visible staging buffers filled once at load (one submission per run)' })
+      .option('timeout', { type: 'number', describe: 'ms a run may take; after it the device is destroyed and run fails with FM_TIMEOUT' })
+      .option('max-gpu-bytes', { type: 'string', describe: 'refuse a bundle that allocates more GPU memory than this: bytes or KiB/MiB/GiB' })
       .option('key', { type: 'string', array: true, describe: 'trusted public key file (flashmemc keygen; repeatable): refuse bundles not signed by one of them' })
       .option('timeline', { type: 'string', describe: 'write the last run\'s per-step timeline (and the load\'s) to this JSON file' })
       .check((a) => {
@@ -42,9 +46,15 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads, trustedKeys: args.key && readPublicKeyFiles(args.key).map(rawPublicKeyBase64) } });
+      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads,
+        trustedKeys: args.key && readPublicKeyFiles(args.key).map(rawPublicKeyBase64),
+        runTimeoutMs: positiveCount(args.timeout, '--timeout'),
+        maxGpuBytes: args['max-gpu-bytes'] === undefined ? undefined : parseSize(args['max-gpu-bytes']),
+      } });
       // the bundle ran with flashmemc's own runtime regardless; say that its runtime.js is not ours
       if (foreignRuntime) process.stderr.write(`flashmemc: warning FM_BUNDLE_FOREIGN: ${foreignRuntime}\n`);
+      const watchdog = args.timeout === undefined ? undefined : startWatchdog();
+      if (watchdog) guardRuns(session, watchdog, args.timeout!, args['max-new-tokens']);
       try {
         if (args.generate !== undefined) {
           await runGenerate(session as unknown as GeneratingSession, args.generate, args['max-new-tokens'], args.json, performance.now() - started);
@@ -79,11 +89,24 @@ export function runCommand(cli: Argv): void {
         };
         printReport(report, args.json);
       } finally {
+        await watchdog?.stop();
         session.dispose();
         device.destroy();
       }
     },
   );
+}
+
+/**
+ * Arms the watchdog around every run (and every generate(), for all its steps) of the session:
+ * where the backend blocks the thread on a hostile kernel, the runtime's runTimeoutMs cannot fire.
+ */
+function guardRuns(session: RuntimeSession, watchdog: Watchdog, ms: number, maxNewTokens: number): void {
+  const run = session.run.bind(session) as (...args: unknown[]) => Promise<Record<string, NumericArray>>;
+  (session as { run: unknown }).run = (...args: unknown[]) => guarded(watchdog, ms, 'a run', () => run(...args));
+  const generating = session as unknown as Partial<GeneratingSession>;
+  const generate = generating.generate?.bind(session);
+  if (generate) generating.generate = (prompt, options) => guarded(watchdog, ms * (maxNewTokens + 1), 'generation', () => generate(prompt, options));
 }
 
 interface GeneratingSession {

@@ -47,6 +47,6 @@ describe('reproducible bundles', () => {
     }
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^OK: \d+ files, \d+ bytes verified \(".+"\)\n$/);
+    expect(stdout).toMatch(/^OK: \d+ files, \d+ bytes verified \(".+"\); loading allocates \d+ bytes of GPU memory\n$/);
   });
 });

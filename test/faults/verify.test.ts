@@ -8,10 +8,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../harness/cli.js';
 import {
-  assembleBundle, editJsonAndRehash, editManifest, flipByte, importRuntime, mlpModel, readJson, rejectionOf,
+  assembleBundle, MLP_BUFFER_BYTES, editJsonAndRehash, editManifest, flipByte, importRuntime, mlpModel, readJson, rejectionOf,
   removeTempDirs, replaceAndRehash, tamperFile, tempDir, writeFixtureBundle, type RuntimeModule,
 } from '../harness/bundle-fixtures.js';
 
+
+/** the mlp fixture's buffers and readback buffer: what loading it allocates */
+const MLP_GPU_BYTES = MLP_BUFFER_BYTES.weights + MLP_BUFFER_BYTES.activations + MLP_BUFFER_BYTES.readback;
 
 async function mlpBundle(): Promise<string> {
   return writeFixtureBundle(assembleBundle([mlpModel()]));
@@ -46,7 +49,7 @@ describe('flashmemc verify', () => {
     const r = await cli('verify', dir);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`OK: ${manifest.files.length + 1} files, ${bytes} bytes verified ("mlp")\n`);
+    expect(r.stdout).toBe(`OK: ${manifest.files.length + 1} files, ${bytes} bytes verified ("mlp"); loading allocates ${MLP_GPU_BYTES} bytes of GPU memory\n`);
     const json = await cli('verify', dir, '--json', '--target-limits', 'compat');
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, files: manifest.files.length + 1, bytes, models: [{ name: 'mlp' }] });

@@ -7,6 +7,7 @@
  *            W and b preloaded at init from one shard.
  * - mlp streamed: the same, with W and b uploaded during each run, one after the other, into the
  *            same staging region (so host writes must stay ordered with the dispatches).
+ * - heavy:   one legal dispatch that runs for minutes on a software GPU (run timeouts).
  * - counter: next = a + 1 and positive = a > 0 for int64 a [5]; no weights; int64 and bool outputs.
  */
 import { createHash } from 'node:crypto';
@@ -185,6 +186,48 @@ export function streamedMlpModel(name = 'mlp'): FixtureModel {
   };
 }
 
+// ---------------------------------------------------------------------------------- heavy
+
+const BIG_BYTES = 32 << 20;
+const BIG_OFFSET = 1 << 20;
+/** at most 65535 x 128 workgroups of 64 invocations over a 32 MiB binding (one workgroup per bound element: within the grid bound) */
+const GRID_ROWS = 128;
+
+/**
+ * A model that passes every static check but runs for minutes on a software GPU (and far longer
+ * than a second on any): 5e8 invocations, each reading 256 scattered words of a 32 MiB buffer.
+ */
+export function heavyModel(rows = GRID_ROWS): FixtureModel {
+  const x = { buffer: 0, offset: 0, size: MLP.M * MLP.K * 4 };
+  const y = { buffer: 0, offset: 256, size: 4 };
+  const big = { buffer: 0, offset: BIG_OFFSET, size: BIG_BYTES };
+  const shader = `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> big: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let n = arrayLength(&big);
+  let id = gid.x + gid.y * groups.x * 64u;
+  var acc = x[id % 6u];
+  for (var k = 0u; k < 256u; k++) { acc += big[(id * 2654435761u + k * 40503u) % n]; }
+  if (acc == 12345.678) { y[0] = acc; }
+}
+`;
+  return {
+    signature: { name: 'heavy', inputs: [{ name: 'x', dtype: 'float32', shape: [MLP.M, MLP.K] }], outputs: [{ name: 'y', dtype: 'float32', shape: [1] }], weightBytes: 0 },
+    strategy: 'preload',
+    buffers: [{ role: 'activations', size: BIG_OFFSET + BIG_BYTES }],
+    init: [],
+    run: [
+      { op: 'writeInput', input: 0, dst: x },
+      { op: 'dispatch', shader: 0, bindings: [x, big, y], workgroups: [65535, rows, 1], label: 'heavy', node: 'heavy' },
+      { op: 'readOutput', output: 0, src: y },
+    ],
+    shaders: [shader],
+    shards: [],
+  };
+}
+
 // ---------------------------------------------------------------------------------- counter
 
 export const COUNTER_LENGTH = 5;
@@ -261,7 +304,9 @@ export function assembleBundle(models: FixtureModel[], options: AssembleOptions 
       buffers: model.buffers,
       init: model.init.map(renumber),
       run: model.run.map(renumber),
-      plannedPeakBytes: model.buffers.reduce((sum, buffer) => sum + buffer.size, 0),
+      // what the runtime allocates: the buffers and the readback buffer of every output
+      plannedPeakBytes: model.buffers.reduce((sum, buffer) => sum + buffer.size, 0) +
+        model.run.reduce((sum, step) => sum + (step.op === 'readOutput' ? step.src.size : 0), 0),
     };
   });
   return {

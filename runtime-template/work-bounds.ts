@@ -1,0 +1,155 @@
+/**
+ * Bounded work and memory: what a bundle will make the device do, computed from its schedule alone
+ * before any GPU work, and refused (FM_BUNDLE_BOUNDS) when it exceeds what the bundle declares or
+ * what the caller allows. A bundle's author controls every number in it (and recomputes its
+ * hashes), so a schedule that passes the per-step bounds checks (bounds.ts) could still allocate
+ * forty 256 MiB buffers or dispatch 65535 x 65535 workgroups; these checks close that.
+ */
+import type { DispatchStep, ModelSchedule, Region, Schedule, Step } from '../schemas/schedule.js';
+import type { ModelInfo } from './api.js';
+import { fail, quote } from './errors.js';
+import { isTextureBinding, TEXEL_BYTES } from './format.js';
+import { elementCount } from './tensors.js';
+
+export interface WorkLimits {
+  /** most bytes of GPU buffers and textures the session may allocate (LoadOptions.maxGpuBytes) */
+  maxGpuBytes?: number;
+  /** most workgroups one run may dispatch, summed over its dispatches (LoadOptions.maxWorkgroupsPerRun) */
+  maxWorkgroupsPerRun?: number;
+}
+
+/**
+ * A dispatch may have at most one workgroup per 4-byte element it binds, plus one row of a 2D grid
+ * (kernels with more workgroups than fit one axis split them into rows of the axis limit): every
+ * kernel the compiler emits gives each workgroup at least one element of its outputs.
+ */
+const GRID_ROW_SLACK = 65535;
+
+/** The bytes loadBundle will allocate on the device: buffers (shared ones once), textures, readback buffers. */
+export function scheduledGpuBytes(schedule: Schedule): number {
+  const readbacks = schedule.models.reduce((sum, model) => sum + readbackBytes(model), 0);
+  if (schedule.memory === 'shared') return sharedBufferBytes(schedule) + readbacks;
+  return schedule.models.reduce((sum, model) => sum + modelBufferBytes(model), 0) + readbacks;
+}
+
+function modelBufferBytes(model: ModelSchedule): number {
+  const buffers = model.buffers.reduce((sum, buffer) => sum + buffer.size, 0);
+  const textures = (model.textures ?? []).reduce((sum, t) => sum + t.width * t.height * t.layers * TEXEL_BYTES, 0);
+  return buffers + textures;
+}
+
+function readbackBytes(model: ModelSchedule): number {
+  return model.run.reduce((sum, step) => sum + (step.op === 'readOutput' ? step.src.size : 0), 0);
+}
+
+/** Shared memory: one buffer per role and ordinal, as large as the largest plan's (session.ts createSharedBuffers). */
+function sharedBufferBytes(schedule: Schedule): number {
+  const sizes = new Map<string, number>();
+  for (const plan of [...schedule.models, ...(schedule.sequence ? [schedule.sequence] : [])]) {
+    const ordinals = new Map<string, number>();
+    for (const buffer of plan.buffers) {
+      const ordinal = ordinals.get(buffer.role) ?? 0;
+      ordinals.set(buffer.role, ordinal + 1);
+      const key = `${buffer.role}#${ordinal}`;
+      sizes.set(key, Math.max(sizes.get(key) ?? 0, buffer.size));
+    }
+  }
+  return [...sizes.values()].reduce((sum, size) => sum + size, 0);
+}
+
+export function checkWorkBounds(schedule: Schedule, infos: readonly ModelInfo[], limits: WorkLimits = {}): number {
+  checkDeclaredPeaks(schedule);
+  const total = scheduledGpuBytes(schedule);
+  const maxGpuBytes = positiveLimit(limits.maxGpuBytes, 'maxGpuBytes');
+  if (maxGpuBytes !== undefined && total > maxGpuBytes) {
+    fail('FM_BUNDLE_BOUNDS', `the bundle allocates ${total} bytes of GPU memory, more than maxGpuBytes ${maxGpuBytes}`);
+  }
+  const maxWorkgroups = positiveLimit(limits.maxWorkgroupsPerRun, 'maxWorkgroupsPerRun');
+  schedule.models.forEach((model, i) => {
+    checkInputsWrittenOnce(model, infos[i]!);
+    checkPlanWork(model.run, model, `model ${quote(model.model)}`, maxWorkgroups);
+    checkPlanWork(model.init, model, `model ${quote(model.model)} init`, maxWorkgroups);
+  });
+  schedule.sequence?.calls.forEach((call, i) => checkPlanWork(call.run, schedule.sequence!, `sequence call ${i}`, maxWorkgroups));
+  checkDecoderContext(schedule, infos);
+  return total;
+}
+
+function positiveLimit(value: number | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new TypeError(`options.${name} must be a positive integer, not ${String(value)}`);
+  return value;
+}
+
+/** What the schedule allocates may not exceed the peak it declares (the figure tools and apps budget with). */
+function checkDeclaredPeaks(schedule: Schedule): void {
+  if (schedule.memory === 'shared') {
+    const allocated = scheduledGpuBytes(schedule);
+    const declared = schedule.plannedPeakBytes;
+    if (declared === undefined || allocated > declared) {
+      fail('FM_BUNDLE_BOUNDS', `schedule.json: the shared buffers and readback buffers take ${allocated} bytes, the schedule declares a planned peak of ${declared ?? 'none'}`);
+    }
+    return;
+  }
+  for (const model of schedule.models) {
+    const allocated = modelBufferBytes(model) + readbackBytes(model);
+    if (allocated > model.plannedPeakBytes) {
+      fail('FM_BUNDLE_BOUNDS', `schedule.json model ${quote(model.model)}: its buffers, textures and readback take ${allocated} bytes, it declares a planned peak of ${model.plannedPeakBytes}`);
+    }
+  }
+}
+
+function checkPlanWork(steps: readonly Step[], plan: { buffers: readonly { size: number }[] }, where: string, maxWorkgroups: number | undefined): void {
+  let workgroups = 0;
+  steps.forEach((step, i) => {
+    if (step.op !== 'dispatch') return;
+    const grid = step.workgroups[0] * step.workgroups[1] * step.workgroups[2];
+    const allowed = boundElements(step, plan) + GRID_ROW_SLACK;
+    if (grid > allowed) {
+      fail('FM_BUNDLE_BOUNDS', `schedule.json ${where} step ${i} (dispatch ${quote(step.label)}): ${grid} workgroups for ${allowed - GRID_ROW_SLACK} bound elements; no kernel needs more than one workgroup per element`);
+    }
+    workgroups += grid;
+  });
+  if (maxWorkgroups !== undefined && workgroups > maxWorkgroups) {
+    fail('FM_BUNDLE_BOUNDS', `schedule.json ${where}: one run dispatches ${workgroups} workgroups, more than maxWorkgroupsPerRun ${maxWorkgroups}`);
+  }
+}
+
+/** 4-byte elements a dispatch binds: its buffer ranges, and whole textures (bounds.ts has checked the indices). */
+function boundElements(step: DispatchStep, plan: { buffers: readonly { size: number }[]; textures?: readonly { width: number; height: number; layers: number }[] }): number {
+  let bytes = 0;
+  for (const binding of step.bindings) {
+    if (isTextureBinding(binding)) {
+      const t = plan.textures?.[binding.texture];
+      if (t) bytes += t.width * t.height * t.layers * TEXEL_BYTES;
+    } else {
+      bytes += (binding as Region).size;
+    }
+  }
+  return bytes / 4;
+}
+
+/**
+ * Every input is written by exactly one step per run: its region (bounds.ts checks it is the
+ * input's size) bounds the host memory run() converts inputs into, which the declared shape alone
+ * would not (an input no step writes could declare a billion elements).
+ */
+function checkInputsWrittenOnce(model: ModelSchedule, info: ModelInfo): void {
+  const writes = info.inputs.map(() => 0);
+  for (const step of model.run) if (step.op === 'writeInput' && step.input < writes.length) writes[step.input]!++;
+  writes.forEach((count, i) => {
+    if (count !== 1) fail('FM_BUNDLE_BOUNDS', `schedule.json model ${quote(model.model)}: input ${quote(info.inputs[i]!.name)} is written ${count} times per run, expected once`);
+  });
+}
+
+/** The decoder's host-side bias arrays have `context` elements: the decode model's bias input must have exactly that many. */
+function checkDecoderContext(schedule: Schedule, infos: readonly ModelInfo[]): void {
+  const spec = schedule.decoder;
+  if (!spec) return;
+  const decode = infos.find((info) => info.name === spec.decode);
+  const bias = decode?.inputs.find((input) => input.name === spec.attentionBias);
+  const elements = bias ? elementCount(bias.shape) : undefined;
+  if (elements !== spec.context) {
+    fail('FM_BUNDLE_BOUNDS', `schedule.json decoder: context ${spec.context} does not match the ${elements ?? 'missing'} elements of the decode model's attention bias input ${quote(spec.attentionBias)}`);
+  }
+}
