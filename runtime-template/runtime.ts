@@ -36,10 +36,11 @@ export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = 
   const startedAt = performance.now();
   const reader = await openBundleReader(dirOrUrl, options.readFile);
   const bundle = await readVerifiedBundle(reader, options.trustedKeys);
+  // before a device is even requested: these need only the schedule
+  checkWorkBounds(bundle.schedule, bundle.modelInfos, options);
   const acquired = await acquireDevice(bundle.manifest, options);
   try {
     checkScheduleBounds(bundle, acquired.device.limits);
-    checkWorkBounds(bundle.schedule, bundle.modelInfos, options);
     // shards are verified block by block as they stream in (ShardBlocks), before their bytes reach the GPU
     return await Session.start(acquired, bundle, reader, startedAt, options);
   } catch (error) {

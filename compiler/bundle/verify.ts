@@ -117,7 +117,14 @@ function parseJson(bytes: Uint8Array, file: string): unknown {
 const MAX_REPORTED_ISSUES = 5;
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
-  const result = schema.safeParse(value);
+  let result: ReturnType<typeof schema.safeParse>;
+  try {
+    result = schema.safeParse(value);
+  } catch (error) {
+    // zod collects every issue; millions of them overflow its stack
+    if (error instanceof RangeError) fail('FM_BUNDLE_INVALID', `${file} does not match the bundle format (too many violations to list)`, error);
+    throw error;
+  }
   if (!result.success) {
     const { issues } = result.error;
     const shown = z.prettifyError(new z.ZodError(issues.slice(0, MAX_REPORTED_ISSUES)));
