@@ -17,6 +17,7 @@ import { generateRuntime } from './bundle/runtime-gen.js';
 import type { DeviceProfile } from '../schemas/profile.js';
 import { defaultProfile } from './profile/load.js';
 import type { ProfileIdentity } from './schedule/latency-model.js';
+import { reportLoadPlanProgress, type LoadPlanProgress } from './schedule/load-plan.js';
 
 export interface CompileOptions {
   /** input name -> shape, fixing symbolic dims */
@@ -50,14 +51,26 @@ export interface CompileOptions {
 }
 
 /**
- * What compileModel is doing: import, each pass (load planning is the pass plan-loads), then shard
- * bytes written. 'plan' is kept for consumers that still name it; compileModel no longer sends it.
+ * What compileModel is doing: import, each pass (load planning is the pass plan-loads, and inside
+ * it 'load-plan' names the ILP window being solved), then shard bytes written. 'plan' is kept for
+ * consumers that still name it; compileModel no longer sends it.
  */
 export type CompileProgress =
   | { phase: 'import' }
   | { phase: 'pass'; pass: string; index: number; count: number }
+  | ({ phase: 'load-plan' } & LoadPlanProgress)
   | { phase: 'plan' }
   | { phase: 'write'; doneBytes: number; totalBytes: number };
+
+/**
+ * Runs `work` (a compile) with the windows of every load plan it solves reported to `onProgress`
+ * as 'load-plan' events; the solver sits below the passes, so it reports through a context
+ * (reportLoadPlanProgress) rather than through every layer in between.
+ */
+export function withLoadPlanProgress<T>(onProgress: ((event: CompileProgress) => void) | undefined, work: () => T): T {
+  if (!onProgress) return work();
+  return reportLoadPlanProgress((progress) => onProgress({ phase: 'load-plan', ...progress }), work);
+}
 
 export interface CompileReport {
   modelName: string;
@@ -122,7 +135,8 @@ export function compileToContents(modelPath: string, options: CompileOptions = {
 export async function compileStreamingContents(modelPath: string, options: CompileOptions & { memoryBudget: number }): Promise<{ contents: BundleContents; report: CompileReport }> {
   const start = performance.now();
   const { modelName, graph, passOptions } = prepare(modelPath, options);
-  const { state, timings } = await runPasses(COMPILE_PIPELINE, { graph }, { ...passOptions, streamBudget: options.memoryBudget });
+  const { state, timings } = await withLoadPlanProgress(options.onProgress, () =>
+    runPasses(COMPILE_PIPELINE, { graph }, { ...passOptions, streamBudget: options.memoryBudget }));
   const stream = state.stream!;
   const stats = state.built!.stats!;
   const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, built: state.built! });

@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { resolveTargetLimits } from '../target/limits.js';
 import { FlashmemError } from '../errors.js';
 import { basename, extname } from 'node:path';
-import { compileModel } from '../compile.js';
+import { compileModel, withLoadPlanProgress } from '../compile.js';
 import { readPrivateKeyFile } from './sign-command.js';
 import { compileMultiModel, type ModelInput } from '../compile-multi.js';
 import { compileDecoder } from '../compile-decoder.js';
@@ -72,7 +72,7 @@ export function compileCommand(cli: Argv): void {
       .option('weight-layout', { choices: ['auto', 'buffer', 'texture'] as const, default: 'auto' as const, describe: 'Conv/MatMul/Gemm weight layout: auto (the device profile\'s layout costs decide; buffer without them), or force storage buffers or 2.5D textures' })
       .option('max-weight-bytes', { type: 'string', describe: 'split constant weights (MatMul/Gemm columns, Gather rows) larger than this: bytes or KiB/MiB/GiB (default: maxStorageBufferBindingSize, and a quarter of --memory-budget when streaming)' })
       .option('sign', { type: 'string', describe: 'sign the bundle with this private key (flashmemc keygen): writes signature.json with it' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on stderr (shown only when stderr is a terminal)' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar on stderr (shown only when stderr is a terminal, without --json)' })
       .option('dump-ir', { type: 'string', describe: 'write the IR after every pass into this folder' })
       .option('json', { type: 'boolean', default: false, describe: 'print the compile report as JSON' }),
     async (args) => {
@@ -87,23 +87,29 @@ export function compileCommand(cli: Argv): void {
         // read before compiling: a bad key should not cost a compile
         signingKey: args.sign === undefined ? undefined : readPrivateKeyFile(args.sign),
       };
+      // a machine reading --json gets no bar either, like a pipe
+      const progress = progressBar(process.stderr, args.quiet || args.json);
+      // multi-model and decoder compiles report each model's import and passes, and the load
+      // plans they solve outside compileModel's own reporting
+      const onProgress = progress?.update;
+      const withProgress = <T>(compile: () => Promise<T>) => withLoadPlanProgress(onProgress, compile).finally(() => progress?.done());
       if (args.decoder) {
         const inputs = parseModelInputs(models, args['input-shape']);
         const path = (name: string) => inputs.find((m) => m.name === name)?.path ?? failDecoderArgs(inputs.map((m) => m.name));
         if (inputs.length !== 2) failDecoderArgs(inputs.map((m) => m.name));
-        const report = await compileDecoder(path('prefill'), path('decode'), args.out, { ...bundleOptions, window: args['decoder-window'] });
+        const report = await withProgress(() => compileDecoder(path('prefill'), path('decode'), args.out, { ...bundleOptions, window: args['decoder-window'], onProgress }));
         if (args.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else printMultiReport(report, args.out);
         return;
       }
       if (models.length > 1 || args.sequence !== undefined || models.some((m) => explicitModelName(m) !== undefined)) {
         const inputs = parseModelInputs(models, args['input-shape']);
-        const multi = await compileMultiModel(inputs, args.out, { ...bundleOptions, sequence: args.sequence?.split(',').map((name) => name.trim()) });
+        const sequence = args.sequence?.split(',').map((name) => name.trim());
+        const multi = await withProgress(() => compileMultiModel(inputs, args.out, { ...bundleOptions, sequence, onProgress }));
         if (args.json) process.stdout.write(`${JSON.stringify(multi, null, 2)}\n`);
         else printMultiReport(multi, args.out);
         return;
       }
-      const progress = progressBar(process.stderr, args.quiet);
       const report = await compileModel(models[0]!, args.out, {
         inputShapes: parseInputShapes(args['input-shape']),
         limits: resolveTargetLimits(args['target-limits']),
@@ -115,7 +121,7 @@ export function compileCommand(cli: Argv): void {
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
         streamPath: args['stream-path'],
         signingKey: bundleOptions.signingKey,
-        onProgress: progress?.update,
+        onProgress,
       }).finally(() => progress?.done());
       if (args.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

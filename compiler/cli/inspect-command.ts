@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { memoryChartSvg, memoryOverTime, textureBytes } from './memory-chart.js';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
@@ -8,6 +8,10 @@ import { scheduleSchema } from '../../schemas/schedule.js';
 import { manifestSchema } from '../../schemas/manifest.js';
 import { readManifest } from './bundle-session.js';
 import { mib } from './compile-command.js';
+import { readReportInput } from './report/load.js';
+import { bundleReport } from './report/summary.js';
+import { renderReport } from './report/render.js';
+import { writeFileAtomically } from './report/write-atomically.js';
 
 export interface ModelSummary {
   model: string;
@@ -71,7 +75,13 @@ export function inspectCommand(cli: Argv): void {
     (y) => y
       .positional('bundle', { type: 'string', demandOption: true })
       .option('json', { type: 'boolean', default: false })
-      .option('svg', { type: 'string', describe: 'write a memory-over-time chart of the first model (SVG) to this file' }),
+      .option('svg', { type: 'string', describe: 'write a memory-over-time chart of the first model (SVG) to this file' })
+      .option('html', { type: 'string', describe: 'write a self-contained HTML report (models, kernels and their WGSL, weights, memory, load plan) to this file' })
+      .option('timeline', { type: 'string', describe: 'with --html: add the per-step timeline a flashmemc run --timeline file recorded' })
+      .check((a) => {
+        if (a.timeline !== undefined && a.html === undefined) throw new FlashmemError('FM_BAD_ARGUMENT', '--timeline goes into the HTML report: add --html report.html');
+        return true;
+      }),
     (args) => {
       const manifest = manifestSchema.safeParse(readManifest(args.bundle));
       if (!manifest.success) throw new FlashmemError('FM_BUNDLE_INVALID', `manifest.json: ${manifest.error.message}`);
@@ -79,10 +89,13 @@ export function inspectCommand(cli: Argv): void {
       if (!parsed.success) throw new FlashmemError('FM_BUNDLE_INVALID', `schedule.json: ${parsed.error.message}`);
       const schedule: Schedule = parsed.data;
       const models = schedule.models.map(summarizeModel);
+      // read and checked before anything is written: a bad --timeline leaves no half-done outputs
+      const report = args.html === undefined ? undefined : bundleReport(readReportInput(args.bundle, manifest.data, schedule, args.timeline));
       if (args.svg) {
         const first = schedule.models[0]!;
-        writeFileSync(args.svg, memoryChartSvg(`${first.model} (${first.strategy}): GPU memory over the run`, memoryOverTime(first), first.loadPlan?.budgetBytes));
+        writeFileAtomically(args.svg, memoryChartSvg(`${first.model} (${first.strategy}): GPU memory over the run`, memoryOverTime(first), first.loadPlan?.budgetBytes));
       }
+      if (report) writeFileAtomically(args.html!, renderReport(report));
       const files = manifest.data.files;
       const totals = { shaders: schedule.shaders.length, shards: schedule.shards.length, bundleBytes: files.reduce((s, f) => s + f.size, 0) };
       if (args.json) {

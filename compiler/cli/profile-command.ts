@@ -1,6 +1,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { fail } from '../errors.js';
+import { profileProgressBar } from './progress.js';
 
 export function profileCommand(cli: Argv): void {
   cli.command(
@@ -12,13 +13,19 @@ export function profileCommand(cli: Argv): void {
       .option('quick', { type: 'boolean', default: false, describe: 'a few seconds on tiny sizes (for tests; less accurate)' })
       .option('sizes', { choices: ['auto', 'small', 'large'] as const, default: 'auto' as const, describe: 'size sweep: small for software adapters, large for GPUs' })
       .option('name', { type: 'string', describe: 'profile name recorded in schedules (default: from the adapter, e.g. llvmpipe)' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar and measurement log on stderr (shown only when stderr is a terminal, without --json)' })
+      .option('verbose', { type: 'boolean', default: false, describe: 'print the measurement log on stderr also when it is not a terminal (e.g. 2> profile.log)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the profile and the measured kernels as JSON' }),
     async (args) => {
       // loaded only here: the profiler pulls in the benchmark cases and the WebGPU device
       const { runProfile } = await import('../profile/run.js');
       const { formatProfile } = await import('../profile/report.js');
-      const log = args.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-      const run = await runProfile({ backend: args.backend, quick: args.quick, sizes: args.sizes, name: args.name, log });
+      // on a terminal the measurement log goes above the bar; elsewhere (CI) and with --json
+      // nothing is printed unless --verbose asks for the log
+      const progress = profileProgressBar(process.stderr, args.json || args.quiet);
+      const log = progress?.log ?? (args.verbose ? (line: string) => process.stderr.write(`${line}\n`) : undefined);
+      const run = await runProfile({ backend: args.backend, quick: args.quick, sizes: args.sizes, name: args.name, log, onProgress: progress?.update })
+        .finally(() => progress?.done());
       writeAtomically(args.out, `${JSON.stringify(run.profile, null, 2)}\n`);
       if (args.json) {
         process.stdout.write(`${JSON.stringify({ out: args.out, elapsedMs: Math.round(run.elapsedMs), profile: run.profile, samples: run.samples }, null, 2)}\n`);

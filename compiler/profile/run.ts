@@ -40,7 +40,18 @@ export interface ProfileRunOptions {
   /** profile name; derived from the adapter by default */
   name?: string;
   log?: (line: string) => void;
+  /** where the run is (a progress bar: compiler/cli/progress.ts) */
+  onProgress?: (event: ProfileProgress) => void;
 }
+
+/**
+ * What runProfile is measuring: the upload bandwidth, then each benchmark case of each sweep
+ * (`index` from 0 of `count` cases in sweep `sweep` from 0 of `sweeps`), then each extra measurement.
+ */
+export type ProfileProgress =
+  | { phase: 'upload' }
+  | { phase: 'sweep'; sweep: number; sweeps: number; index: number; count: number; op: string; size: string }
+  | { phase: 'measurement'; index: number; count: number; name: string };
 
 export interface KernelSample {
   op: string;
@@ -87,6 +98,7 @@ const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|softpipe/i;
 export async function runProfile(options: ProfileRunOptions = {}): Promise<ProfileRun> {
   const start = performance.now();
   const log = options.log ?? (() => {});
+  const progress = options.onProgress ?? (() => {});
   const gpu = await createNodeDevice({ backend: options.backend });
   const info = adapterDescription(gpu.adapter, gpu.backend);
   const software = SOFTWARE_ADAPTER.test(`${info.device} ${info.description}`);
@@ -94,17 +106,22 @@ export async function runProfile(options: ProfileRunOptions = {}): Promise<Profi
   const limits = deviceLimits(gpu.device);
   log(`profiling ${info.description || info.device} (${gpu.backend}), ${settings.sizes} sizes${settings.quick ? ', quick' : ''}`);
   try {
+    progress({ phase: 'upload' });
     const uploadBytesPerMs = await measureUpload(gpu.device, settings.uploadBytes);
     log(`upload (queue.writeBuffer): ${(uploadBytesPerMs / 1e6).toFixed(2)} GB/s`);
     const passes: KernelSample[][] = [];
+    const cases = benchCases(settings.sizes, settings.quick);
     for (let pass = 0; pass < settings.passes; pass++) {
       if (settings.passes > 1) log(`sweep ${pass + 1} of ${settings.passes}`);
       const samples: KernelSample[] = [];
-      for (const c of benchCases(settings.sizes, settings.quick)) samples.push(...(await measureCase(gpu.device, c, limits, settings, log)));
+      for (const [index, c] of cases.entries()) {
+        progress({ phase: 'sweep', sweep: pass, sweeps: settings.passes, index, count: cases.length, op: c.op, size: c.size });
+        samples.push(...(await measureCase(gpu.device, c, limits, settings, log)));
+      }
       passes.push(samples);
     }
     const samples = combinePasses(passes);
-    const extras = await runExtraMeasurements(gpu.device, limits, settings, log);
+    const extras = await runExtraMeasurements(gpu.device, limits, settings, log, progress);
     const profile = buildProfile({ samples, uploadBytesPerMs, info, settings, name: options.name ?? defaultName(info), extras });
     return { profile, samples, elapsedMs: performance.now() - start };
   } finally {
@@ -189,7 +206,9 @@ function carrySweep(trafficBytes: number, s: RunSettings): number[] {
   return [...new Set(sizes)];
 }
 
-async function runExtraMeasurements(device: GPUDevice, limits: TargetLimits, s: RunSettings, log: (l: string) => void): Promise<ProfileExtras> {
+async function runExtraMeasurements(
+  device: GPUDevice, limits: TargetLimits, s: RunSettings, log: (l: string) => void, progress: (event: ProfileProgress) => void,
+): Promise<ProfileExtras> {
   let extras: ProfileExtras = {};
   const ctx: MeasureContext = {
     device, limits, quick: s.quick, sizes: s.sizes, timing: s.timing, log,
@@ -197,7 +216,9 @@ async function runExtraMeasurements(device: GPUDevice, limits: TargetLimits, s: 
     upload: (program) => new ProgramOnDevice(device, program),
     timeUs: (record) => timePerDispatchUs(device, record, s.timing),
   };
-  for (const m of profileMeasurements()) {
+  const measurements = profileMeasurements();
+  for (const [index, m] of measurements.entries()) {
+    progress({ phase: 'measurement', index, count: measurements.length, name: m.name });
     log(`measurement ${m.name}`);
     extras = mergeExtras(extras, await m.run(ctx));
   }

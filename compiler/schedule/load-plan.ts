@@ -10,6 +10,7 @@
  * Large graphs are solved in rolling windows of consecutive kernels; a window whose solve times
  * out or fails falls back to a greedy plan.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import GLPKFactory from 'glpk.js/node';
 import { fail } from '../errors.js';
 
@@ -83,6 +84,37 @@ export interface LoadPlan {
   minFeasibleBudget: number;
 }
 
+/** Which window a load plan solve is at: `window` (from 1) of `windows`, in the `solve`-th solve since reporting began. */
+export interface LoadPlanProgress {
+  window: number;
+  windows: number;
+  /** fitting the arena to the budget solves the plan again (compiler/schedule/fit-budget.ts): 1, 2, ... */
+  solve: number;
+}
+
+interface ProgressListener {
+  report: (progress: LoadPlanProgress) => void;
+  solves: number;
+}
+
+/**
+ * The listener of the solves running inside reportLoadPlanProgress. A context rather than a
+ * LoadProblem field: the compile driver that shows progress is several layers above the solver
+ * (plan-loads pass, planStreaming, fitToBudget), and none of those layers needs to know about it;
+ * AsyncLocalStorage follows the awaits between them and keeps concurrent compiles apart.
+ */
+const progressListener = new AsyncLocalStorage<ProgressListener>();
+
+/** Runs `work`; every load plan solved inside it reports each window it starts to `report`. */
+export function reportLoadPlanProgress<T>(report: (progress: LoadPlanProgress) => void, work: () => T): T {
+  return progressListener.run({ report, solves: 0 }, work);
+}
+
+/** Windows the solve loop below will solve: one per window of kernels in which some weight is first used. */
+function windowCount(weights: readonly LoadWeight[], windowSize: number): number {
+  return new Set(weights.filter((w) => w.firstUse >= 0).map((w) => Math.floor(w.firstUse / windowSize))).size;
+}
+
 /** Objective weights: stall time dominates, then preloaded MiB, then MiB-steps held early. */
 const COST_STALL_PER_MS = 1000;
 const COST_PRELOAD_PER_MIB = 10;
@@ -128,6 +160,9 @@ export async function solveLoadPlan(p: LoadProblem): Promise<LoadPlan> {
   const state = new PlanState(p);
   const stats: SolveStats = { status: 'trivial', windows: 0, greedyWindows: 0, objective: 0, gap: 0, solveMs: 0 };
   const order = [...p.weights].sort((a, b) => a.firstUse - b.firstUse || (a.id < b.id ? -1 : 1));
+  const listener = progressListener.getStore();
+  const solve = listener ? ++listener.solves : 0;
+  const windows = windowCount(p.weights, windowSize);
   for (let from = 0; from < p.steps.length || order.some((w) => !state.decided.has(w.id)); from += windowSize) {
     const batch = order.filter((w) => w.firstUse >= from && w.firstUse < from + windowSize && !state.decided.has(w.id));
     if (batch.length === 0) {
@@ -135,6 +170,7 @@ export async function solveLoadPlan(p: LoadProblem): Promise<LoadPlan> {
       continue;
     }
     stats.windows++;
+    listener?.report({ window: stats.windows, windows, solve });
     const solved = solveWindow(glpk, p, state, batch);
     if (solved) {
       stats.status = stats.status === 'greedy' ? 'greedy' : solved.optimal && stats.status !== 'feasible' ? 'optimal' : 'feasible';
