@@ -65,7 +65,11 @@ describe.skipIf(!built)('the npm package', () => {
     expect(compiled).toMatch(/compiled model: \d+ kernels/);
     expect(existsSync(join(app, 'bundle', 'runtime.js'))).toBe(true);
     const verified = run(NPX, ['flashmemc', 'verify', 'bundle'], app);
-    expect(verified.length).toBeGreaterThan(0);
+    expect(verified).toMatch(/^OK: \d+ files/);
+    const inspected = run(NPX, ['flashmemc', 'inspect', 'bundle'], app);
+    expect(inspected).toContain('conv2d');
+    run(NPX, ['flashmemc', 'inspect', 'bundle', '--html', 'report.html'], app);
+    expect(readFileSync(join(app, 'report.html'), 'utf8')).toMatch(/^<!doctype html>/i);
     const ran = run(NPX, ['flashmemc', 'run', 'bundle', '--random-inputs'], app);
     // the example is a 10-class classifier ending in softmax
     expect(ran).toMatch(/"probabilities" float32\[1,10\]/);
