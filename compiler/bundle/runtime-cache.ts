@@ -13,7 +13,12 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GeneratedRuntime } from './runtime-gen.js';
+
+/** a bundle's runtime.js and runtime.d.ts, as runtime-gen.ts generates them */
+export interface GeneratedRuntime {
+  js: string;
+  dts: string;
+}
 
 export const RUNTIME_CACHE_DIR = join('dist', 'runtime');
 const JS_FILE = 'runtime.js';

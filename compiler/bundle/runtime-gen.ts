@@ -15,14 +15,11 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import type { ExportDeclaration, ImportDeclaration, Node, Project, SourceFile, Statement } from 'ts-morph';
 import { packageRoot } from '../package-root.js';
-import { readCachedRuntime, runtimeSourceKey, writeCachedRuntime } from './runtime-cache.js';
+import { type GeneratedRuntime, readCachedRuntime, runtimeSourceKey, writeCachedRuntime } from './runtime-cache.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import { jsonSchemas } from '../../schemas/export.js';
 
-export interface GeneratedRuntime {
-  js: string;
-  dts: string;
-}
+export type { GeneratedRuntime };
 
 const TEMPLATE_DIR = 'runtime-template';
 const TEMPLATE_ENTRY = 'runtime.ts';
