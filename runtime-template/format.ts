@@ -190,3 +190,13 @@ export function isTextureRegion(dst: Region | TextureRegion): dst is TextureRegi
 export function isTextureBinding(binding: Region | TextureBinding): binding is TextureBinding {
   return 'texture' in binding;
 }
+
+/** Shared memory: the key of each of a plan's buffers, its role and its ordinal within the role (the n-th 'activations' buffer of every plan is one GPU buffer). */
+export function sharedBufferKeys(plan: { buffers: readonly { role: string }[] }): string[] {
+  const ordinals = new Map<string, number>();
+  return plan.buffers.map((buffer) => {
+    const ordinal = ordinals.get(buffer.role) ?? 0;
+    ordinals.set(buffer.role, ordinal + 1);
+    return `${buffer.role}#${ordinal}`;
+  });
+}

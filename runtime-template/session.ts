@@ -9,7 +9,7 @@ import { generateGreedy, Stepper } from './decoder.js';
 import type { AcquiredDevice } from './device.js';
 import { keepAlive } from './env.js';
 import { asRuntimeError, fail, FlashmemRuntimeError, quote } from './errors.js';
-import { isPlainObject } from './format.js';
+import { isPlainObject, sharedBufferKeys } from './format.js';
 import { BindGroupLayouts, bindingKinds, Pipelines } from './gpu-commands.js';
 import { BUFFER_USAGE, GpuErrorCollector, GpuMemory, MAP_MODE_READ } from './gpu-memory.js';
 import type { BundleReader } from './reader.js';
@@ -45,18 +45,8 @@ function runTimeout(value: number | undefined): number | undefined {
 /** calls kept in SessionStats.calls */
 const MAX_CALL_LOG = 1000;
 
-/** Shared memory: the key of each of a plan's buffers, its role and its ordinal within the role. */
-function sharedKeys(plan: { buffers: { role: string }[] }): string[] {
-  const ordinals = new Map<string, number>();
-  return plan.buffers.map((buffer) => {
-    const ordinal = ordinals.get(buffer.role) ?? 0;
-    ordinals.set(buffer.role, ordinal + 1);
-    return `${buffer.role}#${ordinal}`;
-  });
-}
-
 function sharedBuffersOf(plan: { buffers: { role: string }[] }, shared: Map<string, GPUBuffer>): GPUBuffer[] {
-  return sharedKeys(plan).map((key) => shared.get(key)!);
+  return sharedBufferKeys(plan).map((key) => shared.get(key)!);
 }
 
 interface PreparedRun {
@@ -177,7 +167,7 @@ export class Session implements FlashmemSession {
     const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
     const sizes = new Map<string, number>();
     for (const plan of [...schedule.models, ...(schedule.sequence ? [schedule.sequence] : [])]) {
-      sharedKeys(plan).forEach((key, i) => sizes.set(key, Math.max(sizes.get(key) ?? 0, plan.buffers[i]!.size)));
+      sharedBufferKeys(plan).forEach((key, i) => sizes.set(key, Math.max(sizes.get(key) ?? 0, plan.buffers[i]!.size)));
     }
     return new Map([...sizes].map(([key, size]) => [key, this.memory.createBuffer({ label: key, size, usage }, `shared ${key} buffer`)]));
   }

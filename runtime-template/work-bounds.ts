@@ -8,7 +8,7 @@
 import type { DispatchStep, ModelSchedule, Region, Schedule, Step } from '../schemas/schedule.js';
 import type { ModelInfo } from './api.js';
 import { fail, quote } from './errors.js';
-import { isTextureBinding, TEXEL_BYTES } from './format.js';
+import { isTextureBinding, sharedBufferKeys, TEXEL_BYTES } from './format.js';
 import { elementCount } from './tensors.js';
 
 export interface WorkLimits {
@@ -46,13 +46,7 @@ function readbackBytes(model: ModelSchedule): number {
 function sharedBufferBytes(schedule: Schedule): number {
   const sizes = new Map<string, number>();
   for (const plan of [...schedule.models, ...(schedule.sequence ? [schedule.sequence] : [])]) {
-    const ordinals = new Map<string, number>();
-    for (const buffer of plan.buffers) {
-      const ordinal = ordinals.get(buffer.role) ?? 0;
-      ordinals.set(buffer.role, ordinal + 1);
-      const key = `${buffer.role}#${ordinal}`;
-      sizes.set(key, Math.max(sizes.get(key) ?? 0, buffer.size));
-    }
+    sharedBufferKeys(plan).forEach((key, i) => sizes.set(key, Math.max(sizes.get(key) ?? 0, plan.buffers[i]!.size)));
   }
   return [...sizes.values()].reduce((sum, size) => sum + size, 0);
 }

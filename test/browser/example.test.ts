@@ -7,12 +7,12 @@
  * (docs/screenshots/browser-example.png) with FLASHMEM_UPDATE_SCREENSHOTS=1. Skipped, with the reason printed, where no Chromium is
  * installed.
  */
-import { existsSync } from 'node:fs';
+import { chromiumOrSkip, launchWebGpuChromium } from '../harness/chromium.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileToContents } from '../../compiler/compile.js';
 import { generateRuntime, packageRoot } from '../../compiler/bundle/runtime-gen.js';
@@ -22,14 +22,7 @@ import type { Manifest } from '../../schemas/manifest.js';
 import type { Schedule } from '../../schemas/schedule.js';
 import { runOrt } from '../harness/ort.js';
 
-/** Debian's chromium by default; FLASHMEM_CHROMIUM names another build (as in runtime.test.ts) */
-const CHROMIUM = process.env.FLASHMEM_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu-sandbox', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu',
-];
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.log(`skipping the browser example test: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+const hasChromium = chromiumOrSkip('the browser example test');
 
 const SCREENSHOT = join(packageRoot(), 'docs', 'screenshots', 'browser-example.png');
 const UPDATE_SCREENSHOT = process.env.FLASHMEM_UPDATE_SCREENSHOTS === '1';
@@ -77,7 +70,7 @@ describe.skipIf(!hasChromium)('browser example (examples/browser)', () => {
     const [input, output] = [manifest.models[0]!.inputs[0]!, manifest.models[0]!.outputs[0]!];
     const feeds = { [input.name]: { dtype: 'float32', shape: [...input.shape], data: exampleImage(input.shape, SEED) } };
     reference = (await runOrt(await readFile(EXAMPLE_MODEL), feeds))[output.name]!.data as Float32Array;
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchWebGpuChromium();
   });
 
   afterAll(async () => {

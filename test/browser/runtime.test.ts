@@ -4,12 +4,12 @@
  * SwiftShader), with outputs compared to the CPU references. Skipped, with the reason printed,
  * where no Chromium is installed.
  */
-import { existsSync } from 'node:fs';
+import { chromiumOrSkip, launchWebGpuChromium } from '../harness/chromium.js';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assembleBundle, counterModel, counterReference, flipByte, mlpModel, mlpReference, MLP, removeTempDirs, seededFloats,
@@ -19,14 +19,7 @@ import { generateSigningKey, parsePrivateKey, signBundleDir } from '../../compil
 
 const SIGNER = generateSigningKey();
 
-/** Debian's chromium by default; FLASHMEM_CHROMIUM names another build */
-const CHROMIUM = process.env.FLASHMEM_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu-sandbox', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu',
-];
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.log(`skipping the browser runtime tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+const hasChromium = chromiumOrSkip('the browser runtime tests');
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.ts': 'text/plain',
@@ -113,7 +106,7 @@ describe.skipIf(!hasChromium)('runtime in headless Chromium', () => {
     bundles.set('signed', signed);
     server = await serveBundles(bundles);
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchWebGpuChromium();
     page = await browser.newPage();
     await page.goto(`${origin}/`);
   });
