@@ -4,7 +4,7 @@
 import type { KeyObject } from 'node:crypto';
 import { basename, extname } from 'node:path';
 import { importOnnxFile } from './frontend/onnx.js';
-import { DEFAULT_LIMITS, gemvKernelFor, type TargetLimits } from './target/limits.js';
+import { DEFAULT_LIMITS, kernelChoicesFor, type TargetLimits } from './target/limits.js';
 import { runPasses, runPassesSync, runPipeline, type PipelineHooks } from './passes/pipeline.js';
 import { COMPILE_PIPELINE, type BackendOptions } from './pipeline/backend.js';
 import type { LayoutCosts, WeightLayoutMode } from './passes/select-weight-layout.js';
@@ -97,7 +97,7 @@ function prepare(modelPath: string, options: CompileOptions) {
     limits, dumpDir: options.dumpDir, weightLayout: options.weightLayout, strategy: options.strategy,
     layoutCost: options.layoutCost ?? options.profile?.layoutCost,
     maxWeightBytes: options.maxWeightBytes, memoryBudget: options.memoryBudget,
-    gemvKernel: gemvKernelFor(profile),
+    kernelChoices: kernelChoicesFor(profile),
     modelName, shardBytes: options.shardBytes, profile, streamPath: options.streamPath,
     onPass: options.onProgress && ((pass, index, count) => options.onProgress!({ phase: 'pass', pass, index, count })),
   };

@@ -7,7 +7,7 @@ import { describeNode, valueOf } from '../ir/graph.js';
 import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
-import type { GemvKernel, TargetLimits } from '../target/limits.js';
+import type { KernelChoices, TargetLimits } from '../target/limits.js';
 import type { KernelSpec, LowerTensor, TextureShape } from '../kernel/types.js';
 import type { LowerContext } from '../ops/op.js';
 import type { LayoutDecisions } from '../ops/op.js';
@@ -15,7 +15,7 @@ import { textureBytes } from '../kernel/texture-layout.js';
 import { checkKernelLimits, GPU_ELEMENT_BYTES } from '../kernel/limits.js';
 import { type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
-export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, gemvKernel?: GemvKernel): KernelProgram {
+export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, kernelChoices?: KernelChoices): KernelProgram {
   const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
   const addTensor = (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => {
     const bytes = texture ? textureBytes(texture) : numElements(type.shape) * GPU_ELEMENT_BYTES;
@@ -36,7 +36,7 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
     }
     for (const out of outputs) if (out.id) addTensor(out.id, out.type, 'activation');
     if (!def.lower) fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (${node.opType}): its value must be a compile-time constant`);
-    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout, gemvKernel);
+    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout, kernelChoices);
     try {
       def.lower(ctx);
     } catch (e) {
@@ -61,7 +61,7 @@ function lowerContext(
   node: Node, opset: number, inputs: (LowerTensor | undefined)[], outputs: LowerTensor[], limits: TargetLimits,
   program: KernelProgram,
   addTensor: (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => ProgramTensor,
-  costClass: KernelProgram['kernels'][number]['costClass'], weightLayout: LowerContext['weightLayout'], gemvKernel: GemvKernel | undefined,
+  costClass: KernelProgram['kernels'][number]['costClass'], weightLayout: LowerContext['weightLayout'], kernelChoices: KernelChoices | undefined,
 ): LowerContext {
   let derived = 0;
   const freshId = (kind: string, label: string) => {
@@ -71,7 +71,7 @@ function lowerContext(
     return id;
   };
   return {
-    node, opset, inputs, outputs, limits, activation: node.fusedActivation, weightLayout, gemvKernel,
+    node, opset, inputs, outputs, limits, activation: node.fusedActivation, weightLayout, kernelChoices,
     kernel(spec: KernelSpec) {
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);

@@ -5,7 +5,7 @@
  */
 import type { ConstTensor, FusedActivation, Node, TensorType } from '../ir/types.js';
 import type { KernelSpec, LowerTensor, TextureShape } from '../kernel/types.js';
-import type { GemvKernel, TargetLimits } from '../target/limits.js';
+import type { KernelChoices, TargetLimits } from '../target/limits.js';
 
 /**
  * FlashMem's operator classes: how much extra memory traffic a kernel tolerates while it carries
@@ -85,7 +85,7 @@ export interface LowerContext {
   /** the layout the layout-selection pass chose for this node's weight ('buffer' when absent) */
   readonly weightLayout?: WeightLayout;
   /** the kernel for few rows x long K (ops/matmul.ts): 'split-k' (default) or 'tiled' for software rasterisers */
-  readonly gemvKernel?: GemvKernel;
+  readonly kernelChoices?: KernelChoices;
   /** Append a dispatch. Kernels of one node run in the order they are added. */
   kernel(spec: KernelSpec): void;
   /** Register a derived constant (re-laid-out or pre-combined weights) and return it. */

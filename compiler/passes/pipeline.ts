@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Graph } from '../ir/types.js';
 import type { KernelProgram } from '../lower/program.js';
 import { lowerGraph } from '../lower/lower.js';
-import type { GemvKernel, TargetLimits } from '../target/limits.js';
+import type { KernelChoices, TargetLimits } from '../target/limits.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory-plan.js';
 import { dumpGraph, dumpPlan, dumpProgram } from './dump.js';
 import { eliminateDeadNodes } from './eliminate-dead.js';
@@ -41,8 +41,8 @@ export interface PassOptions {
   maxWeightBytes?: number;
   /** the stream strategy's GPU memory budget (bytes): bounds the default maxWeightBytes */
   memoryBudget?: number;
-  /** gemv-shaped MatMul/Gemm kernels (from the device profile: compile.ts gemvKernelFor) */
-  gemvKernel?: GemvKernel;
+  /** MatMul/Gemm kernel variants (from the device profile: target/limits.ts kernelChoicesFor) */
+  kernelChoices?: KernelChoices;
 }
 
 export interface Pass {
@@ -84,7 +84,7 @@ export const PIPELINE: readonly Pass[] = [
   },
   {
     name: 'lower-to-kernels',
-    apply: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.gemvKernel) }),
+    apply: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.kernelChoices) }),
     dump: (state) => dumpProgram(state.program!),
   },
   {

@@ -54,6 +54,14 @@ export const LIMIT_PRESETS: Readonly<Record<string, TargetLimits>> = { webgpu: D
  * over all of K, faster on software rasterisers where barriers cost coroutine switches.
  */
 export type GemvKernel = 'split-k' | 'tiled';
+/** MatMul/Gemm with M > 1: 'tiled' (registers only, ops/matmul/tiled.ts) or 'blocked' (workgroup-memory tiles, ops/matmul/blocked.ts) */
+export type GemmKernel = 'tiled' | 'blocked';
+
+/** The MatMul/Gemm kernel variants a device profile asks for. */
+export interface KernelChoices {
+  gemv: GemvKernel;
+  gemm: GemmKernel;
+}
 
 
 /** A preset name or a JSON file whose numeric fields override the default limits. */
@@ -80,11 +88,13 @@ export function resolveTargetLimits(spec: string): TargetLimits {
 
 /**
  * Software rasterisers (llvmpipe, SwiftShader, lavapipe) run a workgroup as loops on CPU cores,
- * where the split-K gemv's barriers cost more than its parallelism gains (VGG-19 on llvmpipe:
- * 1.40 s tiled vs 1.67 s split-K per run); real GPUs need it (VGG's split classifier on the H100).
+ * where barriers cost coroutine switches and workgroup memory is ordinary memory: the split-K
+ * gemv's barriers cost more than its parallelism gains (VGG-19 on llvmpipe: 1.40 s tiled vs 1.67 s
+ * split-K per run), and so do the blocked GEMM's. Real GPUs need both.
  */
-export function gemvKernelFor(profile: DeviceProfile): GemvKernel {
+export function kernelChoicesFor(profile: DeviceProfile): KernelChoices {
   const { device, description, backend } = profile.device;
-  return /llvmpipe|swiftshader|lavapipe|softpipe/i.test(`${device} ${description} ${backend}`) ? 'tiled' : 'split-k';
+  const software = /llvmpipe|swiftshader|lavapipe|softpipe/i.test(`${device} ${description} ${backend}`);
+  return software ? { gemv: 'tiled', gemm: 'tiled' } : { gemv: 'split-k', gemm: 'blocked' };
 }
 

@@ -3,7 +3,7 @@ import { expectMatchesOrt, maxViolation, runNodeOnOrt, type HarnessInput, type S
 import { randomFloats } from '../../fixtures/onnx-builder.js';
 import { prepareKernels } from '../harness/gpu.js';
 import { opFor } from '../../compiler/ops/index.js';
-import { DEFAULT_LIMITS, type TargetLimits } from '../../compiler/target/limits.js';
+import { DEFAULT_LIMITS, type KernelChoices, type TargetLimits } from '../../compiler/target/limits.js';
 import { type KernelSpec, type LowerTensor } from '../../compiler/kernel/types.js';
 import { type LowerContext } from '../../compiler/ops/op.js';
 import { makeConst } from '../../compiler/ir/tensor.js';
@@ -32,7 +32,7 @@ function toAttrs(attrs: Record<string, number> = {}): Attrs {
     [k, Number.isInteger(v) ? { type: 'int', value: v } : { type: 'float', value: v }])) as Attrs;
 }
 
-function lowerNode(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: FusedActivation) {
+function lowerNode(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: FusedActivation, kernelChoices?: KernelChoices) {
   const opset = c.opset ?? 13;
   const node: Node = { name: 'node', opType: c.opType, domain: '', inputs: c.inputs.map((inp, i) => (inp.omitted ? '' : `in${i}`)), outputs: ['out0'], attrs: toAttrs(c.attrs) };
   const def = opFor(node, opset);
@@ -44,7 +44,7 @@ function lowerNode(c: SingleNodeCase & { attrs?: Record<string, number> }, limit
   const kernels: KernelSpec[] = [];
   const extra: LowerTensor[] = [];
   const ctx: LowerContext = {
-    node, opset, inputs, outputs: [output], limits, activation,
+    node, opset, inputs, outputs: [output], limits, activation, kernelChoices,
     kernel: (k) => kernels.push(k),
     constant: (label, t) => { const lt = { id: `const_${extra.length}_${label}`, type: { dtype: t.dtype, shape: t.shape }, data: t }; extra.push(lt); return lt; },
     scratch: (label, type) => { const lt = { id: `scratch_${extra.length}_${label}`, type }; extra.push(lt); return lt; },
@@ -69,8 +69,8 @@ async function runLowered(l: Lowered): Promise<LoweredRun> {
   }
 }
 
-async function expectLoweredMatches(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: (x: number) => number, fused?: FusedActivation) {
-  const [run, [ref]] = await Promise.all([runLowered(lowerNode(c, limits, fused)), runNodeOnOrt(c)]);
+async function expectLoweredMatches(c: SingleNodeCase & { attrs?: Record<string, number> }, limits: TargetLimits, activation?: (x: number) => number, fused?: FusedActivation, kernelChoices?: KernelChoices) {
+  const [run, [ref]] = await Promise.all([runLowered(lowerNode(c, limits, fused, kernelChoices)), runNodeOnOrt(c)]);
   expect(run.outputType.shape).toEqual(ref!.dims);
   const expected = activation ? ref!.data.map(activation) : ref!.data;
   expect(maxViolation(run.output, expected)).toBeLessThanOrEqual(1);
@@ -252,3 +252,30 @@ describe('few rows x long K (gemv): K split across a workgroup', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+
+describe('the workgroup-tiled (blocked) GEMM of real-GPU profiles matches onnxruntime', () => {
+  const BLOCKED: KernelChoices = { gemv: 'split-k', gemm: 'blocked' };
+  const blocked = (run: { kernels: readonly KernelSpec[] }) => run.kernels.length > 0 && run.kernels.every((k) => k.wgsl.includes('var<workgroup> As'));
+  const cases: [string, SingleNodeCase & { attrs?: Record<string, number> }][] = [
+    ['whole blocks, runtime B', { opType: 'MatMul', inputs: [floats([64, 32]), floats([32, 128])] }],
+    ['ragged M, K and N, constant B (packed panels)', { opType: 'MatMul', inputs: [floats([70, 37]), floats([37, 101], true)] }],
+    ['ragged, runtime B of odd width (scalar loads)', { opType: 'MatMul', inputs: [floats([65, 19]), floats([19, 66])] }],
+    ['batched and broadcast', { opType: 'MatMul', inputs: [floats([2, 3, 65, 33]), floats([3, 33, 70])] }],
+    ['Gemm transA, transB, alpha, beta and C', { opType: 'Gemm', attrs: { transA: 1, transB: 1, alpha: 0.5, beta: 1.5 }, inputs: [floats([40, 96]), floats([72, 40], true), floats([96, 72])] }],
+  ];
+  for (const [name, c] of cases) {
+    it(name, async () => {
+      expect(blocked(await expectLoweredMatches(c, DEFAULT_LIMITS, undefined, undefined, BLOCKED))).toBe(true);
+    });
+  }
+
+  it('fuses an activation into its stores', async () => {
+    const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([64, 24]), floats([24, 64], true)] }, DEFAULT_LIMITS, (x) => Math.max(0, x), { opType: 'Relu', attrs: {} }, BLOCKED);
+    expect(blocked(run)).toBe(true);
+  });
+
+  it('keeps the register-tiled kernel below one block, and on software rasterisers', async () => {
+    expect(blocked(await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([63, 16]), floats([16, 64])] }, DEFAULT_LIMITS, undefined, undefined, BLOCKED))).toBe(false);
+    expect(blocked(await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([64, 16]), floats([16, 64])] }, DEFAULT_LIMITS, undefined, undefined, { gemv: 'tiled', gemm: 'tiled' }))).toBe(false);
+  });
+});

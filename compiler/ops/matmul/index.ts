@@ -19,7 +19,8 @@
  * Gemm transB, [N, K] with scalar loads).
  *
  * Files: geometry.ts (shape rule, epilogue, folding), packing.ts (B panels and parts),
- * epilogue.ts (plan, bindings, stores), tiled.ts / split-k.ts / texture.ts (the kernel variants).
+ * epilogue.ts (plan, bindings, stores), tiled.ts / blocked.ts / split-k.ts / texture.ts (the kernel
+ * variants; blocked.ts, workgroup-memory tiles, where the device profile is a real GPU's).
  */
 import { attrInts, attrString } from '../../ir/attrs.js';
 import { isFloat, numElements, type DType, type Node } from '../../ir/types.js';
@@ -33,6 +34,7 @@ import { epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, usesBias }
 import { prepareB } from './packing.js';
 import { chooseRowTile, chooseWorkgroupSize, type KernelPlan } from './epilogue.js';
 import { tiledKernel } from './tiled.js';
+import { blockedFits, blockedKernel, blockedWorkgroups } from './blocked.js';
 import { splitK } from './split-k.js';
 import { lowerTexture, textureCandidate } from './texture.js';
 
@@ -57,9 +59,14 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const ranges = bounds.slice(1).map((n1, i) => [bounds[i]!, n1] as const);
   for (const part of prepareB(ctx, g, ranges)) {
     const bindings = [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y];
-    const gemv = ctx.gemvKernel !== 'tiled' ? splitK(label, g, type, part, epi, ctx, bindings) : undefined;
+    const gemv = ctx.kernelChoices?.gemv !== 'tiled' ? splitK(label, g, type, part, epi, ctx, bindings) : undefined;
     if (gemv) {
       ctx.kernel(gemv);
+      continue;
+    }
+    if (ctx.kernelChoices?.gemm === 'blocked' && blockedFits(g.M, part.width)) {
+      const plan: KernelPlan = { g, type, part, epi, rowTile: 4, workgroupSize: 256 };
+      ctx.kernel(blockedKernel(label, plan, ctx, bindings, blockedWorkgroups(g.M, part.width, numElements(g.batchShape))));
       continue;
     }
     const columnTiles = Math.ceil(part.width / 4);
