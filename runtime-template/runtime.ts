@@ -33,7 +33,7 @@ export { FlashmemRuntimeError, type RuntimeErrorCode } from './errors.js';
  */
 export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = {}): Promise<FlashmemSession> {
   const startedAt = performance.now();
-  const reader = await openBundleReader(dirOrUrl, options.readFile);
+  const reader = await openBundleReader(dirOrUrl, options);
   const bundle = await readVerifiedBundle(reader);
   const acquired = await acquireDevice(bundle.manifest, options);
   try {
@@ -53,7 +53,7 @@ export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = 
  * Rejects with FM_BUNDLE_VERSION, FM_BUNDLE_INVALID, FM_BUNDLE_HASH or FM_IO.
  */
 export async function verifyBundle(dirOrUrl: string | URL, options: VerifyOptions = {}): Promise<VerifySummary> {
-  const reader = await openBundleReader(dirOrUrl, options.readFile);
+  const reader = await openBundleReader(dirOrUrl, options);
   const bundle = await readVerifiedBundle(reader);
   checkScheduleBounds(bundle, verificationLimits(bundle.manifest, options.limits));
   let bytes = bundle.manifestBytes;
