@@ -62,7 +62,8 @@ export function compileCommand(cli: Argv): void {
       .option('stream-path', { choices: ['carriers', 'copies'] as const, default: 'carriers' as const, describe: 'streamed weights reach their slots through the staging ring and carrier kernels, or by direct copies before each kernel (pair with run --uploads mapped)' })
       .option('decoder-window', { type: 'number', describe: 'with --decoder: GPT-Neo\'s local attention window (default: read from the prefill graph)' })
       .option('decoder', { type: 'boolean', default: false, describe: 'an autoregressive decoder: two models named prefill and decode (prefill.onnx decode.onnx, or path=prefill path=decode) sharing weights, with the KV cache on the GPU' })
-      .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically; an existing folder only when it holds exactly a bundle flashmemc wrote)' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace --out whatever it holds (by default a folder that is not exactly a flashmemc bundle is refused with FM_OUTPUT)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
       .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
@@ -82,6 +83,7 @@ export function compileCommand(cli: Argv): void {
         profile: args.profile === undefined ? undefined : resolveProfile(args.profile),
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
         streamPath: args['stream-path'],
+        force: args.force,
       };
       if (args.decoder) {
         const inputs = parseModelInputs(models, args['input-shape']);
@@ -111,6 +113,7 @@ export function compileCommand(cli: Argv): void {
         maxWeightBytes: args['max-weight-bytes'] === undefined ? undefined : parseSize(args['max-weight-bytes']),
         streamPath: args['stream-path'],
         onProgress: progress?.update,
+        force: args.force,
       }).finally(() => progress?.done());
       if (args.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
