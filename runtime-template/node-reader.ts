@@ -38,8 +38,9 @@ export async function nodeFolderReader(root: string) {
     const opened = await openBundleFile(fs, path, await resolvedRoot(relative), relative, root);
     try {
       if (declaredSize !== undefined && opened.size !== declaredSize) {
-        // inside the bundle (just checked), so its size may be told
-        fail('FM_BUNDLE_HASH', `${quote(relative)} has ${opened.size} bytes, the manifest says ${declaredSize} (truncated or replaced)`);
+        // refused before reading: a file that grew is never read past its declared size
+        const shortOrLong = opened.size < declaredSize ? `only ${opened.size}` : `more than ${declaredSize}`;
+        fail('FM_BUNDLE_HASH', `${quote(relative)} has ${shortOrLong} bytes, the manifest says ${declaredSize} (truncated or replaced)`);
       }
       return await readFully(opened.handle, offset, Math.max(0, Math.min(opened.size - offset, maxBytes)), relative, root);
     } finally {

@@ -96,7 +96,8 @@ function refuseKind(relative: string, stats: fs.BigIntStats): never {
 
 function checkSize(relative: string, size: number, limits: BundleReadLimits): void {
   if (limits.declaredSize !== undefined && size !== limits.declaredSize) {
-    fail('FM_BUNDLE_HASH', `${quoteName(relative)} has ${size} bytes, the manifest says ${limits.declaredSize} (truncated or replaced)`);
+    const shortOrLong = size < limits.declaredSize ? `only ${size}` : `more than ${limits.declaredSize}`;
+    fail('FM_BUNDLE_HASH', `${quoteName(relative)} has ${shortOrLong} bytes, the manifest says ${limits.declaredSize} (truncated or replaced)`);
   }
   if (size > limits.maxBytes) fail('FM_BUNDLE_INVALID', `${quoteName(relative)} is larger than ${limits.maxBytes} bytes`);
 }

@@ -166,7 +166,7 @@ describe('bundle files: only regular files inside the bundle folder', () => {
     writeFileSync(join(dir, SHARD), Buffer.concat([readFileSync(join(dir, SHARD)), Buffer.alloc(1 << 20)]));
     const error = await rejectionOf(runtime.verifyBundle(dir));
     expect(error.code, error.message).toBe('FM_BUNDLE_HASH');
-    expect(error.message).toContain(`"${SHARD}" has ${64 + (1 << 20)} bytes, the manifest says 64`);
+    expect(error.message).toContain(`"${SHARD}" has more than 64 bytes, the manifest says 64`);
   });
 
   it('the bundle folder itself may be a symlink (the caller chose it)', async () => {
