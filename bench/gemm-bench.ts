@@ -17,7 +17,7 @@ import { DEFAULT_LIMITS, type GemmKernel } from '../compiler/target/limits.js';
 import { type KernelSpec, type LowerTensor } from '../compiler/kernel/types.js';
 import { type LowerContext } from '../compiler/ops/op.js';
 import { makeConst } from '../compiler/ir/tensor.js';
-import { numElements, type Node } from '../compiler/ir/types.js';
+import { type Node } from '../compiler/ir/types.js';
 import { randomFloats } from '../fixtures/onnx-builder.js';
 
 interface GemmCase { name: string; M: number; K: number; N: number }

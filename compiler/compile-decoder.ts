@@ -15,6 +15,7 @@ import type { KernelProgram } from './lower/program.js';
 import type { Graph } from './ir/types.js';
 import { compileMultiContents, type MultiCompileOptions, type MultiCompileReport } from './compile-multi.js';
 import { writeBundle } from './bundle/write.js';
+import { assertOutputReplaceable } from './bundle/output-folder.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
 import type { BundleContents } from './bundle/contents.js';
 import type { DecoderSpec } from '../schemas/schedule.js';
@@ -54,8 +55,10 @@ export async function compileDecoderContents(prefillPath: string, decodePath: st
 
 export async function compileDecoder(prefillPath: string, decodePath: string, outDir: string, options: DecoderCompileOptions = {}): Promise<MultiCompileReport> {
   const start = performance.now();
+  // an output folder in the way fails before the models are read
+  await assertOutputReplaceable(outDir, options);
   const { contents, report } = await compileDecoderContents(prefillPath, decodePath, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey });
+  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
   return { ...report, totalMs: performance.now() - start };
 }
 

@@ -14,6 +14,7 @@ import { planMemory } from './schedule/memory-plan.js';
 import { jointProgram } from './schedule/sequence.js';
 import { defaultProfile } from './profile/load.js';
 import { writeBundle } from './bundle/write.js';
+import { assertOutputReplaceable } from './bundle/output-folder.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
 import type { BundleContents } from './bundle/contents.js';
 
@@ -149,8 +150,10 @@ export async function compileMultiContents(inputs: ModelInput[], options: MultiC
 
 export async function compileMultiModel(inputs: ModelInput[], outDir: string, options: MultiCompileOptions = {}): Promise<MultiCompileReport> {
   const start = performance.now();
+  // an output folder in the way fails before the models are read
+  await assertOutputReplaceable(outDir, options);
   const { contents, report } = await compileMultiContents(inputs, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey });
+  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
   return { ...report, totalMs: performance.now() - start };
 }
 

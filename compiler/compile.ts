@@ -13,6 +13,7 @@ import type { StreamPath, StreamStats } from './schedule/stream.js';
 import { FlashmemError } from './errors.js';
 import type { BundleContents } from './bundle/contents.js';
 import { writeBundle } from './bundle/write.js';
+import { assertOutputReplaceable } from './bundle/output-folder.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
 import type { DeviceProfile } from '../schemas/profile.js';
 import { defaultProfile } from './profile/load.js';
@@ -48,6 +49,8 @@ export interface CompileOptions {
   onProgress?: (event: CompileProgress) => void;
   /** sign the bundle with this Ed25519 private key (bundle/sign.ts parsePrivateKey): signature.json is written with the bundle */
   signingKey?: KeyObject;
+  /** replace the output folder even when it is not a bundle flashmemc wrote (--force); checked before compiling */
+  force?: boolean;
 }
 
 /**
@@ -162,13 +165,14 @@ export async function compileStreamingContents(modelPath: string, options: Compi
 
 export async function compileModel(modelPath: string, outDir: string, options: CompileOptions = {}): Promise<CompileReport> {
   const start = performance.now();
-  // checked before the model is read: a bad argument should not cost an import
+  // checked before the model is read: a bad argument or an output folder in the way should not cost an import
   const memoryBudget = options.strategy === 'stream' ? requireBudget(options.memoryBudget) : undefined;
+  await assertOutputReplaceable(outDir, options);
   const { contents, report } = memoryBudget !== undefined
     ? await compileStreamingContents(modelPath, { ...options, memoryBudget })
     : compileToContents(modelPath, options);
   const onProgress = options.onProgress;
-  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey });
+  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
   return { ...report, totalMs: performance.now() - start };
 }
 

@@ -81,6 +81,11 @@ export interface LoadOptions {
    */
   readFile?: ReadFileHook;
   /**
+   * Bundles at http(s) URLs: the deadline, in ms, of each bundle file's fetch, from the request to
+   * the body's last byte (default 30000); a server slower than that gives FM_TIMEOUT.
+   */
+  fetchTimeoutMs?: number;
+  /**
    * Where a streamed model's weights come from on each run. 'memory' (default): read from the
    * bundle once, at load, and kept in host memory (fastest runs). 'storage': read again by byte
    * range on every run, in schedule order with bounded read-ahead, so host memory holds only the
@@ -120,6 +125,8 @@ export interface VerifyOptions {
   maxGpuBytes?: number;
   /** as LoadOptions.maxWorkgroupsPerRun */
   maxWorkgroupsPerRun?: number;
+  /** as LoadOptions.fetchTimeoutMs */
+  fetchTimeoutMs?: number;
 }
 
 export interface VerifySummary {

@@ -20,8 +20,15 @@ export function fail(code: RuntimeErrorCode, message: string, cause?: unknown): 
   throw new FlashmemRuntimeError(code, message, cause === undefined ? undefined : { cause });
 }
 
+/** Quotes a name or path the bundle chose, cut to 200 characters: a bundle may make them of any length. */
 export function quote(name: string): string {
   return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
+}
+
+/** Any JSON value the bundle chose, written as JSON and cut to 200 characters. */
+export function shortJson(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 /** Failures of WebGPU calls themselves (exceptions, rejected promises) are device failures. */

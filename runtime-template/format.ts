@@ -45,8 +45,11 @@ function pointer(path: string): string {
   return path === '' ? '/' : path;
 }
 
+/** A JSON pointer one level down; keys come from the bundle, so long ones are cut (messages stay short). */
 function childPath(path: string, key: string | number): string {
-  return `${path}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  const name = String(key);
+  const shown = name.length > 200 ? `${name.slice(0, 200)}…` : name;
+  return `${path}/${shown.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 }
 
 function jsonTypeOf(value: unknown): string {
@@ -108,7 +111,7 @@ const KEYWORD_CHECKS: Record<string, KeywordCheck> = {
   enum: (allowed, value, path) =>
     (asArray(allowed).some((a) => jsonEqual(a, value)) ? [] : [`${pointer(path)}: must be one of ${JSON.stringify(allowed)}`]),
   pattern: (source, value, path) =>
-    (typeof value !== 'string' || compiledPattern(source as string).test(value) ? [] : [`${pointer(path)}: ${JSON.stringify(value)} does not match ${source}`]),
+    (typeof value !== 'string' || compiledPattern(source as string).test(value) ? [] : [`${pointer(path)}: ${quote(value)} does not match ${source}`]),
   minLength: (min, value, path) =>
     (typeof value !== 'string' || [...value].length >= (min as number) ? [] : [`${pointer(path)}: must have at least ${min} characters`]),
   minimum: (min, value, path) =>

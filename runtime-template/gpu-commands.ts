@@ -3,7 +3,7 @@
  */
 import type { DispatchStep, TextureRegion } from '../schemas/schedule.js';
 import { keepAlive } from './env.js';
-import { errorMessage, fail } from './errors.js';
+import { errorMessage, fail, quote } from './errors.js';
 import { isTextureBinding, TEXEL_BYTES } from './format.js';
 import { SHADER_STAGE_COMPUTE } from './gpu-memory.js';
 import type { GpuElements } from './tensors.js';
@@ -135,7 +135,7 @@ export class Pipelines {
         compute: { module, entryPoint: 'main' },
       }));
     } catch (error) {
-      fail('FM_WEBGPU', `compiling ${path} failed: ${errorMessage(error)}${await compilerMessages(module)}`, error);
+      fail('FM_WEBGPU', `compiling ${quote(path)} failed: ${errorMessage(error)}${await compilerMessages(module)}`, error);
     }
   }
 }

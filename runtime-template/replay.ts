@@ -261,7 +261,8 @@ function replayUntilRead(
         timeline.add('dispatch', index, start, { label: command.label });
         break;
       case 'readOutput':
-        recorder.copy(command.buffer, command.offset, model!.readback!, model!.readbackOffsets[command.output]!, command.size);
+        // an empty output has nothing to copy (and a model whose outputs are all empty has no readback buffer)
+        if (command.size > 0) recorder.copy(command.buffer, command.offset, model!.readback!, model!.readbackOffsets[command.output]!, command.size);
         timeline.add('readOutput', index, start, { bytes: command.size });
         break;
       case 'copy':

@@ -34,7 +34,7 @@ export { FlashmemRuntimeError, type RuntimeErrorCode } from './errors.js';
  */
 export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = {}): Promise<FlashmemSession> {
   const startedAt = performance.now();
-  const reader = await openBundleReader(dirOrUrl, options.readFile);
+  const reader = await openBundleReader(dirOrUrl, options);
   const bundle = await readVerifiedBundle(reader, options.trustedKeys);
   // before a device is even requested: these need only the schedule
   checkWorkBounds(bundle.schedule, bundle.modelInfos, options);
@@ -56,7 +56,7 @@ export async function loadBundle(dirOrUrl: string | URL, options: LoadOptions = 
  * Rejects with FM_BUNDLE_SIGNATURE (with trustedKeys), FM_BUNDLE_VERSION, FM_BUNDLE_INVALID, FM_BUNDLE_HASH or FM_IO.
  */
 export async function verifyBundle(dirOrUrl: string | URL, options: VerifyOptions = {}): Promise<VerifySummary> {
-  const reader = await openBundleReader(dirOrUrl, options.readFile);
+  const reader = await openBundleReader(dirOrUrl, options);
   const bundle = await readVerifiedBundle(reader, options.trustedKeys);
   checkScheduleBounds(bundle, verificationLimits(bundle.manifest, options.limits));
   const gpuBytes = checkWorkBounds(bundle.schedule, bundle.modelInfos, options);

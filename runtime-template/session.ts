@@ -365,14 +365,14 @@ export class Session implements FlashmemSession {
 
   private readOutputs(model: LoadedModel): RunOutputs {
     const outputs: RunOutputs = {};
-    if (!model.readback) return outputs;
-    const bytes = model.readback.getMappedRange();
+    // no readback buffer: every output is empty, and still one of the outputs
+    const bytes = model.readback ? model.readback.getMappedRange() : new ArrayBuffer(0);
     try {
       model.info.outputs.forEach((tensor, i) => {
         outputs[tensor.name] = fromGpuElements(tensor.dtype, bytes, model.readbackOffsets[i]!, elementCount(tensor.shape));
       });
     } finally {
-      model.readback.unmap();
+      model.readback?.unmap();
     }
     return outputs;
   }

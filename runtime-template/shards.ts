@@ -33,7 +33,7 @@ export class ShardBlocks {
   async readBlock(shard: number, block: number): Promise<Uint8Array<ArrayBuffer>> {
     const entry = this.files[shard]!;
     const size = entry.blocks!.size;
-    const bytes = await this.reader.readRange(entry.path, block * size, Math.min(size, entry.size - block * size));
+    const bytes = await this.reader.readRange(entry.path, block * size, Math.min(size, entry.size - block * size), entry.size);
     await checkBlock(entry, block, bytes);
     return bytes;
   }

@@ -4,7 +4,7 @@
 import type { FileEntry, Manifest } from '../schemas/manifest.js';
 import type { Schedule } from '../schemas/schedule.js';
 import type { ModelInfo, TrustedKey } from './api.js';
-import { fail, quote } from './errors.js';
+import { fail, quote, shortJson } from './errors.js';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_NAME, isPlainObject, MANIFEST_PATH, MAX_MANIFEST_BYTES, validateJson } from './format.js';
 import { type BundleReader, checkBlock, parseJsonFile, readVerifiedFile } from './reader.js';
 import { checkManifestSignature } from './signature.js';
@@ -49,10 +49,10 @@ async function readManifest(reader: BundleReader, trustedKeys: readonly TrustedK
   const json = parseJsonFile(bytes, MANIFEST_PATH);
   if (!isPlainObject(json)) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} is not a JSON object`);
   if (json.format !== BUNDLE_FORMAT_NAME) {
-    fail('FM_BUNDLE_VERSION', `${MANIFEST_PATH} has format ${JSON.stringify(json.format)}, not "${BUNDLE_FORMAT_NAME}": ${reader.location} is not a flashmemc bundle`);
+    fail('FM_BUNDLE_VERSION', `${MANIFEST_PATH} has format ${shortJson(json.format)}, not "${BUNDLE_FORMAT_NAME}": ${quote(reader.location)} is not a flashmemc bundle`);
   }
   if (json.formatVersion !== BUNDLE_FORMAT.formatVersion) {
-    fail('FM_BUNDLE_VERSION', `the bundle has format version ${JSON.stringify(json.formatVersion)}, this runtime reads version ${BUNDLE_FORMAT.formatVersion}: load it with the runtime.js inside the bundle, or recompile the model`);
+    fail('FM_BUNDLE_VERSION', `the bundle has format version ${shortJson(json.formatVersion)}, this runtime reads version ${BUNDLE_FORMAT.formatVersion}: load it with the runtime.js inside the bundle, or recompile the model`);
   }
   return { manifest: validateJson<Manifest>(BUNDLE_FORMAT.schemas.manifest, json, MANIFEST_PATH), manifestBytes: bytes.length };
 }
@@ -102,11 +102,11 @@ export async function verifyFileContents(reader: BundleReader, entry: FileEntry)
   }
   for (let block = 0; block < entry.blocks.sha256.length; block++) {
     const offset = block * entry.blocks.size;
-    await checkBlock(entry, block, await reader.readRange(entry.path, offset, Math.min(entry.blocks.size, entry.size - offset)));
+    await checkBlock(entry, block, await reader.readRange(entry.path, offset, Math.min(entry.blocks.size, entry.size - offset), entry.size));
   }
-  // one byte past the declared end: a file that grew is not the file the manifest describes
-  if ((await reader.readRange(entry.path, entry.size, 1)).length !== 0) {
-    fail('FM_BUNDLE_HASH', `${entry.path} has more than the ${entry.size} bytes the manifest says (replaced)`);
+  // one byte past the declared end (readers that cannot stat, e.g. readFile hooks): a file that grew is not the file the manifest describes
+  if ((await reader.readRange(entry.path, entry.size, 1, entry.size)).length !== 0) {
+    fail('FM_BUNDLE_HASH', `${quote(entry.path)} has more than ${entry.size} bytes, the manifest says ${entry.size} (truncated or replaced)`);
   }
 }
 
@@ -128,12 +128,12 @@ async function readSchedule(reader: BundleReader, files: Map<string, FileEntry>)
 function shardFile(shard: { path: string; size: number }, index: number, files: Map<string, FileEntry>): FileEntry {
   const entry = listedFile(files, shard.path, 'weights', `schedule.json shards[${index}]`);
   if (entry.size !== shard.size) {
-    fail('FM_BUNDLE_INVALID', `schedule.json shards[${index}] (${shard.path}) has size ${shard.size}, ${MANIFEST_PATH} says ${entry.size}`);
+    fail('FM_BUNDLE_INVALID', `schedule.json shards[${index}] (${quote(shard.path)}) has size ${shard.size}, ${MANIFEST_PATH} says ${entry.size}`);
   }
   const blocks = entry.blocks;
-  if (!blocks) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists no block hashes for ${shard.path}: recompile the model with this flashmemc`);
+  if (!blocks) fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists no block hashes for ${quote(shard.path)}: recompile the model with this flashmemc`);
   if (blocks.sha256.length !== Math.ceil(entry.size / blocks.size)) {
-    fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists ${blocks.sha256.length} block hashes for ${shard.path}, its ${entry.size} bytes make ${Math.ceil(entry.size / blocks.size)} blocks of ${blocks.size}`);
+    fail('FM_BUNDLE_INVALID', `${MANIFEST_PATH} lists ${blocks.sha256.length} block hashes for ${quote(shard.path)}, its ${entry.size} bytes make ${Math.ceil(entry.size / blocks.size)} blocks of ${blocks.size}`);
   }
   return entry;
 }
@@ -143,7 +143,7 @@ async function readShader(reader: BundleReader, path: string, index: number, fil
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (error) {
-    fail('FM_BUNDLE_INVALID', `${path} is not valid UTF-8`, error);
+    fail('FM_BUNDLE_INVALID', `${quote(path)} is not valid UTF-8`, error);
   }
 }
 

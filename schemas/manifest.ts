@@ -28,6 +28,15 @@ export const blockHashes = z.object({
   sha256: z.array(sha256),
 }).strict();
 
+/**
+ * A WebGPU limit name (maxBufferSize, minStorageBufferOffsetAlignment...): max* maxima and min*
+ * alignments. The pattern keeps out names of Object.prototype members ("toString", "__proto__",
+ * "constructor"), which code looking limits up by name would find on every object, and bounds
+ * the length, since messages name the limits.
+ */
+export const LIMIT_NAME = /^(max|min)[A-Z][A-Za-z0-9]{0,60}$/;
+export const limitName = z.string().regex(LIMIT_NAME);
+
 export const fileEntry = z.object({
   path: bundlePath,
   kind: z.enum(['schedule', 'shader', 'weights', 'runtime', 'types']),
@@ -42,7 +51,7 @@ export const manifestSchema = z.object({
   generator: z.object({ name: z.literal('flashmemc'), version: z.string() }).strict(),
   models: z.array(modelEntry).min(1),
   /** WebGPU limits the schedule needs, requested at device creation */
-  requiredLimits: z.record(z.string(), uint),
+  requiredLimits: z.record(limitName, uint),
   requiredFeatures: z.array(z.string()),
   files: z.array(fileEntry),
 }).strict();

@@ -6,7 +6,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
-import { readCapped } from './read-capped.js';
+import { readBundleFileSync } from './safe-read.js';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { MAX_SIGNATURE_BYTES, SIGNATURE_FORMAT, SIGNATURE_PATH, signatureSchema, type SignatureFile } from '../../schemas/signature.js';
@@ -85,7 +85,7 @@ export function signatureOf(manifestBytes: Uint8Array, privateKey: KeyObject): S
 
 /** Writes signature.json into a bundle folder (through a temporary file and a rename: never half-written). */
 export async function signBundleDir(bundleDir: string, privateKey: KeyObject): Promise<SignatureFile> {
-  const manifestBytes = await readCapped(join(bundleDir, MANIFEST), MAX_MANIFEST_BYTES, 'FM_BUNDLE_INVALID');
+  const manifestBytes = readBundleFileSync(bundleDir, MANIFEST, { maxBytes: MAX_MANIFEST_BYTES });
   const signature = signatureOf(manifestBytes, privateKey);
   const target = join(bundleDir, SIGNATURE_PATH);
   const temporary = `${target}.tmp-${process.pid}`;
@@ -104,7 +104,7 @@ export async function signBundleDir(bundleDir: string, privateKey: KeyObject): P
  * verifies manifest.json's bytes. Reads only those two files, both capped.
  */
 export async function checkBundleSignature(bundleDir: string, trusted: readonly KeyObject[]): Promise<void> {
-  const manifestBytes = await readCapped(join(bundleDir, MANIFEST), MAX_MANIFEST_BYTES, 'FM_BUNDLE_INVALID');
+  const manifestBytes = readBundleFileSync(bundleDir, MANIFEST, { maxBytes: MAX_MANIFEST_BYTES });
   const signature = await readSignature(bundleDir);
   const signer = Buffer.from(signature.publicKey, 'base64');
   const key = trusted.find((candidate) => rawPublicKey(candidate).equals(signer));
@@ -117,7 +117,7 @@ export async function checkBundleSignature(bundleDir: string, trusted: readonly 
 async function readSignature(bundleDir: string): Promise<SignatureFile> {
   let bytes: Buffer;
   try {
-    bytes = await readCapped(join(bundleDir, SIGNATURE_PATH), MAX_SIGNATURE_BYTES, 'FM_BUNDLE_SIGNATURE');
+    bytes = readBundleFileSync(bundleDir, SIGNATURE_PATH, { maxBytes: MAX_SIGNATURE_BYTES });
   } catch (error) {
     fail('FM_BUNDLE_SIGNATURE', `${bundleDir} is not signed: ${(error as Error).message}; sign it with flashmemc sign`, error);
   }

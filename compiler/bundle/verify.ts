@@ -10,10 +10,10 @@
  * The bundle's runtime.js is read and compared, never imported.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { fail } from '../errors.js';
-import { readCapped } from './read-capped.js';
+import { readBundleFileSync } from './safe-read.js';
 import { checkBundleSignature, rawPublicKeyBase64 } from './sign.js';
 import { compareWithOwnRuntime, foreignRuntimeMessage, importOwnRuntime } from './own-runtime.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
@@ -97,12 +97,7 @@ async function readHashed(dir: string, entry: FileEntry): Promise<Buffer> {
 const MAX_WHOLE_FILE_BYTES = 64 << 20;
 
 async function readBundleFile(dir: string, path: string, cap = MAX_WHOLE_FILE_BYTES): Promise<Buffer> {
-  try {
-    return await readCapped(join(dir, path), cap, 'FM_BUNDLE_INVALID');
-  } catch (error) {
-    if ((error as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') fail('FM_BUNDLE_INVALID', `bundle file ${path} is missing (${join(dir, path)})`, error);
-    throw error;
-  }
+  return readBundleFileSync(dir, path, { maxBytes: cap });
 }
 
 function parseJson(bytes: Uint8Array, file: string): unknown {

@@ -2,18 +2,20 @@
  * Writes a bundle folder: schedule.json, shaders/<sha256-prefix>.wgsl, weights/<n>.bin,
  * runtime.js + runtime.d.ts, and manifest.json last, listing every other file with its size and
  * sha256. Writing is atomic: everything goes into a fresh sibling temp folder that replaces the
- * output folder only when complete; on failure the output folder is left as it was. The bytes are
+ * output folder only when complete; on failure the output folder is left as it was, and only a
+ * folder holding exactly a bundle is ever replaced (output-folder.ts). The bytes are
  * reproducible: no timestamps, fixed key order, 2-space JSON.
  */
 import type { KeyObject } from 'node:crypto';
 import { SIGNATURE_PATH } from '../../schemas/signature.js';
 import { signatureOf } from './sign.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdir, open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
-import { fail, FlashmemError, quoteName } from '../errors.js';
+import { fail, quoteName } from '../errors.js';
+import { assertOutputReplaceable, ioFailure, type OutputOptions, replaceOutputFolder } from './output-folder.js';
 import { FORMAT_VERSION } from '../../schemas/common.js';
 import { manifestSchema, modelEntry, type FileEntry, type Manifest } from '../../schemas/manifest.js';
 import { scheduleSchema, type Schedule } from '../../schemas/schedule.js';
@@ -23,7 +25,7 @@ import { shaderPath } from '../schedule/build.js';
 
 export { shaderPath };
 
-export interface WriteBundleOptions {
+export interface WriteBundleOptions extends OutputOptions {
   /** runtime.js and runtime.d.ts to ship; default: generateRuntime() */
   runtime?: GeneratedRuntime;
   /** sign the bundle: signature.json (bundle/sign.ts) is written with the other files, before the folder appears at outDir */
@@ -45,24 +47,11 @@ const SHADER_PATH = /^shaders\/([0-9a-f]{8,64})\.wgsl$/;
 const SHARD_PATH = /^weights\/[A-Za-z0-9_.-]+$/;
 
 export async function writeBundle(outDir: string, contents: BundleContents, options: WriteBundleOptions = {}): Promise<WrittenBundle> {
-  const target = resolve(outDir);
-  await assertReplaceable(target);
+  // before anything else: a folder that may not be replaced should not cost the contents' checks
+  await assertOutputReplaceable(outDir, options);
   const schedule = checkContents(contents);
   const runtime = options.runtime ?? generateRuntime();
-  await mkdirOrFail(dirname(target));
-  const temp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
-  // not recursive: the temp folder must be new
-  await mkdir(temp).catch((error: unknown) => ioFailure(`creating ${temp}`, error));
-  try {
-    const written = await writeFiles(temp, contents, schedule, runtime, options.signingKey);
-    // checked again: something may have appeared at the output path while the files were written
-    await assertReplaceable(target);
-    await replaceFolder(temp, target);
-    return written;
-  } catch (error) {
-    await rm(temp, { recursive: true, force: true });
-    throw error;
-  }
+  return replaceOutputFolder(outDir, options, (temp) => writeFiles(temp, contents, schedule, runtime, options.signingKey));
 }
 
 // ------------------------------------------------------------------------------------ contents
@@ -238,57 +227,7 @@ async function writeAll(handle: Awaited<ReturnType<typeof open>>, bytes: Uint8Ar
   }
 }
 
-// ------------------------------------------------------------------------- the output folder
-
-/**
- * The output folder may be replaced only when it is absent, empty, or a previous bundle (its
- * manifest.json says so: a web app's manifest.json is not enough). Anything else may be user data.
- */
-async function assertReplaceable(target: string): Promise<void> {
-  const stats = await lstat(target).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : ioFailure(`inspecting ${target}`, error)));
-  if (!stats) return;
-  const refuse = (why: string): never =>
-    fail('FM_BAD_ARGUMENT', `refusing to replace ${target}: ${why}; choose another output folder, or remove it yourself`);
-  if (!stats.isDirectory()) refuse('it is not a folder');
-  const entries = await readdir(target).catch((error: unknown) => ioFailure(`listing ${target}`, error));
-  if (entries.length === 0) return;
-  if (!entries.includes(MANIFEST)) refuse(`it is not empty and holds no ${MANIFEST}`);
-  if (!(await isBundleManifest(join(target, MANIFEST)))) refuse(`its ${MANIFEST} is not a flashmemc bundle manifest`);
-}
-
-async function isBundleManifest(path: string): Promise<boolean> {
-  try {
-    const manifest = JSON.parse(await readFile(path, 'utf8')) as { format?: unknown };
-    return manifest.format === 'flashmemc-bundle';
-  } catch {
-    return false;
-  }
-}
-
-/** Swaps the finished temp folder in; the previous folder is moved aside first and restored if the swap fails. */
-async function replaceFolder(temp: string, target: string): Promise<void> {
-  const exists = await lstat(target).then(() => true, () => false);
-  if (!exists) {
-    await rename(temp, target).catch((error: unknown) => ioFailure(`moving the bundle to ${target}`, error));
-    return;
-  }
-  const aside = `${target}.old-${randomBytes(6).toString('hex')}`;
-  await rename(target, aside).catch((error: unknown) => ioFailure(`moving the previous ${basename(target)} aside`, error));
-  try {
-    await rename(temp, target);
-  } catch (error) {
-    await rename(aside, target);
-    ioFailure(`moving the bundle to ${target}`, error);
-  }
-  await rm(aside, { recursive: true, force: true });
-}
-
 // ------------------------------------------------------------------------------------ fs errors
-
-function ioFailure(what: string, error: unknown): never {
-  if (error instanceof FlashmemError) throw error;
-  fail('FM_IO', `${what} failed: ${error instanceof Error ? error.message : String(error)}`, error);
-}
 
 async function mkdirOrFail(path: string): Promise<void> {
   await mkdir(path, { recursive: true }).catch((error: unknown) => ioFailure(`creating ${path}`, error));

@@ -3,10 +3,12 @@
  * runtime.js is generated from, never the bundle's copy, which an attacker may have rewritten), on a
  * Dawn device created here with the limits the manifest requires.
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { FlashmemError } from '../errors.js';
-import type { Manifest } from '../../schemas/manifest.js';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { fail, quoteName } from '../errors.js';
+import { readBundleFileSync } from '../bundle/safe-read.js';
+import { FORMAT_VERSION } from '../../schemas/common.js';
+import { LIMIT_NAME, manifestSchema, type Manifest } from '../../schemas/manifest.js';
 import { compareWithOwnRuntime, foreignRuntimeMessage, importOwnRuntime } from '../bundle/own-runtime.js';
 import { createNodeDevice } from '../target/webgpu.js';
 import type { NumericArray } from './npy.js';
@@ -41,12 +43,46 @@ export interface RuntimeLoadOptions {
 }
 
 
+/** as the runtime: a manifest lists files and signatures only */
+const MAX_MANIFEST_BYTES = 16 << 20;
+/** as the runtime's cap on files read whole */
+const MAX_RUNTIME_BYTES = 64 << 20;
+
+/**
+ * manifest.json of a bundle folder, read as the runtime reads it (a regular file inside the folder,
+ * no symlinks: compiler/bundle/safe-read.ts) and checked before anything uses it: format and
+ * version first (FM_BUNDLE_VERSION), then the schema (FM_BUNDLE_INVALID), so that a hostile
+ * manifest never reaches device creation (requiredLimits) unchecked.
+ */
 export function readManifest(bundleDir: string): Manifest {
-  try {
-    return JSON.parse(readFileSync(join(bundleDir, 'manifest.json'), 'utf8')) as Manifest;
-  } catch (e) {
-    throw new FlashmemError('FM_BUNDLE_INVALID', `${bundleDir} has no readable manifest.json: ${(e as Error).message}`);
+  const json = parseManifestJson(readBundleFileSync(bundleDir, 'manifest.json', { maxBytes: MAX_MANIFEST_BYTES }));
+  const header = (typeof json === 'object' && json !== null ? json : {}) as { format?: unknown; formatVersion?: unknown; requiredLimits?: unknown };
+  if (header.format !== 'flashmemc-bundle') {
+    fail('FM_BUNDLE_VERSION', `manifest.json has format ${shortJson(header.format)}, not "flashmemc-bundle": ${quoteName(bundleDir)} is not a flashmemc bundle`);
   }
+  if (header.formatVersion !== FORMAT_VERSION) {
+    fail('FM_BUNDLE_VERSION', `the bundle has format version ${shortJson(header.formatVersion)}, this flashmemc reads version ${FORMAT_VERSION}: recompile the model`);
+  }
+  // zod drops a "__proto__" key of a record silently; the name check sees every own key
+  const limitNames = typeof header.requiredLimits === 'object' && header.requiredLimits !== null ? Object.keys(header.requiredLimits) : [];
+  const badLimit = limitNames.find((name) => !LIMIT_NAME.test(name));
+  if (badLimit !== undefined) fail('FM_BUNDLE_INVALID', `manifest.json: requiredLimits names ${quoteName(badLimit)}, which is not a WebGPU limit`);
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) fail('FM_BUNDLE_INVALID', `manifest.json does not match the bundle format:\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+function parseManifestJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (error) {
+    fail('FM_BUNDLE_INVALID', `manifest.json is not valid UTF-8 JSON: ${(error as Error).message.slice(0, 200)}`, error);
+  }
+}
+
+function shortJson(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 export interface OpenedBundle {
@@ -78,7 +114,7 @@ export async function openBundle(
 function foreignRuntimeOf(bundleDir: string): string | undefined {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(join(bundleDir, 'runtime.js'));
+    bytes = readBundleFileSync(bundleDir, 'runtime.js', { maxBytes: MAX_RUNTIME_BYTES });
   } catch {
     return `${bundleDir}/runtime.js could not be read; the bundle ran with flashmemc's own runtime`;
   }

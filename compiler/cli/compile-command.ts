@@ -63,7 +63,8 @@ export function compileCommand(cli: Argv): void {
       .option('stream-path', { choices: ['carriers', 'copies'] as const, default: 'carriers' as const, describe: 'streamed weights reach their slots through the staging ring and carrier kernels, or by direct copies before each kernel (pair with run --uploads mapped)' })
       .option('decoder-window', { type: 'number', describe: 'with --decoder: GPT-Neo\'s local attention window (default: read from the prefill graph)' })
       .option('decoder', { type: 'boolean', default: false, describe: 'an autoregressive decoder: two models named prefill and decode (prefill.onnx decode.onnx, or path=prefill path=decode) sharing weights, with the KV cache on the GPU' })
-      .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically; an existing folder only when it holds exactly a bundle flashmemc wrote)' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace --out whatever it holds (by default a folder that is not exactly a flashmemc bundle is refused with FM_OUTPUT)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
       .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
@@ -86,6 +87,7 @@ export function compileCommand(cli: Argv): void {
         streamPath: args['stream-path'],
         // read before compiling: a bad key should not cost a compile
         signingKey: args.sign === undefined ? undefined : readPrivateKeyFile(args.sign),
+        force: args.force,
       };
       // a machine reading --json gets no bar either, like a pipe
       const progress = progressBar(process.stderr, args.quiet || args.json);
@@ -122,6 +124,7 @@ export function compileCommand(cli: Argv): void {
         streamPath: args['stream-path'],
         signingKey: bundleOptions.signingKey,
         onProgress,
+        force: args.force,
       }).finally(() => progress?.done());
       if (args.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

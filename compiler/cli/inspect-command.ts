@@ -1,17 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { memoryChartSvg, memoryOverTime, textureBytes } from './memory-chart.js';
-import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { FlashmemError } from '../errors.js';
+import { readBundleFileSync } from '../bundle/safe-read.js';
+import { writeOutputFile } from './output-file.js';
 import type { ModelSchedule, Schedule } from '../../schemas/schedule.js';
 import { scheduleSchema } from '../../schemas/schedule.js';
-import { manifestSchema } from '../../schemas/manifest.js';
+import { manifestSchema, type Manifest } from '../../schemas/manifest.js';
 import { readManifest } from './bundle-session.js';
 import { mib } from './compile-command.js';
 import { readReportInput } from './report/load.js';
 import { bundleReport } from './report/summary.js';
 import { renderReport } from './report/render.js';
-import { writeFileAtomically } from './report/write-atomically.js';
 
 export interface ModelSummary {
   model: string;
@@ -85,7 +84,7 @@ export function inspectCommand(cli: Argv): void {
     (args) => {
       const manifest = manifestSchema.safeParse(readManifest(args.bundle));
       if (!manifest.success) throw new FlashmemError('FM_BUNDLE_INVALID', `manifest.json: ${manifest.error.message}`);
-      const parsed = scheduleSchema.safeParse(JSON.parse(readFileSync(join(args.bundle, 'schedule.json'), 'utf8')));
+      const parsed = scheduleSchema.safeParse(readScheduleJson(args.bundle, manifest.data));
       if (!parsed.success) throw new FlashmemError('FM_BUNDLE_INVALID', `schedule.json: ${parsed.error.message}`);
       const schedule: Schedule = parsed.data;
       const models = schedule.models.map(summarizeModel);
@@ -93,9 +92,9 @@ export function inspectCommand(cli: Argv): void {
       const report = args.html === undefined ? undefined : bundleReport(readReportInput(args.bundle, manifest.data, schedule, args.timeline));
       if (args.svg) {
         const first = schedule.models[0]!;
-        writeFileAtomically(args.svg, memoryChartSvg(`${first.model} (${first.strategy}): GPU memory over the run`, memoryOverTime(first), first.loadPlan?.budgetBytes));
+        writeOutputFile(args.svg, memoryChartSvg(`${first.model} (${first.strategy}): GPU memory over the run`, memoryOverTime(first), first.loadPlan?.budgetBytes), '--svg');
       }
-      if (report) writeFileAtomically(args.html!, renderReport(report));
+      if (report) writeOutputFile(args.html!, renderReport(report), '--html');
       const files = manifest.data.files;
       const totals = { shaders: schedule.shaders.length, shards: schedule.shards.length, bundleBytes: files.reduce((s, f) => s + f.size, 0) };
       if (args.json) {
@@ -125,4 +124,16 @@ export function inspectCommand(cli: Argv): void {
       process.stdout.write(`${out.join('\n')}\n`);
     },
   );
+}
+
+/** schedule.json as the manifest lists it: a regular file of the bundle, of the declared size (safe-read.ts). */
+function readScheduleJson(bundleDir: string, manifest: Manifest): unknown {
+  const entry = manifest.files.find((file) => file.kind === 'schedule' && file.path === 'schedule.json');
+  if (!entry) throw new FlashmemError('FM_BUNDLE_INVALID', 'manifest.json lists no schedule.json');
+  const bytes = readBundleFileSync(bundleDir, entry.path, { maxBytes: entry.size, declaredSize: entry.size });
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new FlashmemError('FM_BUNDLE_INVALID', `schedule.json is not valid UTF-8 JSON: ${(error as Error).message.slice(0, 200)}`, { cause: error });
+  }
 }

@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { FlashmemError, quoteName } from '../errors.js';
@@ -10,6 +9,7 @@ import { guarded, startWatchdog, type Watchdog } from './watchdog.js';
 import { rawPublicKeyBase64 } from '../bundle/sign.js';
 import { readPublicKeyFiles } from './sign-command.js';
 import { positiveCount } from './verify-command.js';
+import { makeOutputFolder, writeOutputFile } from './output-file.js';
 import { keepAlive } from '../target/webgpu.js';
 import { mib, parseSize } from './compile-command.js';
 import type { Manifest } from '../../schemas/manifest.js';
@@ -63,7 +63,7 @@ export function runCommand(cli: Argv): void {
         if (args.sequence !== undefined) {
           await runSequence(session, manifest, args.sequence.split(',').map((n) => n.trim()), args.repeat, args.seed, args.json, performance.now() - started);
           const stats = session.stats();
-          if (args.timeline) writeFileSync(args.timeline, `${JSON.stringify({ run: stats.timeline, load: stats.loadTimeline }, null, 1)}\n`);
+          if (args.timeline) writeOutputFile(args.timeline, `${JSON.stringify({ run: stats.timeline, load: stats.loadTimeline }, null, 1)}\n`, '--timeline');
           return;
         }
         const model = args.model ? manifest.models.find((m) => m.name === args.model) : manifest.models[0];
@@ -78,7 +78,7 @@ export function runCommand(cli: Argv): void {
         }
         const stats = session.stats();
         if (args['save-outputs']) saveOutputs(args['save-outputs'], model.outputs, outputs);
-        if (args.timeline) writeFileSync(args.timeline, `${JSON.stringify({ run: stats.timeline, load: stats.loadTimeline }, null, 1)}\n`);
+        if (args.timeline) writeOutputFile(args.timeline, `${JSON.stringify({ run: stats.timeline, load: stats.loadTimeline }, null, 1)}\n`, '--timeline');
         const report = {
           model: model.name,
           outputs: model.outputs.map((o) => ({ name: o.name, dtype: o.dtype, shape: o.shape, summary: summarize(outputs[o.name]!) })),
@@ -159,13 +159,13 @@ async function runSequence(session: Awaited<ReturnType<typeof openBundle>>['sess
 }
 
 function saveOutputs(dir: string, signature: { name: string; dtype: string; shape: number[] }[], outputs: Record<string, NumericArray>): void {
-  mkdirSync(dir, { recursive: true });
+  makeOutputFolder(dir, '--save-outputs');
   const used = new Set<string>();
   for (const sig of signature) {
     let file = safeFileName(sig.name);
     for (let i = 1; used.has(file); i++) file = `${safeFileName(sig.name)}_${i}`;
     used.add(file);
-    writeFileSync(join(dir, `${file}.npy`), writeNpy({ dtype: sig.dtype as DType, shape: sig.shape, data: outputs[sig.name]! }));
+    writeOutputFile(join(dir, `${file}.npy`), writeNpy({ dtype: sig.dtype as DType, shape: sig.shape, data: outputs[sig.name]! }), '--save-outputs');
   }
 }
 

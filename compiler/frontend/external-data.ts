@@ -13,7 +13,7 @@ import type { ExternalDataSource } from './tensor-decode.js';
 // O_NOFOLLOW is absent on Windows; there realpath plus the fstat check still apply
 const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
 
-function describeNonRegular(stat: fs.Stats): string {
+function describeNonRegular(stat: fs.Stats | fs.BigIntStats): string {
   if (stat.isDirectory()) return 'a directory';
   if (stat.isFIFO()) return 'a FIFO';
   if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
@@ -91,12 +91,18 @@ export function externalDataSource(baseDir: string): ExternalDataSource {
       if (!isInside(base, real)) {
         fail('FM_EXTERNAL_DATA', `${where}: the location resolves through a symlink to ${quoteName(real)}, outside the model folder ${quoteName(base)}`);
       }
-      return readRegularFileRange(real, offset, byteLength, where);
+      return readRegularFileRange(base, real, offset, byteLength, where);
     },
   };
 }
 
-function readRegularFileRange(file: string, offset: number, byteLength: number, where: string): Uint8Array {
+/**
+ * Reads from `file` (a real path inside the real folder `base`). realpath and open are two steps,
+ * and a folder on the path may be swapped for a symlink between them (O_NOFOLLOW guards only the
+ * last component), so the opened descriptor is checked afterwards: walking from `base` with lstat,
+ * every component must still be a plain folder and the last one the very file opened (dev, ino).
+ */
+function readRegularFileRange(base: string, file: string, offset: number, byteLength: number, where: string): Uint8Array {
   let fd: number;
   try {
     fd = fs.openSync(file, OPEN_FLAGS);
@@ -104,10 +110,14 @@ function readRegularFileRange(file: string, offset: number, byteLength: number, 
     fail('FM_EXTERNAL_DATA', `${where}: cannot open the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
   }
   try {
-    const stat = fs.fstatSync(fd);
+    const stat = fs.fstatSync(fd, { bigint: true });
     if (!stat.isFile()) fail('FM_EXTERNAL_DATA', `${where}: the location is ${describeNonRegular(stat)}, not a regular file`);
-    if (offset + byteLength > stat.size) {
-      fail('FM_EXTERNAL_DATA', `${where}: bytes ${offset}..${offset + byteLength} lie beyond the end of the ${stat.size}-byte file`);
+    if (!isStillAt(base, file, stat)) {
+      fail('FM_EXTERNAL_DATA', `${where}: the file changed while it was being opened (a folder on its path was replaced); refusing to read it`);
+    }
+    const size = Number(stat.size);
+    if (offset + byteLength > size) {
+      fail('FM_EXTERNAL_DATA', `${where}: bytes ${offset}..${offset + byteLength} lie beyond the end of the ${size}-byte file`);
     }
     const bytes = readRange(fd, offset, byteLength);
     if (!bytes) fail('FM_EXTERNAL_DATA', `${where}: the file ended early (was it truncated while reading?)`);
@@ -115,6 +125,23 @@ function readRegularFileRange(file: string, offset: number, byteLength: number, 
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Whether the lstat walk from `base` to `file` meets folders only, then the file `opened` is. */
+function isStillAt(base: string, file: string, opened: fs.BigIntStats): boolean {
+  let at = base;
+  const segments = path.relative(base, file).split(path.sep);
+  for (const [i, segment] of segments.entries()) {
+    at = path.join(at, segment);
+    let stats: fs.BigIntStats;
+    try {
+      stats = fs.lstatSync(at, { bigint: true });
+    } catch {
+      return false;
+    }
+    if (i < segments.length - 1 ? !stats.isDirectory() : stats.dev !== opened.dev || stats.ino !== opened.ino) return false;
+  }
+  return true;
 }
 
 /**

@@ -35,6 +35,8 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
       continue;
     }
     for (const out of outputs) if (out.id) addTensor(out.id, out.type, 'activation');
+    // a node whose outputs are all empty computes nothing: no kernel (one would bind empty tensors)
+    if (outputs.every((out) => numElements(out.type.shape) === 0)) continue;
     if (!def.lower) fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (${node.opType}): its value must be a compile-time constant`);
     const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout, kernelChoices);
     try {
@@ -75,6 +77,10 @@ function lowerContext(
     kernel(spec: KernelSpec) {
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);
+        // WebGPU has no empty storage bindings; refused here, the runtime would refuse the bundle
+        if (program.tensors.get(b.id)!.bytes === 0) {
+          fail('FM_SHAPE', `${describeNode(node)}: kernel ${spec.label} would bind the zero-size tensor ${quoteName(b.id)}; flashmemc runs no kernel on empty tensors`);
+        }
       }
       checkKernelLimits(describeNode(node), spec, limits);
       program.kernels.push({

@@ -3,7 +3,7 @@
  * FLASHMEM_WEBGPU_BACKEND (e.g. 'vulkan', 'opengles'); by default every backend is tried in turn
  * and the first that yields an adapter wins (here, Mesa llvmpipe answers only on OpenGL ES).
  */
-import { FlashmemError } from '../errors.js';
+import { FlashmemError, quoteName } from '../errors.js';
 
 const DEFAULT_BACKENDS = ['vulkan', 'opengles'];
 
@@ -56,10 +56,10 @@ export async function createNodeDevice(options: { backend?: string; limits?: Rec
     }
     const requiredLimits: Record<string, number> = {};
     for (const [key, value] of Object.entries(options.limits ?? adapterMaxima(adapter))) {
-      const max = (adapter.limits as unknown as Record<string, number>)[key];
-      if (max === undefined || value > max) {
-        throw new FlashmemError('FM_WEBGPU', `adapter (${backend}) limit ${key} is ${max}, the bundle needs ${value}`);
-      }
+      // a lookup by name also finds Object.prototype members ("toString"): only numbers are limits
+      const max: unknown = (adapter.limits as unknown as Record<string, unknown>)[key];
+      if (typeof max !== 'number') throw new FlashmemError('FM_WEBGPU', `adapter (${backend}) has no limit ${quoteName(key)}`);
+      if (value > max) throw new FlashmemError('FM_WEBGPU', `adapter (${backend}) limit ${key} is ${max}, the bundle needs ${value}`);
       requiredLimits[key] = value;
     }
     const device = await keepAlive(adapter.requestDevice({ requiredLimits }));

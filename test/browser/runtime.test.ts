@@ -181,6 +181,6 @@ describe.skipIf(!hasChromium)('runtime in headless Chromium', () => {
       return loadBundle('${origin}/empty/').then(() => ({}), (error) => ({ error: { name: error.name, code: error.code, message: error.message } }));
     })()`)) as PageResult;
     expect(result.error).toMatchObject({ code: 'FM_BUNDLE_INVALID' });
-    expect(result.error!.message).toContain('manifest.json is missing (404');
+    expect(result.error!.message).toContain('"manifest.json" is missing (404');
   });
 });

@@ -57,7 +57,7 @@ describe('runtime rejects bundles: format version and schema', () => {
   it('manifest.json that is not JSON', async () => {
     const dir = await mlpBundle();
     await tamperFile(dir, 'manifest.json', (bytes) => bytes.subarray(0, bytes.length - 3));
-    await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'manifest.json is not valid UTF-8 JSON');
+    await expectLoadFails(dir, 'FM_BUNDLE_INVALID', '"manifest.json" is not valid UTF-8 JSON');
   });
 
   it('schema violation in manifest.json: unknown property', async () => {
@@ -251,7 +251,7 @@ describe('runtime rejects bundles: bounds against the bundle and the device', ()
     const dir = await mlpBundle();
     const { shaders } = await readJson<{ shaders: string[] }>(dir, 'schedule.json');
     await replaceAndRehash(dir, shaders[0]!, Buffer.from('this is not WGSL'));
-    await expectLoadFails(dir, 'FM_WEBGPU', `compiling ${shaders[0]}`, 'line 1:1');
+    await expectLoadFails(dir, 'FM_WEBGPU', `compiling "${shaders[0]}"`, 'line 1:1');
     await expectDeviceStillWorks();
   });
 });

@@ -146,8 +146,8 @@ describe('writeBundle: atomic replacement', () => {
     await mkdir(dir);
     await writeFile(join(dir, 'notes.txt'), 'mine');
     const error = await rejectionOf(writeBundle(dir, assembleBundle([counterModel()])));
-    expect(error.code).toBe('FM_BAD_ARGUMENT');
-    expect(error.message).toContain('not empty and holds no manifest.json');
+    expect(error.code).toBe('FM_OUTPUT');
+    expect(error.message).toContain('it holds "notes.txt" and no manifest.json');
     expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
     expect(await siblingsOf(dir)).toEqual(['bundle']);
   });
@@ -157,14 +157,14 @@ describe('writeBundle: atomic replacement', () => {
     await mkdir(dir);
     await writeFile(join(dir, 'manifest.json'), JSON.stringify({ name: 'My PWA', start_url: '/' }));
     const error = await rejectionOf(writeBundle(dir, assembleBundle([counterModel()])));
-    expect(error.code).toBe('FM_BAD_ARGUMENT');
+    expect(error.code).toBe('FM_OUTPUT');
     expect(await readdir(dir)).toEqual(['manifest.json']);
   });
 
   it('refuses a path that is a file', async () => {
     const dir = await freshOutDir();
     await writeFile(dir, 'a file');
-    expect((await rejectionOf(writeBundle(dir, assembleBundle([counterModel()])))).code).toBe('FM_BAD_ARGUMENT');
+    expect((await rejectionOf(writeBundle(dir, assembleBundle([counterModel()])))).code).toBe('FM_OUTPUT');
     expect(await readFile(dir, 'utf8')).toBe('a file');
   });
 });

@@ -8,6 +8,7 @@
  * written from the schedule the way the runtime records a run; inspect-html.gpu.test.ts feeds a
  * real one. The Chromium part is skipped, with the reason printed, where no Chromium is installed.
  */
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -81,11 +82,18 @@ function hostileCopy(bundle: string, into: string): string {
   }
   model.loadPlan!.profile = { name: name(n++), device: name(n++) };
   writeJson(join(dir, 'schedule.json'), schedule);
+  for (const shader of schedule.shaders) writeFileSync(join(dir, shader), `${readFileSync(join(dir, shader), 'utf8')}\n// ${INJECTIONS.join(' ')}\n`);
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   manifest.models[0].name = name(0);
   for (const t of [...manifest.models[0].inputs, ...manifest.models[0].outputs]) t.name = name(n++);
+  // as an attacker would: the edited files' sizes and hashes recomputed
+  for (const entry of manifest.files as { path: string; size: number; sha256: string }[]) {
+    if (entry.path !== 'schedule.json' && !entry.path.startsWith('shaders/')) continue;
+    const bytes = readFileSync(join(dir, entry.path));
+    entry.size = bytes.length;
+    entry.sha256 = createHash('sha256').update(bytes).digest('hex');
+  }
   writeJson(join(dir, 'manifest.json'), manifest);
-  for (const shader of schedule.shaders) writeFileSync(join(dir, shader), `${readFileSync(join(dir, shader), 'utf8')}\n// ${INJECTIONS.join(' ')}\n`);
   return dir;
 }
 
@@ -179,7 +187,7 @@ describe('flashmemc inspect --html', () => {
     expect(readdirSync(tmp.dir).filter((f) => f.includes('report'))).toEqual(['report.html']);
     const missingFolder = await cli('inspect', bundle, '--html', join(out, 'no', 'such', 'folder', 'r.html'));
     expect(missingFolder.code).toBe(2);
-    expect(missingFolder.stderr).toMatch(/FM_IO: cannot write .*r\.html/);
+    expect(missingFolder.stderr).toMatch(/FM_IO: writing --html file .*r\.html/);
     const noHtml = await cli('inspect', bundle, '--timeline', join(tmp.dir, 't.json'));
     expect(noHtml.code).toBe(2);
     expect(noHtml.stderr).toMatch(/FM_BAD_ARGUMENT: --timeline goes into the HTML report/);

@@ -78,7 +78,7 @@ describe('LoadOptions.readFile', () => {
       return bytes;
     });
     const error = await rejectionOf(runtime.loadBundle(mlpDir, { device, readFile: read }));
-    expectError(error, 'FM_IO', `reading bundle file ${reads[2]!.path}`, 'the disk went away');
+    expectError(error, 'FM_IO', `reading bundle file "${reads[2]!.path}"`, 'the disk went away');
     await expectDeviceStillWorks();
   });
 

@@ -125,7 +125,7 @@ describe('flashmemc verify', () => {
 
   it('refuses a folder that is not a bundle, and bad --target-limits', async () => {
     const empty = await tempDir();
-    await expectRefused([empty], 'FM_BUNDLE_INVALID', 'manifest.json is missing');
+    await expectRefused([empty], 'FM_BUNDLE_INVALID', 'manifest.json', 'is missing');
     await expectRefused([await mlpBundle(), '--target-limits', 'nope'], 'FM_BAD_ARGUMENT', '--target-limits');
   });
 });
