@@ -25,8 +25,17 @@ export function writeOutputFile(path: string, data: string | Uint8Array, option:
     writeFileSync(temp, data, { flag: 'wx' });
     renameSync(temp, path);
   } catch (error) {
-    rmSync(temp, { force: true });
+    removeIfThere(temp);
     outputFailure(what, error);
+  }
+}
+
+/** best effort: the temporary file may never have been created (a parent that is a file: ENOTDIR) */
+function removeIfThere(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // nothing was written there
   }
 }
 

@@ -219,7 +219,8 @@ describe('runtime rejects bundles: bounds against the bundle and the device', ()
   it('a binding larger than maxStorageBufferBindingSize, a buffer larger than maxBufferSize', async () => {
     const dir = await mlpBundle();
     const huge = device.limits.maxBufferSize + 4;
-    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].buffers[1].size = huge; });
+    // the declared peak grows too: the device limit is what refuses it
+    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].buffers[1].size = huge; s.models[0].plannedPeakBytes += huge; });
     await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'buffers[1]', 'maxBufferSize');
   });
 

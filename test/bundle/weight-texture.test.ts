@@ -182,7 +182,8 @@ describe('tampered texture steps are refused with FM_BUNDLE_INVALID', () => {
     ['an upload past the texture height', (s) => { firstTextureUpload(s).dst.y = 1000; }, /outside texture/],
     ['an upload into a missing layer', (s) => { firstTextureUpload(s).dst.layer = 3; }, /outside texture/],
     ['an upload whose size is not its rows', (s) => { firstTextureUpload(s).dst.size -= 16; }, /bytes for \d+ rows/],
-    ['a texture wider than the device allows', (s) => { s.models[0]!.textures![0]!.width = 1 << 20; }, /maxTextureDimension2D/],
+    // the declared peak grows too: the device limit is what refuses it
+    ['a texture wider than the device allows', (s) => { const t = s.models[0]!.textures![0]!; s.models[0]!.plannedPeakBytes += ((1 << 20) - t.width) * t.height * t.layers * 16; t.width = 1 << 20; }, /maxTextureDimension2D/],
     ['a texture upload moved into the run steps', (s) => {
       const upload = firstTextureUpload(s);
       s.models[0]!.run.unshift({ ...(upload as object) } as Schedule['models'][0]['run'][0]);
