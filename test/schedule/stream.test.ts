@@ -34,7 +34,8 @@ function syntheticProblem(kernels: number, weightCount: number): LoadProblem {
 
 describe('load plan (ILP)', () => {
   it('loads every weight before its first use and keeps memory within the budget at every step', async () => {
-    const p = syntheticProblem(120, 60);
+    // a generous time limit per window: the solver status must not depend on how loaded the machine is (a 1 s window ran out under CI load)
+    const p = { ...syntheticProblem(120, 60), windowTimeLimitS: 30 };
     const plan = await solveLoadPlan(p);
     expect(['optimal', 'feasible']).toContain(plan.stats.status);
     expect(plan.stats.windows).toBeGreaterThan(1);
