@@ -1,8 +1,9 @@
 /**
  * A structured fuzzer for ONNX import + compile (no fuzzing dependency):
  *
- *   npx tsx fuzz/fuzz.ts --seconds 60 [--seed N] [--out fuzz/crashers] [--max-execs N] [--no-conformance]
+ *   npx tsx fuzz/fuzz.ts --seconds 60 [--seed N] [--out fuzz/crashers] [--max-execs N] [--no-conformance] [--runs-log fuzz/RUNS.md]
  *   npm run fuzz
+ *   npx tsx fuzz/fuzz.ts --target bundle ...     the bundle fuzzer (bundle-fuzz.ts), with its flags
  *
  * Seeds (seeds.ts) are mutated at the byte and the structure level (mutate.ts), each input is
  * materialised in its own temp folder and compiled with compileToContents in a worker thread
@@ -260,8 +261,8 @@ export function formatStats(stats: FuzzStats): string {
   return lines.join('\n');
 }
 
-function parseArgs(argv: readonly string[]): FuzzOptions & { help?: boolean } {
-  const out: FuzzOptions & { help?: boolean } = { outDir: path.join(FUZZ_DIR, 'crashers') };
+function parseArgs(argv: readonly string[]): FuzzOptions & { help?: boolean; runsLog?: string } {
+  const out: FuzzOptions & { help?: boolean; runsLog?: string } = { outDir: path.join(FUZZ_DIR, 'crashers') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -281,6 +282,8 @@ function parseArgs(argv: readonly string[]): FuzzOptions & { help?: boolean } {
     else if (a === '--max-execs') out.maxExecs = Math.trunc(num(value()));
     else if (a === '--timeout-ms') out.timeoutMs = num(value());
     else if (a === '--no-conformance') out.conformance = false;
+    else if (a === '--runs-log') out.runsLog = path.resolve(value());
+    else if (a === '--target') { if (value() !== 'onnx') throw new Error('--target: onnx or bundle'); }
     else if (a === '--help' || a === '-h') out.help = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -288,20 +291,33 @@ function parseArgs(argv: readonly string[]): FuzzOptions & { help?: boolean } {
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const target = argv.indexOf('--target');
+  if (target >= 0 && argv[target + 1] === 'bundle') {
+    const { bundleFuzzMain } = await import('./bundle-fuzz.js');
+    await bundleFuzzMain(argv);
+    return;
+  }
   let options: ReturnType<typeof parseArgs>;
   try {
-    options = parseArgs(process.argv.slice(2));
+    options = parseArgs(argv);
   } catch (e) {
     console.error((e as Error).message);
     process.exitCode = 2;
     return;
   }
   if (options.help) {
-    console.log('usage: tsx fuzz/fuzz.ts [--seconds 60] [--seed N] [--out fuzz/crashers | --no-save] [--max-execs N] [--timeout-ms 10000] [--no-conformance]');
+    console.log('usage: tsx fuzz/fuzz.ts [--target onnx] [--seconds 60] [--seed N] [--out fuzz/crashers | --no-save] [--max-execs N] [--timeout-ms 10000] [--no-conformance] [--runs-log fuzz/RUNS.md]\n' +
+      '       tsx fuzz/fuzz.ts --target bundle --help');
     return;
   }
+  options.seed ??= Date.now() % 2 ** 31;
   const stats = await runFuzz({ ...options, log: (line) => console.log(line) });
   console.log(formatStats(stats));
+  if (options.runsLog) {
+    const { logRun } = await import('./bundle-fuzz.js');
+    logRun(options.runsLog, { target: 'onnx', seed: options.seed, seconds: stats.seconds, executions: stats.executions, crashers: stats.crashers.length, command: `npx tsx fuzz/fuzz.ts ${argv.join(' ')}` });
+  }
   process.exitCode = stats.crashers.length > 0 ? 1 : 0;
 }
 

@@ -81,6 +81,32 @@ export function checkScheduleBounds(bundle: VerifiedBundle, limits: BoundsLimits
   });
   checkSharedMemory(bundle, limits);
   checkDecoder(bundle);
+  checkStatePositions(bundle);
+}
+
+/**
+ * A state write at 'position' writes at the cache slot the decoder API passes with a decode step,
+ * and no other run has one: only the decoder's decode model (run by decoder() and generate(), never
+ * by run(), and not also its prefill) may hold such steps, and every slot the decoder can pass
+ * (below its context) must keep the rows inside their block.
+ */
+function checkStatePositions(bundle: VerifiedBundle): void {
+  const spec = bundle.schedule.decoder;
+  const plans = [
+    ...bundle.schedule.models.map((model) => ({ name: model.model as string | undefined, steps: model.run, where: `schedule.json model ${quote(model.model)}` })),
+    ...(bundle.schedule.sequence?.calls ?? []).map((call, i) => ({ name: undefined, steps: call.run, where: `schedule.json sequence call ${i}` })),
+  ];
+  for (const plan of plans) {
+    plan.steps.forEach((step, i) => {
+      if (step.op !== 'stateWrite' || step.at !== 'position') return;
+      if (!spec || plan.name !== spec.decode || spec.prefill === spec.decode) {
+        fail('FM_BUNDLE_INVALID', `${plan.where} run[${i}]: a state write at the decode position belongs to the decode model of a decoder, whose runs pass that position`);
+      }
+      if (spec.context - 1 + step.rows > step.cacheRows) {
+        fail('FM_BUNDLE_INVALID', `${plan.where} run[${i}]: ${step.rows} rows written at positions up to ${spec.context - 1} overrun blocks of ${step.cacheRows} rows`);
+      }
+    });
+  }
 }
 
 /** A decoder names two models of a shared-memory bundle, and the inputs and outputs generate() feeds and reads. */

@@ -6,12 +6,18 @@ import { fail } from './errors.js';
 
 export const IN_NODE = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
+/** Node built-ins imported so far: every bundle read needs a few, and an import() costs a module-loader round trip (hooks run on their own thread) */
+const builtins = new Map<string, Promise<unknown>>();
+
 /**
  * Imports a Node built-in or package by a computed specifier, so that browser bundlers that meet
- * runtime.js do not try to resolve Node modules.
+ * runtime.js do not try to resolve Node modules. Built-ins (`node:`) are imported once per process.
  */
 export async function importNodeModule<T>(specifier: string): Promise<T> {
-  return (await import(/* @vite-ignore */ specifier)) as T;
+  if (!specifier.startsWith('node:')) return (await import(/* @vite-ignore */ specifier)) as T;
+  let module = builtins.get(specifier);
+  if (!module) builtins.set(specifier, (module = import(/* @vite-ignore */ specifier)));
+  return (await module) as T;
 }
 
 let keepAliveTimer: ReturnType<typeof setInterval> | undefined;

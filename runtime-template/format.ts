@@ -27,16 +27,41 @@ type KeywordCheck = (argument: unknown, value: unknown, path: string, schema: Re
 const ANNOTATION_KEYWORDS = new Set(['$schema', '$id', '$comment', 'title', 'description', 'default', 'examples']);
 const MAX_REPORTED_VIOLATIONS = 5;
 
+/**
+ * Above 0 while testing whether a value matches an alternative of anyOf/oneOf: only whether it has a
+ * violation matters then, so checks stop at the first one and build no paths. (Every step of a
+ * schedule is tested against each step form: building every message of every mismatching form made
+ * validation an order of magnitude slower than parsing.)
+ */
+let probing = 0;
+
+/** a schema's constraining keywords, listed once per schema object */
+const keywordLists = new WeakMap<object, [string, unknown][]>();
+function keywordsOf(schema: { readonly [keyword: string]: unknown }): [string, unknown][] {
+  let list = keywordLists.get(schema);
+  if (!list) keywordLists.set(schema, (list = Object.entries(schema).filter(([keyword]) => !ANNOTATION_KEYWORDS.has(keyword))));
+  return list;
+}
+
+function matches(schema: JsonSchema, value: unknown, path: string): boolean {
+  probing++;
+  try {
+    return schemaViolations(schema, value, path).length === 0;
+  } finally {
+    probing--;
+  }
+}
+
 function schemaViolations(schema: JsonSchema, value: unknown, path = ''): string[] {
   if (schema === true) return [];
   if (schema === false) return [`${pointer(path)}: no value is allowed here`];
   const violations: string[] = [];
-  for (const [keyword, argument] of Object.entries(schema)) {
-    if (ANNOTATION_KEYWORDS.has(keyword)) continue;
+  for (const [keyword, argument] of keywordsOf(schema)) {
     const check = KEYWORD_CHECKS[keyword];
     // an unknown keyword may constrain values in ways this validator would silently accept
     if (!check) violations.push(`${pointer(path)}: schema keyword "${keyword}" is not supported by this runtime`);
     else violations.push(...check(argument, value, path, schema));
+    if (probing > 0 && violations.length > 0) break;
   }
   return violations;
 }
@@ -47,9 +72,10 @@ function pointer(path: string): string {
 
 /** A JSON pointer one level down; keys come from the bundle, so long ones are cut (messages stay short). */
 function childPath(path: string, key: string | number): string {
+  if (probing > 0) return path;
   const name = String(key);
   const shown = name.length > 200 ? `${name.slice(0, 200)}…` : name;
-  return `${path}/${shown.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  return `${path}/${/[~/]/.test(shown) ? shown.replace(/~/g, '~0').replace(/\//g, '~1') : shown}`;
 }
 
 function jsonTypeOf(value: unknown): string {
@@ -131,7 +157,8 @@ const KEYWORD_CHECKS: Record<string, KeywordCheck> = {
     const first = asSchemaList(parent.prefixItems).length;
     // stop at a few: a hostile array of a million bad items would otherwise cost minutes and gigabytes
     const violations: string[] = [];
-    for (let i = first; i < value.length && violations.length <= MAX_REPORTED_VIOLATIONS; i++) {
+    const enough = probing > 0 ? 1 : MAX_REPORTED_VIOLATIONS + 1;
+    for (let i = first; i < value.length && violations.length < enough; i++) {
       violations.push(...schemaViolations(schema as JsonSchema, value[i], childPath(path, i)));
     }
     return violations;
@@ -142,8 +169,12 @@ const KEYWORD_CHECKS: Record<string, KeywordCheck> = {
   },
   properties: (properties, value, path) => {
     if (!isPlainObject(value)) return [];
-    return Object.entries(properties as Record<string, JsonSchema>).flatMap(([key, schema]) =>
-      (Object.hasOwn(value, key) ? schemaViolations(schema, value[key], childPath(path, key)) : []));
+    const violations: string[] = [];
+    for (const [key, schema] of Object.entries(properties as Record<string, JsonSchema>)) {
+      if (Object.hasOwn(value, key)) violations.push(...schemaViolations(schema, value[key], childPath(path, key)));
+      if (probing > 0 && violations.length > 0) break;
+    }
+    return violations;
   },
   additionalProperties: (schema, value, path, parent) => {
     if (!isPlainObject(value)) return [];
@@ -157,15 +188,17 @@ const KEYWORD_CHECKS: Record<string, KeywordCheck> = {
   },
   anyOf: (alternatives, value, path) => {
     const list = asSchemaList(alternatives);
-    if (list.some((alternative) => schemaViolations(alternative, value, path).length === 0)) return [];
-    return [`${pointer(path)}: matches none of the ${list.length} allowed forms`, ...closestAlternative(list, value, path)];
+    if (list.some((alternative) => matches(alternative, value, path))) return [];
+    const none = `${pointer(path)}: matches none of the ${list.length} allowed forms`;
+    return probing > 0 ? [none] : [none, ...closestAlternative(list, value, path)];
   },
   oneOf: (alternatives, value, path) => {
     const list = asSchemaList(alternatives);
-    const matching = list.filter((alternative) => schemaViolations(alternative, value, path).length === 0).length;
+    const matching = list.filter((alternative) => matches(alternative, value, path)).length;
     if (matching === 1) return [];
     if (matching > 1) return [`${pointer(path)}: matches ${matching} of the allowed forms, exactly one is required`];
-    return [`${pointer(path)}: matches none of the ${list.length} allowed forms`, ...closestAlternative(list, value, path)];
+    const none = `${pointer(path)}: matches none of the ${list.length} allowed forms`;
+    return probing > 0 ? [none] : [none, ...closestAlternative(list, value, path)];
   },
 };
 

@@ -157,7 +157,8 @@ export class Session implements FlashmemSession {
       this.sequence = { models: sequenceSchedule.models, init: await compile(sequenceSchedule.init, host), calls };
     }
     await shards.verifyUnused(usedShards(bundle.schedule));
-    this.counters.plannedPeakGpuBytes = bundle.schedule.plannedPeakBytes ?? bundle.schedule.models.reduce((sum, model) => sum + model.plannedPeakBytes, 0);
+    // the figures verification checked (work-bounds.ts checkDeclaredPeaks): the schedule's own with shared memory, else the models'
+    this.counters.plannedPeakGpuBytes = this.sharedMemory ? bundle.schedule.plannedPeakBytes! : bundle.schedule.models.reduce((sum, model) => sum + model.plannedPeakBytes, 0);
     await this.whileDeviceAlive(errors.check('loading the bundle onto the GPU'));
     if (this.sharedMemory) await this.makeResident(this.sequence ? 'sequence' : `model:${resources[0]!.info.name}`, this.loadTimeline!);
   }

@@ -59,10 +59,14 @@ export interface RuntimeComparison {
   ownSha256: string;
 }
 
+let ownBytes: { bytes: Buffer; sha256: string } | undefined;
+
 export function compareWithOwnRuntime(bundleRuntime: Uint8Array): RuntimeComparison {
-  const own = Buffer.from(generateRuntime().js);
-  const foreign = !own.equals(bundleRuntime);
-  return { foreign, bundleSha256: sha256(bundleRuntime), ownSha256: sha256(own) };
+  // generateRuntime() is the same for the whole process: encode and hash it once
+  ownBytes ??= (() => { const bytes = Buffer.from(generateRuntime().js); return { bytes, sha256: sha256(bytes) }; })();
+  const foreign = !ownBytes.bytes.equals(bundleRuntime);
+  // the same bytes have the same hash: only a foreign runtime needs hashing here
+  return { foreign, bundleSha256: foreign ? sha256(bundleRuntime) : ownBytes.sha256, ownSha256: ownBytes.sha256 };
 }
 
 /** The message for a foreign runtime.js (verify refuses it with FM_BUNDLE_FOREIGN; run warns and uses its own). */
