@@ -78,9 +78,9 @@ export const RECIPES: readonly BundleRecipe[] = [
   {
     name: 'to-string-limit',
     seed: 'fixture:mlp',
-    why: 'requiredLimits.toString is a well-formed limit entry: verification passes, a device cannot be created for it (FM_WEBGPU "unknown to this WebGPU implementation")',
+    why: 'requiredLimits keys must be WebGPU limit names (max*/min*): "toString" once reached device creation as a limit',
     edit: (s) => { manifest(s).requiredLimits.toString = 5; },
-    expect: { ok: true },
+    expect: { code: 'FM_BUNDLE_INVALID', mentions: 'toString' },
   },
   {
     name: 'block-size-not-power-of-two',
