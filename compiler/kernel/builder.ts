@@ -19,11 +19,12 @@ export const LID_INDEX: EntryParam = { builtin: 'local_invocation_index', name: 
 function elementBytes(type: string): number {
   const array = /^array<(.+), (\d+)>$/.exec(type);
   if (array) return elementBytes(array[1]!) * Number(array[2]);
-  const vec = /^vec([234])<\w+>$/.exec(type);
-  if (vec) return 4 * Number(vec[1]);
+  const vec = /^vec([234])<(\w+)>$/.exec(type);
+  if (vec) return (vec[2] === 'f16' ? 2 : 4) * Number(vec[1]);
   const mat = /^mat([234])x([234])<\w+>$/.exec(type);
   if (mat) return 4 * Number(mat[1]) * Number(mat[2] === '3' ? 4 : mat[2]);
   if (type === 'f32' || type === 'i32' || type === 'u32') return 4;
+  if (type === 'f16') return 2;
   throw new Error(`internal: workgroup memory of element type ${type} is not sized by the kernel builder`);
 }
 
@@ -39,9 +40,23 @@ export interface EntryPoint {
   rawBody?: string;
 }
 
+/**
+ * WGSL extensions a kernel may enable, each needing the device feature of WGSL_EXTENSION_FEATURES
+ * (the bundle records the features; a device without them runs the kernel's fallback variant).
+ */
+export type WgslExtension = 'f16' | 'subgroups' | 'chromium_experimental_subgroup_matrix';
+
+export const WGSL_EXTENSION_FEATURES: Readonly<Record<WgslExtension, string>> = {
+  f16: 'shader-f16',
+  subgroups: 'subgroups',
+  chromium_experimental_subgroup_matrix: 'chromium-experimental-subgroup-matrix',
+};
+
 export interface BuildParts {
   /** everything before the entry point; defaults to `${declarations}\n\n` */
   header?: string;
+  /** `enable` directives, rendered before the header */
+  extensions?: readonly WgslExtension[];
   entry: EntryPoint;
   /** after the entry point; default '\n' */
   trailer?: string;
@@ -91,8 +106,9 @@ export class KernelBuilder {
   build(parts: BuildParts): KernelSpec {
     const size = typeof parts.entry.workgroupSize === 'number' ? [parts.entry.workgroupSize] : [...parts.entry.workgroupSize];
     const workgroupSize: [number, number, number] = [size[0] ?? 1, size[1] ?? 1, size[2] ?? 1];
+    const enables = (parts.extensions ?? []).map((e) => `enable ${e};\n`).join('');
     const source: KernelSource = {
-      header: parts.header ?? `${this.declarations()}\n\n`,
+      header: `${enables}${parts.header ?? `${this.declarations()}\n\n`}`,
       workgroupSize: size,
       params: parts.entry.params,
       body: parts.entry.rawBody ?? `\n  ${parts.entry.body ?? ''}\n`,
@@ -107,6 +123,7 @@ export class KernelBuilder {
       workgroupSize,
       workgroupBytes: this.workgroupMemoryBytes,
       source,
+      ...(parts.extensions?.length ? { features: parts.extensions.map((e) => WGSL_EXTENSION_FEATURES[e]) } : {}),
     };
   }
 }

@@ -10,7 +10,7 @@ import type { LowerTensor } from './types.js';
 import { dot, unravel } from './wgsl.js';
 
 /** A storage binding's element type: a scalar or a vec4 of one. */
-export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec4<i32>' | 'vec4<u32>' | 'vec2<f32>';
+export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec4<i32>' | 'vec4<u32>' | 'vec2<f32>' | 'f16' | 'vec4<f16>';
 
 /**
  * A storage binding's declaration. Every binding is read_write so that any two tensors of one

@@ -56,6 +56,8 @@ export interface ShaderCode {
 
 /** A built kernel: WGSL and everything about it that lowering, memory planning and the bundle need. */
 export interface KernelSpec extends ShaderCode {
+  /** device features the kernel's `enable` directives need (absent: none) */
+  features?: readonly string[];
   /** short label for schedules and profiles, e.g. 'conv2d_3x3'; never contains model names */
   label: string;
   bindings: LowerTensor[];

@@ -61,7 +61,23 @@ export type GemmKernel = 'tiled' | 'blocked';
 export interface KernelChoices {
   gemv: GemvKernel;
   gemm: GemmKernel;
+  /**
+   * Workgroups a product should have to keep the device busy: split-K and blocked kernels whose
+   * output blocks are fewer split K across workgroups (partial sums, one extra dispatch). Unset:
+   * never (a software rasteriser runs on a few CPU cores, where more workgroups only add work).
+   */
+  occupancyWorkgroups?: number;
+  /**
+   * force the blocked GEMM's block instead of choosing by shape (benchmarks, tuning): 4-row and
+   * 4-column groups per invocation (1 or 2: 64 or 128 rows/columns) and the K step
+   */
+  gemmBlock?: { rm: 1 | 2; rn: 1 | 2; bk: 8 | 16 | 32 };
+  /** B rows the split-K gemv loads per trip of its K loop (default 4; a real GPU's profile asks for 16) */
+  gemvUnroll?: number;
 }
+
+/** A real GPU: about 8 resident workgroups of 256 invocations on each of ~132 SMs (H100/H200). */
+const GPU_OCCUPANCY_WORKGROUPS = 1024;
 
 
 /** A preset name or a JSON file whose numeric fields override the default limits. */
@@ -95,6 +111,6 @@ export function resolveTargetLimits(spec: string): TargetLimits {
 export function kernelChoicesFor(profile: DeviceProfile): KernelChoices {
   const { device, description, backend } = profile.device;
   const software = /llvmpipe|swiftshader|lavapipe|softpipe/i.test(`${device} ${description} ${backend}`);
-  return software ? { gemv: 'tiled', gemm: 'tiled' } : { gemv: 'split-k', gemm: 'blocked' };
+  return software ? { gemv: 'tiled', gemm: 'tiled' } : { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY_WORKGROUPS, gemvUnroll: 16 };
 }
 

@@ -37,7 +37,19 @@ type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknow
  */
 const liveInstances = new Set<GPU>();
 
-export async function createNodeDevice(options: { backend?: string; limits?: Record<string, number> } = {}): Promise<NodeGpu> {
+export interface NodeDeviceOptions {
+  backend?: string;
+  limits?: Record<string, number>;
+  /**
+   * extra flags for Dawn's create(), e.g. 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'
+   * (what unlocks shader-f16 and subgroup matrices on NVIDIA: ../shared/KERNELS.md)
+   */
+  dawnFlags?: readonly string[];
+  /** features to enable where the adapter has them (the others are left off, not an error) */
+  optionalFeatures?: readonly string[];
+}
+
+export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise<NodeGpu> {
   process.env.EGL_PLATFORM ??= 'surfaceless';
   const dawn = (await import('webgpu')) as unknown as DawnModule;
   Object.assign(globalThis, dawn.globals);
@@ -45,7 +57,7 @@ export async function createNodeDevice(options: { backend?: string; limits?: Rec
   const backends = requested ? [requested] : DEFAULT_BACKENDS;
   const failures: string[] = [];
   for (const backend of backends) {
-    const gpu = dawn.create([`backend=${backend}`]);
+    const gpu = dawn.create([`backend=${backend}`, ...(options.dawnFlags ?? [])]);
     liveInstances.add(gpu);
     const adapter =
       (await keepAlive(gpu.requestAdapter())) ??
@@ -62,7 +74,8 @@ export async function createNodeDevice(options: { backend?: string; limits?: Rec
       if (value > max) throw new FlashmemError('FM_WEBGPU', `adapter (${backend}) limit ${key} is ${max}, the bundle needs ${value}`);
       requiredLimits[key] = value;
     }
-    const device = await keepAlive(adapter.requestDevice({ requiredLimits }));
+    const requiredFeatures = (options.optionalFeatures ?? []).filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+    const device = await keepAlive(adapter.requestDevice({ requiredLimits, requiredFeatures }));
     return { device, adapter, backend };
   }
   throw new FlashmemError('FM_WEBGPU', `no WebGPU adapter on backend(s) ${failures.join(', ')}; set FLASHMEM_WEBGPU_BACKEND`);

@@ -233,6 +233,14 @@ describe('few rows x long K (gemv): K split across a workgroup', () => {
       expect(splitK(run)).toBe(true);
     });
   }
+  it('K chunked across workgroups (an occupancy target as on a real GPU): partial sums, then their sum through the epilogue', async () => {
+    const choices: KernelChoices = { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: 64 };
+    const run = await expectLoweredMatches(
+      { opType: 'Gemm', opset: 13, attrs: { transB: 1 }, inputs: [floats([2, 1100]), floats([45, 1100], true), floats([45], true)] },
+      DEFAULT_LIMITS, (x) => Math.max(x, 0), { opType: 'Relu', attrs: {} }, choices);
+    expect(run.kernels.map((k) => k.label)).toEqual(['gemm', 'gemm_sum']);
+    expect(run.kernels[0]!.workgroups[1]).toBe(3);
+  });
   it('Gemm with transB, bias and a fused Relu', async () => {
     const run = await expectLoweredMatches(
       { opType: 'Gemm', opset: 13, attrs: { transB: 1 }, inputs: [floats([1, 400]), floats([45, 400], true), floats([45], true)] },
@@ -255,7 +263,7 @@ describe('few rows x long K (gemv): K split across a workgroup', () => {
 
 describe('the workgroup-tiled (blocked) GEMM of real-GPU profiles matches onnxruntime', () => {
   const BLOCKED: KernelChoices = { gemv: 'split-k', gemm: 'blocked' };
-  const blocked = (run: { kernels: readonly KernelSpec[] }) => run.kernels.length > 0 && run.kernels.every((k) => k.wgsl.includes('var<workgroup> As'));
+  const blocked = (run: { kernels: readonly KernelSpec[] }) => run.kernels.length > 0 && run.kernels.every((k) => k.wgsl.includes('var<workgroup> As') || k.label.endsWith('_sum'));
   const cases: [string, SingleNodeCase & { attrs?: Record<string, number> }][] = [
     ['whole blocks, runtime B', { opType: 'MatMul', inputs: [floats([64, 32]), floats([32, 128])] }],
     ['ragged M, K and N, constant B (packed panels)', { opType: 'MatMul', inputs: [floats([70, 37]), floats([37, 101], true)] }],
@@ -271,6 +279,39 @@ describe('the workgroup-tiled (blocked) GEMM of real-GPU profiles matches onnxru
 
   it('fuses an activation into its stores', async () => {
     const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([64, 24]), floats([24, 64], true)] }, DEFAULT_LIMITS, (x) => Math.max(0, x), { opType: 'Relu', attrs: {} }, BLOCKED);
+    expect(blocked(run)).toBe(true);
+  });
+
+  const BIG: KernelChoices = { ...BLOCKED, gemmBlock: { rm: 2, rn: 2, bk: 16 } };
+  for (const [name, c] of [
+    ['128 x 128 blocks, ragged, constant B, A read as vec4', { opType: 'MatMul', inputs: [floats([150, 36]), floats([36, 200], true)] }],
+    ['128 x 128 blocks, Gemm transA (A read as scalars), C', { opType: 'Gemm', attrs: { transA: 1 }, inputs: [floats([33, 130]), floats([33, 129]), floats([130, 129])] }],
+    ['128 x 128 blocks, batched', { opType: 'MatMul', inputs: [floats([2, 129, 20]), floats([2, 20, 131])] }],
+  ] as [string, SingleNodeCase & { attrs?: Record<string, number> }][]) {
+    it(name, async () => {
+      const run = await expectLoweredMatches(c, DEFAULT_LIMITS, undefined, undefined, BIG);
+      expect(blocked(run)).toBe(true);
+      expect(run.kernels[0]!.workgroupBytes).toBe(2 * 128 * 16 * 4);
+    });
+  }
+  it('a 128 x 64 block with K step 32, and a 64 x 128 block with K step 8 is refused (invocations with nothing to stage)', async () => {
+    const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([130, 70]), floats([70, 66], true)] }, DEFAULT_LIMITS, undefined, undefined, { ...BLOCKED, gemmBlock: { rm: 2, rn: 1, bk: 32 } });
+    expect(run.kernels[0]!.workgroupBytes).toBe((128 + 64) * 32 * 4);
+    expect(() => lowerNode({ opType: 'MatMul', inputs: [floats([130, 70]), floats([70, 130])] }, DEFAULT_LIMITS, undefined, { ...BLOCKED, gemmBlock: { rm: 1, rn: 2, bk: 8 } })).toThrow(/K step 8/);
+  });
+  it('the gemv of a real-GPU profile: 16 rows per trip and K chunks across workgroups', async () => {
+    const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([1, 1500]), floats([1500, 40], true)] }, DEFAULT_LIMITS, undefined, undefined, { ...BLOCKED, occupancyWorkgroups: 8, gemvUnroll: 16 });
+    expect(run.kernels.map((k) => k.label)).toEqual(['matmul_gemv', 'matmul_gemv_sum']);
+    expect(run.kernels[0]!.wgsl).toContain('k + 480u');
+  });
+
+  it('splits K across workgroups when the blocks are too few (partial sums, then C and the activation)', async () => {
+    const choices: KernelChoices = { ...BLOCKED, occupancyWorkgroups: 16 };
+    const run = await expectLoweredMatches(
+      { opType: 'Gemm', attrs: { transB: 1, alpha: 0.5, beta: 2.5 }, inputs: [floats([70, 400]), floats([66, 400], true), floats([66], true)] },
+      DEFAULT_LIMITS, (x) => Math.max(0, x), { opType: 'Relu', attrs: {} }, choices);
+    expect(run.kernels.map((k) => k.label)).toEqual(['gemm', 'gemm_sum']);
+    expect(run.kernels[0]!.workgroups[2]).toBe(3);
     expect(blocked(run)).toBe(true);
   });
 

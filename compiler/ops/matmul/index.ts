@@ -34,7 +34,7 @@ import { epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, usesBias }
 import { prepareB } from './packing.js';
 import { chooseRowTile, chooseWorkgroupSize, type KernelPlan } from './epilogue.js';
 import { tiledKernel } from './tiled.js';
-import { blockedFits, blockedKernel, blockedWorkgroups } from './blocked.js';
+import { blockedFits, blockedKernels } from './blocked.js';
 import { splitK } from './split-k.js';
 import { lowerTexture, textureCandidate } from './texture.js';
 
@@ -61,12 +61,12 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
     const bindings = [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y];
     const gemv = ctx.kernelChoices?.gemv !== 'tiled' ? splitK(label, g, type, part, epi, ctx, bindings) : undefined;
     if (gemv) {
-      ctx.kernel(gemv);
+      for (const k of gemv) ctx.kernel(k);
       continue;
     }
     if (ctx.kernelChoices?.gemm === 'blocked' && blockedFits(g.M, part.width)) {
       const plan: KernelPlan = { g, type, part, epi, rowTile: 4, workgroupSize: 256 };
-      ctx.kernel(blockedKernel(label, plan, ctx, bindings, blockedWorkgroups(g.M, part.width, numElements(g.batchShape))));
+      for (const k of blockedKernels(label, plan, ctx, bindings)) ctx.kernel(k);
       continue;
     }
     const columnTiles = Math.ceil(part.width / 4);

@@ -9,6 +9,7 @@ import type { LowerContext } from '../op.js';
 import type { Epilogue, MatmulGeometry } from './geometry.js';
 import type { BPart } from './packing.js';
 import { bindOperands, storeStatement, type KernelPlan } from './epilogue.js';
+import { chooseChunks, partialsTensor, reducePartialsKernel, storePartial } from './partials.js';
 
 /**
  * The register-tiled kernel gives each invocation the whole K loop, so with M <= 4 a kernel runs
@@ -16,7 +17,9 @@ import { bindOperands, storeStatement, type KernelPlan } from './epilogue.js';
  * slow for a 352-column slice of a split weight as for all 4096 columns (VGG fc6 on the H100:
  * ~10 ms per slice). Here one workgroup owns one panel of packed B; its invocations split K into
  * `slices` interleaved rows (the panel's rows are contiguous, so a warp reads consecutive rows
- * in one stream) and add their partial sums in workgroup memory.
+ * in one stream) and add their partial sums in workgroup memory. Where the panels alone are too
+ * few workgroups to keep a real GPU's memory busy (768 columns are 24 panels; a 4096-column
+ * weight 128 for 132 SMs), K is also split into chunks across workgroups (partials.ts).
  */
 const SPLIT_K_MIN_K = 256;
 const SPLIT_K_INVOCATIONS = 256;
@@ -30,66 +33,101 @@ interface SplitKPlan extends KernelPlan {
   tiles: number;
   /** invocations along k: a power of two, for the reduction tree */
   slices: number;
+  /** workgroups along K (1: no partial sums) and the rows of K each covers */
+  chunks: number;
+  chunkRows: number;
+  /** B loads in flight per invocation (rows per trip of the K loop) */
+  unroll: number;
 }
 
-function splitKPlan(g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue): SplitKPlan {
+/** Each chunk of K at least this many rows: fewer would make the partial sums outweigh the loads. */
+const MIN_CHUNK_ROWS = 256;
+
+function splitKPlan(g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue, targetWorkgroups: number | undefined, unroll: number): SplitKPlan {
   const tiles = part.panel! / 4;
   let slices = 1;
   while (slices * 2 * tiles <= SPLIT_K_INVOCATIONS) slices *= 2;
-  return { g, type, part, epi, rowTile: g.M, workgroupSize: tiles * slices, tiles, slices };
+  const panels = Math.ceil(part.width / part.panel!);
+  const { chunks, chunkRows } = chooseChunks(g.K, panels, targetWorkgroups, MIN_CHUNK_ROWS, unroll * slices);
+  return { g, type, part, epi, rowTile: g.M, workgroupSize: tiles * slices, tiles, slices, chunks, chunkRows, unroll };
 }
 
 /** The split-K kernel over `bindings` (a, packed B, [c], y): one workgroup per panel. */
-function splitKKernel(label: string, p: SplitKPlan, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec {
+function splitKKernel(label: string, p: SplitKPlan, ctx: LowerContext, bindings: readonly LowerTensor[], partial?: LowerTensor): KernelSpec {
   const { g, type, tiles, slices } = p;
-  const { M, K } = g;
+  const { M } = g;
+  const chunked = partial !== undefined;
+  // the K range of this workgroup: all of K, or chunk wid.y
+  const K = chunked ? 'kEnd' : u(g.K);
   const rows = Array.from({ length: M }, (_, i) => i);
   const step = u(slices);
   const aAt = (i: number, k: string) => `a[${u(i * g.a.rowStride)} + (${k}) * ${u(g.a.colStride)}]`;
   const bAt = (k: string) => `b[bPanel + (${k}) * ${u(tiles)}]`;
-  // four rows per trip keep four loads in flight per invocation
-  const unrolled = [0, 1, 2, 3].map((r) => (r === 0 ? 'k' : `k + ${u(r * slices)}`));
+  // `unroll` rows per trip keep that many loads in flight per invocation: on a real GPU a chunk is
+  // sized so that one trip covers it (one memory round trip per invocation, like a streaming read)
+  const unrolled = Array.from({ length: p.unroll }, (_, r) => (r === 0 ? 'k' : `k + ${u(r * slices)}`));
   const body = [
     `let tile = lid.x % ${u(tiles)};`,
     `let kslice = lid.x / ${u(tiles)};`,
-    `let bPanel = wid.x * ${u(K * tiles)} + tile;`,
+    `let bPanel = wid.x * ${u(g.K * tiles)} + tile;`,
+    ...(chunked ? [`let kStart = wid.y * ${u(p.chunkRows)};`, `let kEnd = min(kStart + ${u(p.chunkRows)}, ${u(g.K)});`] : []),
     ...rows.map((i) => `var acc${i} = vec4<${type}>();`),
-    'var k = kslice;',
-    `for (; k + ${u(3 * slices)} < ${u(K)}; k += ${u(4 * slices)}) {`,
+    chunked ? 'var k = kStart + kslice;' : 'var k = kslice;',
+    `for (; k + ${u((p.unroll - 1) * slices)} < ${K}; k += ${u(p.unroll * slices)}) {`,
     ...unrolled.map((kk, r) => `  let b${r} = ${bAt(kk)};`),
     ...rows.map((i) => `  acc${i} += ${unrolled.map((kk, r) => `${aAt(i, kk)} * b${r}`).join(' + ')};`),
     '}',
-    `for (; k < ${u(K)}; k += ${step}) {`,
+    `for (; k < ${K}; k += ${step}) {`,
     `  let bv = ${bAt('k')};`,
     ...rows.map((i) => `  acc${i} += ${aAt(i, 'k')} * bv;`),
     '}',
-    ...rows.map((i) => `partial[${u(i * p.workgroupSize)} + lid.x] = acc${i};`),
+    ...rows.map((i) => `sums[${u(i * p.workgroupSize)} + lid.x] = acc${i};`),
     `for (var width = ${u(slices / 2)}; width > 0u; width /= 2u) {`,
     '  workgroupBarrier();',
     '  if (kslice < width) {',
-    ...rows.map((i) => `    partial[${u(i * p.workgroupSize)} + lid.x] += partial[${u(i * p.workgroupSize)} + lid.x + width * ${u(tiles)}];`),
+    ...rows.map((i) => `    sums[${u(i * p.workgroupSize)} + lid.x] += sums[${u(i * p.workgroupSize)} + lid.x + width * ${u(tiles)}];`),
     '  }',
     '}',
     'workgroupBarrier();',
     `let n0 = wid.x * ${u(tiles * 4)} + tile * 4u;`,
     `if (kslice != 0u || n0 >= ${u(p.part.width)}) { return; }`,
-    'let m0 = 0u;',
-    'let yBase = 0u;',
-    ...rows.map((i) => `acc${i} = partial[${u(i * p.workgroupSize)} + lid.x];`),
-    ...rows.flatMap((i) => [0, 1, 2, 3].map((j) => storeStatement(p, ctx, i, j))),
+    ...(chunked
+      ? rows.map((i) => storePartial(p, 'wid.y', u(i), 'n0 / 4u', `sums[${u(i * p.workgroupSize)} + lid.x]`))
+      : [
+        'let m0 = 0u;',
+        'let yBase = 0u;',
+        ...rows.map((i) => `acc${i} = sums[${u(i * p.workgroupSize)} + lid.x];`),
+        ...rows.flatMap((i) => [0, 1, 2, 3].map((j) => storeStatement(p, ctx, i, j))),
+      ]),
   ];
   const k = kernel(label);
-  bindOperands(k, bindings, type, 'vec4');
-  const partial = k.workgroupArray('partial', `vec4<${type}>`, M * p.workgroupSize);
+  if (partial) {
+    k.bind('a', bindings[0]!, type);
+    k.bind('b', bindings[1]!, `vec4<${type}>`);
+    k.bind('partial', partial, `vec4<${type}>`);
+  } else {
+    bindOperands(k, bindings, type, 'vec4');
+  }
+  const sums = k.workgroupArray('sums', `vec4<${type}>`, M * p.workgroupSize);
   return k.build({
-    header: `${k.declarations()}\n${partial}\n\n`,
+    header: `${k.declarations()}\n${sums}\n\n`,
     entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') },
-    workgroups: [Math.ceil(p.part.width / p.part.panel!), 1, 1],
+    workgroups: [Math.ceil(p.part.width / p.part.panel!), p.chunks, 1],
   });
 }
 
-/** The split-K kernel of one part of B, or undefined where it does not apply (M > 4, short K, unpacked B, batches). */
-export function splitK(label: string, g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec | undefined {
+/**
+ * The split-K kernels of one part of B (one, or two where K is chunked across workgroups), or
+ * undefined where split-K does not apply (M > 4, short K, unpacked B, batches).
+ */
+export function splitK(label: string, g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec[] | undefined {
   if (!splitKApplies(g, part)) return undefined;
-  return splitKKernel(label, splitKPlan(g, type, part, epi), ctx, bindings);
+  const plan = splitKPlan(g, type, part, epi, ctx.kernelChoices?.occupancyWorkgroups, ctx.kernelChoices?.gemvUnroll ?? 4);
+  if (plan.chunks === 1) return [splitKKernel(label, plan, ctx, bindings)];
+  const partial = partialsTensor(ctx, plan, plan.chunks);
+  const bias = bindings.length === 4 ? bindings[2] : undefined;
+  return [
+    splitKKernel(label, plan, ctx, bindings, partial),
+    reducePartialsKernel(label, plan, ctx, partial, bias, bindings[bindings.length - 1]!, plan.chunks),
+  ];
 }

@@ -3,7 +3,7 @@
 @group(0) @binding(1) var<storage, read_write> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-var<workgroup> partial: array<vec4<f32>, 256>;
+var<workgroup> sums: array<vec4<f32>, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -23,11 +23,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let bv = b[bPanel + (k) * 8u];
     acc0 += a[0u + (k) * 1u] * bv;
   }
-  partial[0u + lid.x] = acc0;
+  sums[0u + lid.x] = acc0;
   for (var width = 16u; width > 0u; width /= 2u) {
     workgroupBarrier();
     if (kslice < width) {
-      partial[0u + lid.x] += partial[0u + lid.x + width * 8u];
+      sums[0u + lid.x] += sums[0u + lid.x + width * 8u];
     }
   }
   workgroupBarrier();
@@ -35,7 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   if (kslice != 0u || n0 >= 40u) { return; }
   let m0 = 0u;
   let yBase = 0u;
-  acc0 = partial[0u + lid.x];
+  acc0 = sums[0u + lid.x];
   { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 40u + n] = acc0[0] + c[n]; }
   { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 40u + n] = acc0[1] + c[n]; }
   { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 40u + n] = acc0[2] + c[n]; }
