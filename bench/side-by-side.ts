@@ -10,6 +10,7 @@
  *   npm run bench -- [--machine llvmpipe] [--models a,b] [--work /tmp/dir] [--results dir]
  *                    [--light-dir dir] [--refs dir] [--references-only] [--runs N --warmup N]
  *                    [--no-repeat-visit] [--ort-graph-capture true|false] [--note text ...] [--jobs N]
+ *                    [--profile name|file]
  *
  * --jobs N (default: half the CPUs, at most 8) prepares and compiles models in N child processes.
  *
@@ -27,6 +28,8 @@ import { compileModel, type CompileReport } from '../compiler/compile.js';
 import { compileMultiModel } from '../compiler/compile-multi.js';
 import { FlashmemError } from '../compiler/errors.js';
 import { DEFAULT_LIMITS, type TargetLimits } from '../compiler/target/limits.js';
+import { resolveProfile } from '../compiler/profile/load.js';
+import type { DeviceProfile } from '../schemas/profile.js';
 import { randomInputs } from '../compiler/cli/inputs.js';
 import onnxProto from 'onnx-proto';
 import { packageRoot } from '../compiler/bundle/runtime-gen.js';
@@ -73,11 +76,13 @@ interface Reference { modelSha256: string; inputSha256: string; runtime: string;
  * sizes (a GPT-Neo embedding table exceeds the default 128 MiB binding).
  */
 let targetLimits: TargetLimits = DEFAULT_LIMITS;
+/** --profile <name|file>: the device profile bundles are compiled for (kernel variants, load plans); the shipped default otherwise */
+const compileProfile: DeviceProfile | undefined = arg('profile') ? resolveProfile(arg('profile')!) : undefined;
 
 async function compileAtBudget(path: string, dir: string, budget: number): Promise<{ report: CompileReport; budget: number }> {
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
-      return { report: await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget, limits: targetLimits }), budget };
+      return { report: await compileModel(path, dir, { strategy: 'stream', memoryBudget: budget, limits: targetLimits, profile: compileProfile }), budget };
     } catch (e) {
       const min = e instanceof FlashmemError ? /smallest feasible budget[^,]*, (\d+) bytes|needs (\d+) bytes/.exec(e.message) : null;
       if (!min) throw e;
@@ -119,7 +124,7 @@ async function prepare(entry: ModelEntry, work: string, lightDir: string, compil
   let stream: Prepared['stream'];
   try {
     if (!compile) throw new Error('not compiled (--references-only)');
-    preload = { dir: preloadDir, report: await compileModel(onnx, preloadDir, { limits: targetLimits }), compileMs: performance.now() - t0 };
+    preload = { dir: preloadDir, report: await compileModel(onnx, preloadDir, { limits: targetLimits, profile: compileProfile }), compileMs: performance.now() - t0 };
   } catch (e) {
     preload = { dir: preloadDir, compileMs: performance.now() - t0, error: message(e) };
   }
@@ -326,14 +331,14 @@ async function multiBuilt(entry: ModelEntry, parts: Prepared[], work: string, st
   const t0 = performance.now();
   try {
     if (strategy === 'preload') {
-      const report = await compileMultiModel(inputs, dir, { limits: targetLimits });
+      const report = await compileMultiModel(inputs, dir, { limits: targetLimits, profile: compileProfile });
       return { dir, compileMs: performance.now() - t0, plannedPeakBytes: report.plannedPeakBytes, multi: true };
     }
     const weights = parts.reduce((s, p) => s + (p.preload.report?.weightBytes ?? 0), 0);
     let budget = Math.round(weights * entry.budgetFraction);
     for (let attempt = 0; ; attempt++) {
       try {
-        const report = await compileMultiModel(inputs, dir, { limits: targetLimits, memoryBudget: budget, sequence: parts.map((p) => p.name) });
+        const report = await compileMultiModel(inputs, dir, { limits: targetLimits, memoryBudget: budget, sequence: parts.map((p) => p.name), profile: compileProfile });
         return { dir, compileMs: performance.now() - t0, plannedPeakBytes: report.plannedPeakBytes, budgetBytes: budget, multi: true };
       } catch (e) {
         if (attempt >= 8 || !(e instanceof FlashmemError) || !/budget/.test(e.message)) throw e;
@@ -456,7 +461,7 @@ function packageVersion(name: string): string | null {
 async function prepareInParallel(names: string[], jobs: number, limits: TargetLimits): Promise<void> {
   const queue = [...names];
   const script = process.argv[1]!;
-  const passThrough = ['machine', 'work', 'light-dir', 'refs'].flatMap((k) => (arg(k) ? [`--${k}`, arg(k)!] : []));
+  const passThrough = ['machine', 'work', 'light-dir', 'refs', 'profile'].flatMap((k) => (arg(k) ? [`--${k}`, arg(k)!] : []));
   const one = async (): Promise<void> => {
     for (let name = queue.shift(); name; name = queue.shift()) {
       log(`preparing ${name} (child process)`);
