@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildModel, randomFloats, type ModelSpec, type NodeSpec } from '../../fixtures/onnx-builder.js';
 import { importOnnx } from '../../compiler/frontend/onnx.js';
 import { runPipeline } from '../../compiler/passes/pipeline.js';
-import { DEFAULT_LIMITS } from '../../compiler/target/limits.js';
+import { DEFAULT_LIMITS, type KernelChoices } from '../../compiler/target/limits.js';
 import { compileStreamingContents, compileToContents } from '../../compiler/compile.js';
 import { REPO_ROOT, tempDir } from '../harness/paths.js';
 import { fixedTestProfile } from '../harness/profiles.js';
@@ -38,7 +38,12 @@ interface KernelCase {
   input2?: number[];
   /** force the weight layout (2.5D texture kernels) */
   weightLayout?: 'buffer' | 'texture';
+  /** the kernel variants of a real-GPU profile instead of the software rasteriser's */
+  kernelChoices?: KernelChoices;
 }
+
+/** What kernelChoicesFor gives a real GPU, with occupancy targets small enough for these shapes to split K. */
+const GPU_CHOICES: KernelChoices = { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: 16, gemvUnroll: 16 };
 
 const KERNEL_CASES: KernelCase[] = [
   { name: 'conv2d-3x3-relu', input: [1, 8, 10, 10], node: { opType: 'Conv', attrs: { pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 8, 3, 3] }, { shape: [8] }] },
@@ -47,6 +52,9 @@ const KERNEL_CASES: KernelCase[] = [
   { name: 'gemm-transb', input: [1, 64], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [10, 64] }, { shape: [10] }] },
   { name: 'gemv-split-k', input: [1, 300], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [40, 300] }, { shape: [40] }] },
   { name: 'matmul-batched', input: [2, 5, 12], node: { opType: 'MatMul' }, input2: [2, 12, 7] },
+  { name: 'gemm-blocked-k-chunks', input: [70, 400], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [66, 400] }, { shape: [66] }], kernelChoices: GPU_CHOICES },
+  { name: 'gemm-blocked-128x64', input: [300, 40], node: { opType: 'MatMul' }, weights: [{ shape: [40, 100] }], kernelChoices: { ...GPU_CHOICES, occupancyWorkgroups: 2 } },
+  { name: 'gemv-k-chunks', input: [1, 1500], node: { opType: 'MatMul' }, weights: [{ shape: [1500, 40] }], kernelChoices: GPU_CHOICES },
   { name: 'conv2d-3x3-texture', input: [1, 8, 10, 10], node: { opType: 'Conv', attrs: { pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 8, 3, 3] }, { shape: [8] }], weightLayout: 'texture' },
   { name: 'conv2d-1x1-texture', input: [1, 16, 7, 7], node: { opType: 'Conv' }, weights: [{ shape: [8, 16, 1, 1] }], weightLayout: 'texture' },
   { name: 'gemm-transb-texture', input: [1, 64], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [10, 64] }, { shape: [10] }], weightLayout: 'texture' },
@@ -83,7 +91,7 @@ function kernelModel(c: KernelCase): ModelSpec {
 describe('golden WGSL', () => {
   for (const c of KERNEL_CASES) {
     it(c.name, () => {
-      const { program } = runPipeline(importOnnx(buildModel(kernelModel(c))), { limits: DEFAULT_LIMITS, weightLayout: c.weightLayout }).state;
+      const { program } = runPipeline(importOnnx(buildModel(kernelModel(c))), { limits: DEFAULT_LIMITS, weightLayout: c.weightLayout, kernelChoices: c.kernelChoices }).state;
       const text = program!.kernels.map((k, i) => `// kernel ${i}: ${k.label} workgroups [${k.workgroups}]\n${k.wgsl}`).join('\n');
       checkGolden(`${c.name}.wgsl`, text);
     });
