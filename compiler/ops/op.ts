@@ -56,6 +56,12 @@ export interface TextureWeightCandidate {
   rows: number;
   /** values reduced per output: C/group * kernel taps (Conv) or K (MatMul/Gemm) */
   reduction: number;
+  /**
+   * Set where the buffer layout has a workgroup-tiled kernel under these kernel choices (blocked
+   * GEMM, split-K gemv) that the profile's texture/buffer ratio does not price: that ratio was
+   * measured against the register-tiled buffer kernel, which is what the texture kernel mirrors.
+   */
+  bufferKernelIsTiled?(choices: KernelChoices): boolean;
 }
 
 /** Where a weight lives on the GPU: a storage-buffer range, or an rgba32float texture_2d_array. */

@@ -78,7 +78,7 @@ export const PIPELINE: readonly Pass[] = [
     name: 'select-weight-layouts',
     apply: (state, options) => ({
       ...state,
-      layouts: selectWeightLayouts(state.graph, { mode: options.weightLayout ?? 'auto', costs: options.layoutCost, limits: options.limits, strategy: options.strategy }),
+      layouts: selectWeightLayouts(state.graph, { mode: options.weightLayout ?? 'auto', costs: options.layoutCost, limits: options.limits, strategy: options.strategy, kernelChoices: options.kernelChoices }),
     }),
     dump: (state) => dumpLayouts(state.layouts!),
   },

@@ -13,7 +13,7 @@
 import { quoteName } from '../errors.js';
 import type { Graph, Node } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
-import { textureLimits, type TargetLimits } from '../target/limits.js';
+import { textureLimits, type KernelChoices, type TargetLimits } from '../target/limits.js';
 import type { LayoutDecision, LayoutDecisions, TextureWeightCandidate } from '../ops/op.js';
 import { isTextureShape, textureShapeFor } from '../kernel/texture-layout.js';
 
@@ -32,6 +32,8 @@ export interface LayoutOptions {
   costs?: LayoutCosts;
   limits: TargetLimits;
   strategy?: 'preload' | 'stream';
+  /** the device profile's kernel variants (a workgroup-tiled buffer kernel keeps the buffer layout) */
+  kernelChoices?: KernelChoices;
 }
 
 export type { LayoutDecision, LayoutDecisions };
@@ -70,6 +72,9 @@ function wantsTexture(candidate: TextureWeightCandidate, options: LayoutOptions)
   if (options.mode === 'buffer') return { texture: false, reason: 'forced by --weight-layout buffer' };
   if (options.mode === 'texture') return { texture: true, reason: 'forced by --weight-layout texture' };
   if (options.strategy === 'stream') return { texture: false, reason: 'stream strategy: buffer weights stay streamable' };
+  if (options.kernelChoices && candidate.bufferKernelIsTiled?.(options.kernelChoices)) {
+    return { texture: false, reason: 'the device profile\'s workgroup-tiled buffer kernel (blocked GEMM / split-K gemv) is faster than the texture kernel' };
+  }
   const ratio = options.costs?.[candidate.costKind]?.textureOverBuffer;
   if (ratio === undefined) return { texture: false, reason: `no ${candidate.costKind} layout cost in the device profile` };
   const verdict = ratio < 1 ? 'texture is faster' : 'buffer is faster';

@@ -2,6 +2,7 @@
  * Gemm/MatMul with B as a weight texture: constant float B shared by every batch entry, stored as
  * texture rows n of K values (2.5D texture layout, see kernel/texture-layout.ts).
  */
+import { blockedFits } from './blocked.js';
 import { isFloat, numElements, type ConstTensor } from '../../ir/types.js';
 import { dot, u } from '../../kernel/wgsl.js';
 import { stridesOf } from '../../kernel/strides.js';
@@ -18,7 +19,13 @@ export function textureCandidate(ctx: ShapeContext): TextureWeightCandidate | un
   if (!a || !b || !ctx.consts[1] || !isFloat(b.dtype) || !isFloat(a.dtype)) return undefined;
   const g = foldBatchIntoRows(geometryOf(ctx.node, a.shape, b.shape));
   if (g.b.batchStrides.some((s) => s !== 0)) return undefined;
-  return { costKind: 'matmul', rows: g.N, reduction: g.K };
+  return {
+    costKind: 'matmul', rows: g.N, reduction: g.K,
+    // the blocked GEMM (M and N at least one block) and split-K gemv (M <= 4, long K) outrun the
+    // texture kernel on real GPUs: BERT-base's 72 MatMuls took 24 ms of GPU time per run as
+    // texture kernels on the H200 (bench/results/h200/side-by-side.md)
+    bufferKernelIsTiled: (choices) => (choices.gemm === 'blocked' && blockedFits(g.M, g.N)) || (choices.gemv === 'split-k' && g.M <= 4 && g.K >= 256),
+  };
 }
 
 /** Texture row n holds B's column n (element (k, n) at k * rowStride + n * colStride), K values. */
