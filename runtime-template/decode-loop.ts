@@ -191,7 +191,7 @@ export class DecodeLoop {
 interface Pending {
   model: LoopModel;
   readback: GPUBuffer;
-  mapped: Promise<undefined>;
+  mapped: Promise<unknown>;
 }
 
 function tokenId(id: bigint, vocab: number): number {

@@ -30,5 +30,5 @@ export const CONTROL_BYTES = 256;
 
 /** WGSL constants naming the control words, for the kernels' headers */
 export function controlConstants(): string {
-  return Object.entries(CONTROL).map(([name, word]) => `const C_${name.toUpperCase()}: u32 = ${word}u;`).join('\n');
+  return Object.entries(CONTROL).map(([name, word]) => `const C_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}: u32 = ${word}u;`).join('\n');
 }

@@ -210,8 +210,8 @@ fn sample(lid: u32, base: u32, max_v: f32, position: u32) -> u32 {
   }
   // 4. inverse transform sampling over the kept tokens in index order
   let sums = scan_f(lid, chunk_mass(lid, base, max_v, inv_t, kth, ties, tie_base, cut));
-  let target = f32(pcg(seed ^ pcg(position)) >> 8u) * (1.0 / 16777216.0) * sums.z;
-  let mine = target >= sums.x && target < sums.y;
+  let goal = f32(pcg(seed ^ pcg(position)) >> 8u) * (1.0 / 16777216.0) * sums.z;
+  let mine = goal >= sums.x && goal < sums.y;
   var found = NONE;
   var last = NONE;
   var acc = sums.x;
@@ -223,14 +223,14 @@ fn sample(lid: u32, base: u32, max_v: f32, position: u32) -> u32 {
     if (in_top_k(key, kth, ties, tie) && key >= cut) {
       last = i;
       acc += exp((v - max_v) * inv_t);
-      if (mine && found == NONE && target < acc) { found = i; }
+      if (mine && found == NONE && goal < acc) { found = i; }
     }
     if (key == kth) { tie++; }
   }
   // rounding between the scan and this walk: the chunk's last kept token
   if (mine && found == NONE) { found = last; }
   let chosen = min_u(lid, found);
-  // target rounded up to the total: the last kept token of all
+  // goal rounded up to the total: the last kept token of all
   let fallback = max_u(lid, select(last, 0u, last == NONE));
   return select(chosen, fallback, chosen == NONE);
 }
