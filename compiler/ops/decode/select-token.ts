@@ -1,5 +1,7 @@
 /**
- * Token selection on the GPU, one workgroup: reads one row of logits (the row in the control
+ * Token selection on the GPU, one workgroup (every reduction's result reaches the invocations through
+ * workgroupUniformLoad, so that all of them take the same decisions: reading the tree's root from
+ * workgroup memory directly gave invocations different sums on Mesa llvmpipe): reads one row of logits (the row in the control
  * block), chooses the next token, and advances the control block (token, position + 1, row 0).
  *
  * Greedy (mode 0): the first index of the largest logit, as the host argmax and onnxruntime's
@@ -47,6 +49,9 @@ export function selectTokenKernel(plan: SelectTokenPlan): KernelSpec {
     'var<workgroup> wg_mode: u32;',
     'var<workgroup> wg_top_k: u32;',
     'var<workgroup> wg_top_p: f32;',
+    // reduction results, broadcast with workgroupUniformLoad (a uniform value every invocation agrees on)
+    'var<workgroup> wg_u32: u32;',
+    'var<workgroup> wg_f32: f32;',
     HELPERS,
   ].join('\n');
   return k.build({ header: `${header}\n`, entry: { workgroupSize: WG, params: [LID_INDEX], body: MAIN }, workgroups: [1, 1, 1] });
@@ -74,9 +79,8 @@ fn sum_u(lid: u32, v: u32) -> u32 {
     if (lid < s) { red_u[lid] += red_u[lid + s]; }
     workgroupBarrier();
   }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
+  if (lid == 0u) { wg_u32 = red_u[0]; }
+  return workgroupUniformLoad(&wg_u32);
 }
 
 fn sum_f(lid: u32, v: f32) -> f32 {
@@ -86,9 +90,8 @@ fn sum_f(lid: u32, v: f32) -> f32 {
     if (lid < s) { red_f[lid] += red_f[lid + s]; }
     workgroupBarrier();
   }
-  let r = red_f[0];
-  workgroupBarrier();
-  return r;
+  if (lid == 0u) { wg_f32 = red_f[0]; }
+  return workgroupUniformLoad(&wg_f32);
 }
 
 fn min_u(lid: u32, v: u32) -> u32 {
@@ -98,9 +101,8 @@ fn min_u(lid: u32, v: u32) -> u32 {
     if (lid < s) { red_u[lid] = min(red_u[lid], red_u[lid + s]); }
     workgroupBarrier();
   }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
+  if (lid == 0u) { wg_u32 = red_u[0]; }
+  return workgroupUniformLoad(&wg_u32);
 }
 
 fn max_u(lid: u32, v: u32) -> u32 {
@@ -110,9 +112,8 @@ fn max_u(lid: u32, v: u32) -> u32 {
     if (lid < s) { red_u[lid] = max(red_u[lid], red_u[lid + s]); }
     workgroupBarrier();
   }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
+  if (lid == 0u) { wg_u32 = red_u[0]; }
+  return workgroupUniformLoad(&wg_u32);
 }
 
 // exclusive prefix sum over the invocations (Hillis-Steele)
@@ -144,9 +145,9 @@ fn scan_f(lid: u32, v: f32) -> vec3<f32> {
   }
   var before = 0.0;
   if (lid > 0u) { before = red_f[lid - 1u]; }
-  let r = vec3<f32>(before, red_f[lid], red_f[WG - 1u]);
-  workgroupBarrier();
-  return r;
+  let mine = red_f[lid];
+  if (lid == 0u) { wg_f32 = red_f[WG - 1u]; }
+  return vec3<f32>(before, mine, workgroupUniformLoad(&wg_f32));
 }
 
 // the top-k set: keys above kth, and of those equal to it the first \`ties\` in index order (tie: the running count of equal keys before this one)
@@ -263,9 +264,12 @@ const MAIN = `if (lid == 0u) {
     }
     workgroupBarrier();
   }
-  let max_v = red_f[0];
-  var chosen = red_u[0];
-  // also the barrier between reading red_f[0] and sample() writing it
+  if (lid == 0u) {
+    wg_f32 = red_f[0];
+    wg_u32 = red_u[0];
+  }
+  let max_v = workgroupUniformLoad(&wg_f32);
+  var chosen = workgroupUniformLoad(&wg_u32);
   let mode = workgroupUniformLoad(&wg_mode);
   if (mode == 1u) { chosen = sample(lid, base, max_v, position); }
   if (lid == 0u) {
