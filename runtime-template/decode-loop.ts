@@ -37,6 +37,8 @@ export interface LoopHost {
   whileDeviceAlive<T>(promise: Promise<T>): Promise<T>;
   /** counts a loop submission's steps and queue submissions in the session's stats */
   countLoopRun(model: string, steps: CompiledSteps, submissions: number, readbackBytes: number, ms: number): void;
+  /** counts bytes mapped for reading outside a step (returnLogits) */
+  countReadback(bytes: number): void;
 }
 
 interface LoopModel {
@@ -132,9 +134,10 @@ export class DecodeLoop {
     let expected = ids.length;
     let stopped = false;
     await host.makeResident(spec.decode, timeline);
-    while (!stopped && pending.length > 0) {
+    const unsubmitted = () => submitted - (forced.length + 1) < steps;
+    while (!stopped && (pending.length > 0 || unsubmitted())) {
       // keep `depth` steps in flight, never past maxNewTokens or the context
-      while (pending.length < depth && submitted - (forced.length + 1) < steps) await submit(this.decode, [], true);
+      while (pending.length < depth && unsubmitted()) await submit(this.decode, [], true);
       const next = pending.shift()!;
       const [token, position] = await this.readToken(host, next, errors);
       if (position !== expected) fail('FM_WEBGPU', `the decode loop is at cache slot ${position}, expected ${expected}: the GPU state is inconsistent`);
@@ -180,6 +183,7 @@ export class DecodeLoop {
     const output = model.loaded.info.outputs.findIndex((tensor) => tensor.name === this.spec.logits);
     const offset = model.loaded.readbackOffsets[output]! + row * this.spec.vocab * 4;
     await host.whileDeviceAlive(keepAlive(errors.capture(() => readback.mapAsync(MAP_MODE_READ))));
+    host.countReadback(readback.size);
     try {
       return new Float32Array(readback.getMappedRange().slice(offset, offset + this.spec.vocab * 4));
     } finally {

@@ -311,6 +311,9 @@ export class Session implements FlashmemSession {
         this.counters.readbackBytes += readbackBytes;
         this.countRun(model, { steps, plan: 'entry', reloaded: false }, ms, ms);
       },
+      countReadback: (bytes) => {
+        this.counters.readbackBytes += bytes;
+      },
     };
   }
 
