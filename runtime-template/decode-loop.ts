@@ -35,6 +35,8 @@ export interface LoopHost {
   /** makes the model's plan resident in the shared buffers (replaying its init steps when another plan holds them) */
   makeResident(model: string, timeline: Timeline): Promise<boolean>;
   whileDeviceAlive<T>(promise: Promise<T>): Promise<T>;
+  /** LoadOptions.runTimeoutMs applied to one step (the wait for its token) */
+  withRunTimeout<T>(promise: Promise<T>): Promise<T>;
   /** counts a loop submission's steps and queue submissions in the session's stats */
   countLoopRun(model: string, steps: CompiledSteps, submissions: number, readbackBytes: number, ms: number): void;
   /** counts bytes mapped for reading outside a step (returnLogits) */
@@ -167,9 +169,10 @@ export class DecodeLoop {
   /** waits for a step's token readback: [token, position of the token] */
   private async readToken(host: LoopHost, pending: Pending, errors: GpuErrorCollector): Promise<[number, number]> {
     try {
-      await host.whileDeviceAlive(keepAlive(pending.mapped));
+      await host.whileDeviceAlive(host.withRunTimeout(keepAlive(pending.mapped)));
     } catch (error) {
-      await host.whileDeviceAlive(errors.check('generating tokens with the decode loop'));
+      // a GPU error explains a failed map better, except after a timeout (the device is gone)
+      if ((error as { code?: string }).code !== 'FM_TIMEOUT') await host.whileDeviceAlive(errors.check('generating tokens with the decode loop'));
       throw error;
     }
     const words = new Uint32Array(pending.readback.getMappedRange(0, TOKEN_MAP_BYTES).slice(0));

@@ -252,7 +252,7 @@ export class Session implements FlashmemSession {
    * Races a run against runTimeoutMs. GPU work cannot be cancelled, so on expiry the device is
    * destroyed (ending what it runs), the run rejects with FM_TIMEOUT and the session stays unusable.
    */
-  private withRunTimeout(run: Promise<RunOutputs>): Promise<RunOutputs> {
+  private withRunTimeout<T>(run: Promise<T>): Promise<T> {
     const ms = this.runTimeoutMs;
     if (ms === undefined) return run;
     // the run rejects once the device is gone; the timeout is the error that counts
@@ -306,6 +306,7 @@ export class Session implements FlashmemSession {
       replayContext: () => this.replayContext(),
       makeResident: (model, timeline) => this.makeResident(`model:${model}`, timeline),
       whileDeviceAlive: (promise) => this.whileDeviceAlive(promise),
+      withRunTimeout: (promise) => this.withRunTimeout(promise),
       countLoopRun: (model, steps, submissions, readbackBytes, ms) => {
         this.counters.submissions += submissions;
         this.counters.readbackBytes += readbackBytes;
