@@ -35,12 +35,12 @@ const ONLY_LIST = argument('only', '').split(',').filter((x) => x !== '');
 const wants = (section: string) => ONLY_LIST.length === 0 || ONLY_LIST.includes(section);
 const MATCH = new RegExp(argument('match', '.'));
 const QUICK = argv.includes('--quick');
-const NV_TOGGLES = 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia';
+const NV_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
 
 // ------------------------------------------------------------------------------- device, runner
 
 const gpu = await createNodeDevice({
-  dawnFlags: argv.includes('--no-toggles') ? [] : [NV_TOGGLES],
+  dawnToggles: argv.includes('--no-toggles') ? [] : NV_TOGGLES,
   optionalFeatures: ['timestamp-query', 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'],
 });
 const device = gpu.device;

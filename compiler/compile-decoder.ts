@@ -19,6 +19,8 @@ import { assertOutputReplaceable } from './bundle/output-folder.js';
 import { generateRuntime } from './bundle/runtime-gen.js';
 import type { BundleContents } from './bundle/contents.js';
 import type { DecoderSpec } from '../schemas/schedule.js';
+import { buildDecodeLoop, DECODE_LOOP_BYTES } from './schedule/decode-loop.js';
+import { shaderPath } from './schedule/build.js';
 
 export const DECODER_NAMES = {
   inputIds: 'input_ids', positionIds: 'position_ids', attentionBias: 'attention_bias', localAttentionBias: 'local_attention_bias', logits: 'logits',
@@ -43,14 +45,29 @@ export async function compileDecoderContents(prefillPath: string, decodePath: st
     [{ path: decodePath, name: 'decode' }, { path: prefillPath, name: 'prefill' }],
     {
       ...options,
+      // the decode loop's control block and token readbacks come out of the budget too
+      ...(options.memoryBudget !== undefined ? { memoryBudget: options.memoryBudget - DECODE_LOOP_BYTES } : {}),
       prepare: (name, program, graph) => {
         graphs.set(name, graph);
         cacheBytes = markState(name, program, cacheBytes);
       },
     },
   );
-  contents.schedule.decoder = decoderSpec(graphs.get('prefill')!, graphs.get('decode')!, options.window);
-  return { contents, report };
+  const spec = decoderSpec(graphs.get('prefill')!, graphs.get('decode')!, options.window);
+  spec.loop = buildDecodeLoop(spec, contents.schedule.models.map((schedule, i) => ({ schedule, info: contents.models[i]! })), (kernel) => addShader(contents, kernel.wgsl));
+  contents.schedule.decoder = spec;
+  contents.schedule.plannedPeakBytes! += DECODE_LOOP_BYTES;
+  return { contents, report: { ...report, plannedPeakBytes: contents.schedule.plannedPeakBytes!, shaders: contents.schedule.shaders.length, ...(options.memoryBudget !== undefined ? { budgetBytes: options.memoryBudget } : {}) } };
+}
+
+/** A shader file of the bundle, named by its content (equal kernels are one file): its index in schedule.shaders. */
+function addShader(contents: BundleContents, wgsl: string): number {
+  const path = shaderPath(wgsl);
+  if (!contents.shaders.has(path)) {
+    contents.shaders.set(path, wgsl);
+    contents.schedule.shaders.push(path);
+  }
+  return contents.schedule.shaders.indexOf(path);
 }
 
 export async function compileDecoder(prefillPath: string, decodePath: string, outDir: string, options: DecoderCompileOptions = {}): Promise<MultiCompileReport> {

@@ -75,6 +75,12 @@ export interface LoadOptions {
   /** Node only: the Dawn backend ('vulkan', 'opengles', ...). Default: env FLASHMEM_WEBGPU_BACKEND, else each in turn. */
   backend?: string;
   /**
+   * Node only: Dawn toggles for the instance the session's device comes from, e.g.
+   * ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] (enabled) or '-name' (disabled). Default:
+   * env FLASHMEM_DAWN_TOGGLES, a comma-separated list of the same. Ignored with `device`.
+   */
+  dawnToggles?: readonly string[];
+  /**
    * Reads every bundle file (manifest.json included) through this function instead of node:fs or
    * fetch: custom storage (IndexedDB, a cache, an archive), or fault injection in tests.
    * `dirOrUrl` then only names the bundle in messages.
@@ -163,6 +169,10 @@ export interface SessionStats {
   loadTimeline: TimelineEvent[];
   /** LoadOptions.uploads 'mapped': bytes of the host-visible staging buffers (not in peakGpuBytes) */
   hostStagingBytes: number;
+  /** queue submissions of runs (generate()'s decode loop: one per token with resident or 'mapped' weights) */
+  submissions: number;
+  /** bytes mapped for reading in runs: outputs, and the decode loop's token readbacks (8 bytes a token) */
+  readbackBytes: number;
   /** the last runs (up to 1000), oldest first: which model, which plan served it, time and bytes */
   calls: CallStats[];
   /** totals per model */
@@ -242,6 +252,25 @@ export interface GenerateOptions {
   stopTokens?: readonly number[];
   /** called with each new token as soon as it is known */
   onToken?: (token: number, index: number) => void;
+  /**
+   * Sample instead of greedy decoding, on the GPU (bundles with a decode loop, i.e. compiled by this
+   * flashmemc): top-k, then top-p within it, then a draw with the temperature's weights; the same
+   * seed gives the same tokens (compiler/ops/decode/select-token.ts documents the algorithm).
+   */
+  sample?: SamplingOptions;
+  /** Also read back the logits each token was chosen from (GenerateResult.logits); off by default, as it costs a vocab-sized readback per token. */
+  returnLogits?: boolean;
+}
+
+export interface SamplingOptions {
+  /** > 0; default 1 */
+  temperature?: number;
+  /** keep the k most likely tokens (ties broken by the lower index); 0 or absent: all */
+  topK?: number;
+  /** keep the smallest set of most likely tokens whose probability reaches p, in (0, 1]; default 1 (all) */
+  topP?: number;
+  /** 0 to 2^32 - 1; default 0 */
+  seed?: number;
 }
 
 export interface GenerateResult {
@@ -253,6 +282,12 @@ export interface GenerateResult {
   decodeMs: number;
   /** new tokens after the first per second of decodeMs */
   tokensPerSecond: number;
+  /** prompt tokens per second of prefillMs */
+  prefillTokensPerSecond: number;
+  /** the same figure as tokensPerSecond, named beside prefillTokensPerSecond */
+  decodeTokensPerSecond: number;
+  /** returnLogits: the logits (vocab floats) each new token was chosen from */
+  logits?: Float32Array[];
 }
 
 /** One sequence of a decoder: the KV cache fills from slot 0. */

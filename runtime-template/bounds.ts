@@ -81,7 +81,34 @@ export function checkScheduleBounds(bundle: VerifiedBundle, limits: BoundsLimits
   });
   checkSharedMemory(bundle, limits);
   checkDecoder(bundle);
+  checkDecodeLoop(bundle, limits);
   checkStatePositions(bundle);
+}
+
+/** words of the control block the runtime writes into loop buffer 0 (decode-loop.ts CONTROL_WORDS) and bytes of the token copy from it */
+const LOOP_CONTROL_BYTES = 64;
+
+/**
+ * The decode loop's dispatches are checked as dispatches of their model whose buffers are the
+ * model's followed by the loop's (schemas/schedule.ts decodeLoop). checkDecoder has checked the models exist.
+ */
+function checkDecodeLoop(bundle: VerifiedBundle, limits: BoundsLimits): void {
+  const loop = bundle.schedule.decoder?.loop;
+  if (!loop) return;
+  const spec = bundle.schedule.decoder!;
+  loop.buffers.forEach((buffer, i) => {
+    if (buffer.size % 4 !== 0 || buffer.size > limits.maxBufferSize || (i === 0 && buffer.size < LOOP_CONTROL_BYTES)) {
+      fail('FM_BUNDLE_INVALID', `schedule.json decoder.loop buffers[${i}]: size ${buffer.size} must be a multiple of 4 of at most ${limits.maxBufferSize}${i === 0 ? ` and hold the ${LOOP_CONTROL_BYTES}-byte control block` : ''}`);
+    }
+  });
+  const plans: [string, readonly Step[]][] = [[spec.prefill, loop.afterPrefill], [spec.decode, loop.beforeDecode], [spec.decode, loop.afterDecode]];
+  for (const [name, steps] of plans) {
+    const index = bundle.schedule.models.findIndex((model) => model.model === name);
+    const schedule = bundle.schedule.models[index]!;
+    const asModel: ModelSchedule = { ...schedule, buffers: [...schedule.buffers, ...loop.buffers.map((buffer) => ({ role: 'state' as const, size: buffer.size }))], init: [], run: [...steps] };
+    const context: BoundsContext = { info: bundle.modelInfos[index]!, schedule: asModel, shaderCount: bundle.schedule.shaders.length, shardSizes: [], limits };
+    steps.forEach((step, i) => checkDispatch(step as DispatchStep, `schedule.json decoder.loop (model ${quote(name)}) step ${i} (dispatch ${quote((step as DispatchStep).label)})`, context));
+  }
 }
 
 /**

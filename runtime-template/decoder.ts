@@ -64,15 +64,22 @@ export async function generateGreedy(stepper: DecoderStepper, promptIds: ArrayLi
   const prefillMs = performance.now() - start;
   const tokens: number[] = [];
   const decodeStart = performance.now();
+  const allLogits: Float32Array[] = [];
   for (;;) {
     const token = argmax(logits);
+    if (options.returnLogits === true) allLogits.push(logits);
     tokens.push(token);
     options.onToken?.(token, tokens.length - 1);
     if (tokens.length >= options.maxNewTokens || options.stopTokens?.includes(token) || stepper.position >= stepper.context) break;
     logits = await stepper.step(token);
   }
   const decodeMs = performance.now() - decodeStart;
-  return { tokens, promptTokens: promptIds.length, prefillMs, decodeMs, tokensPerSecond: tokens.length > 1 ? ((tokens.length - 1) * 1000) / decodeMs : 0 };
+  const tokensPerSecond = tokens.length > 1 ? ((tokens.length - 1) * 1000) / decodeMs : 0;
+  return {
+    tokens, promptTokens: promptIds.length, prefillMs, decodeMs, tokensPerSecond,
+    prefillTokensPerSecond: prefillMs > 0 ? (promptIds.length * 1000) / prefillMs : 0, decodeTokensPerSecond: tokensPerSecond,
+    ...(options.returnLogits === true ? { logits: allLogits } : {}),
+  };
 }
 
 function argmax(values: Float32Array): number {

@@ -4,7 +4,7 @@
 import type { Manifest } from '../schemas/manifest.js';
 import type { LoadOptions } from './api.js';
 import { importNodeModule, IN_NODE, keepAlive, type NodeModule, type NodePath, type NodeUrl } from './env.js';
-import { errorMessage, fail } from './errors.js';
+import { errorMessage, fail, quote } from './errors.js';
 
 export interface AcquiredDevice {
   device: GPUDevice;
@@ -21,7 +21,7 @@ export async function acquireDevice(manifest: Manifest, options: LoadOptions): P
     if (missing.length > 0) fail('FM_WEBGPU', `the given device does not meet the bundle's requirements: ${missing.join('; ')}`);
     return { device: options.device, owned: false };
   }
-  return IN_NODE ? nodeDevice(manifest, options.backend) : browserDevice(manifest);
+  return IN_NODE ? nodeDevice(manifest, options.backend, options.dawnToggles) : browserDevice(manifest);
 }
 
 /** Limits named min* are alignments (smaller is better); the others are maxima (larger is better). */
@@ -57,13 +57,14 @@ async function deviceFromAdapter(adapter: GPUAdapter, manifest: Manifest, where:
   }
 }
 
-async function nodeDevice(manifest: Manifest, backend: string | undefined): Promise<AcquiredDevice> {
+async function nodeDevice(manifest: Manifest, backend: string | undefined, toggles: readonly string[] | undefined): Promise<AcquiredDevice> {
   process.env.EGL_PLATFORM ??= 'surfaceless';
+  const flags = dawnToggleFlags(toggles ?? parseDawnToggles(process.env.FLASHMEM_DAWN_TOGGLES));
   const dawn = await importDawn();
   const requested = backend ?? process.env.FLASHMEM_WEBGPU_BACKEND;
   const backends = requested ? [requested] : DEFAULT_NODE_BACKENDS;
   for (const name of backends) {
-    const instance = dawnInstance(dawn, name);
+    const instance = dawnInstance(dawn, name, flags);
     const adapter = await requestAdapter(instance);
     if (adapter) return { device: await deviceFromAdapter(adapter, manifest, `Dawn ${name}`), owned: true };
   }
@@ -73,13 +74,35 @@ async function nodeDevice(manifest: Manifest, backend: string | undefined): Prom
 const dawnInstances = new Map<string, GPU>();
 
 /**
- * One Dawn instance per backend for the whole process: creating an instance loads and probes the
- * backend's driver, so sessions share one instead of each creating (and dropping) their own.
+ * One Dawn instance per backend and toggles for the whole process: creating an instance loads and
+ * probes the backend's driver, so sessions share one instead of each creating (and dropping) their own.
  */
-function dawnInstance(dawn: DawnModule, backend: string): GPU {
-  let instance = dawnInstances.get(backend);
-  if (!instance) dawnInstances.set(backend, (instance = dawn.create([`backend=${backend}`])));
+function dawnInstance(dawn: DawnModule, backend: string, toggleFlags: string[]): GPU {
+  const flags = [`backend=${backend}`, ...toggleFlags];
+  const key = flags.join(' ');
+  let instance = dawnInstances.get(key);
+  if (!instance) dawnInstances.set(key, (instance = dawn.create(flags)));
   return instance;
+}
+
+/** Dawn toggle names: letters, digits and underscores (a comma or '=' would smuggle in other flags) */
+const TOGGLE_NAME = /^-?[A-Za-z0-9_]+$/;
+
+/** FLASHMEM_DAWN_TOGGLES: comma-separated toggle names, '-name' to disable one. */
+export function parseDawnToggles(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((toggle) => toggle.trim()).filter((toggle) => toggle !== '');
+}
+
+/** The `webgpu` package's instance flags for toggles ('name' enabled, '-name' disabled). */
+export function dawnToggleFlags(toggles: readonly string[]): string[] {
+  const bad = toggles.find((toggle) => typeof toggle !== 'string' || !TOGGLE_NAME.test(toggle));
+  if (bad !== undefined) fail('FM_WEBGPU', `Dawn toggle ${quote(String(bad))} is not a toggle name (letters, digits, underscores; '-' in front disables it)`);
+  const enabled = toggles.filter((toggle) => !toggle.startsWith('-'));
+  const disabled = toggles.filter((toggle) => toggle.startsWith('-')).map((toggle) => toggle.slice(1));
+  return [
+    ...(enabled.length > 0 ? [`enable-dawn-features=${enabled.join(',')}`] : []),
+    ...(disabled.length > 0 ? [`disable-dawn-features=${disabled.join(',')}`] : []),
+  ];
 }
 
 /** The `webgpu` package resolves from the app, not from the bundle folder runtime.js sits in. */

@@ -212,7 +212,8 @@ export interface ReplayContext {
  */
 export async function replay(
   session: ReplayContext, steps: CompiledSteps, model: LoadedModel | undefined, inputs: GpuElements[], errors: GpuErrorCollector, timeline: Timeline, position?: number,
-): Promise<void> {
+  finish?: (recorder: CommandRecorder) => void,
+): Promise<number> {
   const recorder = new CommandRecorder(session.device, timeline);
   const stream = steps.storageRanges.length > 0 ? new RangeStream(session.shards!, steps.storageRanges, session.readAheadBytes) : undefined;
   let next = 0;
@@ -227,8 +228,33 @@ export async function replay(
     fetched = await session.whileDeviceAlive(stream!.next());
     timeline.add('read', next, readStart, { label: (steps.commands[next] as { weight: string }).weight, bytes: fetched.length });
   }
-  errors.capture(() => recorder.submit());
+  // `finish` records the last commands of the run's final submission (the decode loop's token copy)
+  errors.capture(() => {
+    finish?.(recorder);
+    recorder.submit();
+  });
+  return recorder.submissions;
 }
+
+/**
+ * Compiled steps from parts: `before`, the commands of `base` minus those of the kinds dropped,
+ * then `after`. The commands are shared, not copied (the decode loop builds its step from the
+ * decode model's run this way).
+ */
+export function spliceSteps(base: CompiledSteps, drop: ReadonlySet<RunCommand['kind']>, before?: CompiledSteps, after?: CompiledSteps): CompiledSteps {
+  const parts = [before, base, after].filter((part): part is CompiledSteps => part !== undefined);
+  const commands = parts.flatMap((part) => (part === base ? base.commands.filter((command) => !drop.has(command.kind)) : part.commands));
+  return {
+    commands,
+    // uploads are never dropped: the storage ranges keep their order
+    storageRanges: parts.flatMap((part) => part.storageRanges),
+    dispatches: parts.reduce((sum, part) => sum + part.dispatches, 0),
+    uploads: parts.reduce((sum, part) => sum + part.uploads, 0),
+    uploadBytes: parts.reduce((sum, part) => sum + part.uploadBytes, 0),
+  };
+}
+
+export type RunCommandKind = RunCommand['kind'];
 
 /** Records commands from `from` on; returns the index of the first upload that needs bytes from storage (`fetched` serves the first). */
 function replayUntilRead(

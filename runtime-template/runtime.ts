@@ -23,7 +23,7 @@ import { checkWorkBounds } from './work-bounds.js';
 export type {
   DType, TensorInfo, ModelInfo, TypedArray, InputValue, RunInputs, RunOutputs, ByteRange, ReadFileHook, LoadOptions,
   VerifyOptions, VerifySummary, SessionStats, PlanUse, CallStats, ModelCallStats, TimelineEvent, FlashmemSession,
-  GenerateOptions, GenerateResult, DecoderStepper, TrustedKey,
+  GenerateOptions, GenerateResult, SamplingOptions, DecoderStepper, TrustedKey,
 } from './api.js';
 export { FlashmemRuntimeError, type RuntimeErrorCode } from './errors.js';
 

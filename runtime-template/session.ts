@@ -6,6 +6,7 @@
 import type { DecoderSpec, ModelSchedule, Schedule, Step } from '../schemas/schedule.js';
 import type { CallStats, DecoderStepper, FlashmemSession, GenerateOptions, GenerateResult, LoadOptions, ModelCallStats, ModelInfo, PlanUse, RunInputs, RunOutputs, SessionStats, TimelineEvent } from './api.js';
 import { generateGreedy, Stepper } from './decoder.js';
+import { checkSampling, DecodeLoop, type LoopHost } from './decode-loop.js';
 import type { AcquiredDevice } from './device.js';
 import { keepAlive } from './env.js';
 import { asRuntimeError, fail, FlashmemRuntimeError, quote } from './errors.js';
@@ -65,7 +66,7 @@ export class Session implements FlashmemSession {
   private readonly owned: boolean;
   private readonly memory: GpuMemory;
   private readonly loaded = new Map<string, LoadedModel>();
-  private readonly counters = { loadMs: 0, lastRunMs: 0, runs: 0, dispatches: 0, uploads: 0, uploadedBytes: 0, plannedPeakGpuBytes: 0 };
+  private readonly counters = { loadMs: 0, lastRunMs: 0, runs: 0, dispatches: 0, uploads: 0, uploadedBytes: 0, plannedPeakGpuBytes: 0, submissions: 0, readbackBytes: 0 };
   private readonly streamFromStorage: boolean;
   private readonly readAheadBytes: number;
   private readonly gpuTimeline: boolean;
@@ -82,6 +83,8 @@ export class Session implements FlashmemSession {
   private readonly callLog: CallStats[] = [];
   private readonly perModel = new Map<string, ModelCallStats>();
   private decoderSpec?: DecoderSpec;
+  /** the decoder's GPU decode loop (bundles whose decoder has one) */
+  private decodeLoop?: DecodeLoop;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private lostInfo?: GPUDeviceLostInfo;
@@ -155,6 +158,12 @@ export class Session implements FlashmemSession {
       const calls: CompiledSteps[] = [];
       for (const call of sequenceSchedule.calls) calls.push(await compile(call.run, host));
       this.sequence = { models: sequenceSchedule.models, init: await compile(sequenceSchedule.init, host), calls };
+    }
+    if (this.decoderSpec?.loop) {
+      const spec = this.decoderSpec;
+      const withLoaded = (name: string) => ({ ...resources.find((model) => model.info.name === name)!, loaded: this.loaded.get(name)! });
+      this.decodeLoop = await DecodeLoop.prepare(spec, this.memory, compile, { prefill: withLoaded(spec.prefill), decode: withLoaded(spec.decode) });
+      await this.whileDeviceAlive(this.memory.checkAllocations());
     }
     await shards.verifyUnused(usedShards(bundle.schedule));
     // the figures verification checked (work-bounds.ts checkDeclaredPeaks): the schedule's own with shared memory, else the models'
@@ -243,7 +252,7 @@ export class Session implements FlashmemSession {
    * Races a run against runTimeoutMs. GPU work cannot be cancelled, so on expiry the device is
    * destroyed (ending what it runs), the run rejects with FM_TIMEOUT and the session stays unusable.
    */
-  private withRunTimeout(run: Promise<RunOutputs>): Promise<RunOutputs> {
+  private withRunTimeout<T>(run: Promise<T>): Promise<T> {
     const ms = this.runTimeoutMs;
     if (ms === undefined) return run;
     // the run rejects once the device is gone; the timeout is the error that counts
@@ -265,7 +274,48 @@ export class Session implements FlashmemSession {
   // ------------------------------------------------------------------------------------- decoder
 
   generate(promptIds: ArrayLike<number | bigint>, options: GenerateOptions): Promise<GenerateResult> {
-    return generateGreedy(this.decoder(), promptIds, options);
+    const loop = this.decodeLoop;
+    if (!loop) {
+      if (options?.sample !== undefined) {
+        return Promise.reject(new FlashmemRuntimeError('FM_INPUT', 'generate(): sampling runs in the GPU decode loop, which this bundle (compiled by an older flashmemc) lacks: recompile it'));
+      }
+      return generateGreedy(this.decoder(), promptIds, options);
+    }
+    try {
+      if (!Number.isInteger(options?.maxNewTokens) || options.maxNewTokens < 1) fail('FM_INPUT', 'generate() needs options.maxNewTokens, a positive integer');
+      checkSampling(options.sample, this.decoderSpec!.vocab);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.exclusive(() => {
+      this.assertUsable();
+      return loop.generate(this.loopHost(), promptIds, options);
+    });
+  }
+
+  /** Runs `work` alone in the session's run queue (generate() holds it for all its tokens). */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private loopHost(): LoopHost {
+    return {
+      device: this.device,
+      replayContext: () => this.replayContext(),
+      makeResident: (model, timeline) => this.makeResident(`model:${model}`, timeline),
+      whileDeviceAlive: (promise) => this.whileDeviceAlive(promise),
+      withRunTimeout: (promise) => this.withRunTimeout(promise),
+      countLoopRun: (model, steps, submissions, readbackBytes, ms) => {
+        this.counters.submissions += submissions;
+        this.counters.readbackBytes += readbackBytes;
+        this.countRun(model, { steps, plan: 'entry', reloaded: false }, ms, ms);
+      },
+      countReadback: (bytes) => {
+        this.counters.readbackBytes += bytes;
+      },
+    };
   }
 
   decoder(): DecoderStepper {
@@ -318,8 +368,9 @@ export class Session implements FlashmemSession {
     try {
       choice = this.choosePlan(model.info.name);
       if (choice.resident) choice.reloaded = await this.makeResident(choice.resident, timeline);
-      await replay(this.replayContext(), choice.steps, model, inputs, errors, timeline, position);
+      this.counters.submissions += await replay(this.replayContext(), choice.steps, model, inputs, errors, timeline, position);
       mapped = errors.capture(() => model.readback?.mapAsync(MAP_MODE_READ));
+      this.counters.readbackBytes += model.readback?.size ?? 0;
     } catch (error) {
       // a failed run leaves the shared buffers in an unknown state: the next run reloads its plan
       this.resident = undefined;

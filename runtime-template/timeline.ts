@@ -10,7 +10,8 @@ export class Timeline {
   private readonly gpuDone: Promise<void>[] = [];
   private readonly origin: number;
 
-  constructor(origin = performance.now(), private readonly trackGpu = false) {
+  /** `record` false: add() keeps nothing (the decode loop's steps, thousands per generate()) */
+  constructor(origin = performance.now(), private readonly trackGpu = false, private readonly record = true) {
     this.origin = origin;
   }
 
@@ -19,12 +20,13 @@ export class Timeline {
   }
 
   add(kind: TimelineEvent['kind'], step: number, startMs: number, extra: { label?: string; bytes?: number } = {}): void {
+    if (!this.record) return;
     this.events.push({ kind, step, ...extra, startMs, endMs: this.now() });
   }
 
   /** Called right after a submission: its 'gpu' entry ends when the queue reports the work done. */
   submitted(queue: GPUQueue): void {
-    if (!this.trackGpu) return;
+    if (!this.trackGpu || !this.record) return;
     const event: TimelineEvent = { kind: 'gpu', step: -1, startMs: this.now(), endMs: Number.NaN };
     this.events.push(event);
     this.gpuDone.push(queue.onSubmittedWorkDone().then(() => { event.endMs = this.now(); }, () => {}));

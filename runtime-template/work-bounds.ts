@@ -9,6 +9,7 @@ import type { DispatchStep, ModelSchedule, Region, Schedule, Step } from '../sch
 import type { ModelInfo } from './api.js';
 import { fail, quote } from './errors.js';
 import { isTextureBinding, sharedBufferKeys, TEXEL_BYTES } from './format.js';
+import { TOKEN_READBACK_BYTES } from './decode-loop.js';
 import { elementCount } from './tensors.js';
 
 export interface WorkLimits {
@@ -27,9 +28,16 @@ const GRID_ROW_SLACK = 65535;
 
 /** The bytes loadBundle will allocate on the device: buffers (shared ones once), textures, readback buffers. */
 export function scheduledGpuBytes(schedule: Schedule): number {
-  const readbacks = schedule.models.reduce((sum, model) => sum + readbackBytes(model), 0);
+  const readbacks = schedule.models.reduce((sum, model) => sum + readbackBytes(model), 0) + decodeLoopBytes(schedule);
   if (schedule.memory === 'shared') return sharedBufferBytes(schedule) + readbacks;
   return schedule.models.reduce((sum, model) => sum + modelBufferBytes(model), 0) + readbacks;
+}
+
+/** the decoder's GPU decode loop (decode-loop.ts): its buffers and token readback buffers */
+function decodeLoopBytes(schedule: Schedule): number {
+  const loop = schedule.decoder?.loop;
+  if (!loop) return 0;
+  return loop.buffers.reduce((sum, buffer) => sum + buffer.size, 0) + loop.tokenReadbacks * TOKEN_READBACK_BYTES;
 }
 
 function modelBufferBytes(model: ModelSchedule): number {
@@ -66,7 +74,29 @@ export function checkWorkBounds(schedule: Schedule, infos: readonly ModelInfo[],
   });
   schedule.sequence?.calls.forEach((call, i) => checkPlanWork(call.run, schedule.sequence!, `sequence call ${i}`, maxWorkgroups));
   checkDecoderContext(schedule, infos);
+  checkDecodeLoopWork(schedule, maxWorkgroups);
   return total;
+}
+
+/**
+ * A decode-loop token runs the decode model's run steps and the loop's: their workgroups together
+ * are one run. The loop's dispatches bind the model's buffers and then the loop's (bounds.ts).
+ */
+function checkDecodeLoopWork(schedule: Schedule, maxWorkgroups: number | undefined): void {
+  const spec = schedule.decoder;
+  const loop = spec?.loop;
+  if (!spec || !loop) return;
+  const plan = (name: string) => {
+    const model = schedule.models.find((m) => m.model === name);
+    // bounds.ts names a missing model; it runs later, so nothing to add up here
+    return model && { ...model, buffers: [...model.buffers, ...loop.buffers] };
+  };
+  const prefill = plan(spec.prefill);
+  const decode = plan(spec.decode);
+  if (!prefill || !decode) return;
+  const dispatching = (steps: readonly Step[]) => steps.filter((step) => step.op === 'dispatch' || step.op === 'upload' || step.op === 'copy');
+  checkPlanWork([...dispatching(prefill.run), ...loop.afterPrefill], prefill, 'decoder.loop after the prefill', maxWorkgroups);
+  checkPlanWork([...loop.beforeDecode, ...dispatching(decode.run), ...loop.afterDecode], decode, 'decoder.loop decode step', maxWorkgroups);
 }
 
 function positiveLimit(value: number | undefined, name: string): number | undefined {

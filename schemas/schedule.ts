@@ -138,6 +138,30 @@ export const sequenceSchedule = z.object({
   plannedPeakBytes: uint,
 }).strict();
 
+/** bytes of each decode-loop token readback buffer (MAP_READ): the control block's position and token words */
+export const TOKEN_READBACK_BYTES = 16;
+
+/**
+ * The GPU decode loop of a decoder (absent in bundles of older compilers, whose generate() drives
+ * decoding from the host). A token is one submission: `beforeDecode` (the step's inputs, written
+ * on the GPU), the decode model's run steps without its writeInput, stateWrite and readOutput
+ * steps, then `afterDecode` (the cache writes at the position, token selection), and a copy of the
+ * chosen token into one of `tokenReadbacks` host-mappable buffers of TOKEN_READBACK_BYTES. The
+ * dispatches bind buffer i of their model (prefill or decode) for i below that model's buffer
+ * count, and loop buffer i - count above it. Loop buffer 0 holds the control block
+ * (compiler/ops/decode/control.ts: position, token, logits row, sampling parameters), which the
+ * loop's kernels read and token selection advances, so the same commands serve every position.
+ */
+export const decodeLoop = z.object({
+  buffers: z.array(z.object({ size: uint.min(4) }).strict()).min(1).max(4),
+  /** token readback buffers: decode steps in flight at once */
+  tokenReadbacks: uint.min(1).max(16),
+  /** after the prefill's kernels (and its state writes): token selection from the last prompt row */
+  afterPrefill: z.array(dispatchStep).max(16),
+  beforeDecode: z.array(dispatchStep).max(16),
+  afterDecode: z.array(dispatchStep).max(4096),
+}).strict();
+
 /**
  * An autoregressive decoder (prefill + decode graphs of one model, flashmemc compile --decoder):
  * what session.generate() needs. The KV cache lives in the state buffers between runs.
@@ -156,6 +180,7 @@ export const decoderSpec = z.object({
   localAttentionBias: z.string().optional(),
   window: uint,
   logits: z.string(),
+  loop: decodeLoop.optional(),
 }).strict();
 
 export const scheduleSchema = z.object({
@@ -180,6 +205,7 @@ export type Schedule = z.infer<typeof scheduleSchema>;
 export type ModelSchedule = z.infer<typeof modelSchedule>;
 export type SequenceSchedule = z.infer<typeof sequenceSchedule>;
 export type DecoderSpec = z.infer<typeof decoderSpec>;
+export type DecodeLoop = z.infer<typeof decodeLoop>;
 export type StateWriteStep = z.infer<typeof stateWriteStep>;
 export type Step = z.infer<typeof step>;
 export type LoadPlanSummary = z.infer<typeof loadPlanSummary>;

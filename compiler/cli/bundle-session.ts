@@ -96,11 +96,11 @@ export interface OpenedBundle {
 
 /** Opens a bundle; creates a device for it unless `device` (shared, e.g. by tests) is given. */
 export async function openBundle(
-  bundleDir: string, options: { backend?: string; device?: GPUDevice; load?: RuntimeLoadOptions } = {},
+  bundleDir: string, options: { backend?: string; dawnToggles?: readonly string[]; device?: GPUDevice; load?: RuntimeLoadOptions } = {},
 ): Promise<OpenedBundle> {
   const manifest = readManifest(bundleDir);
   const runtime = await importOwnRuntime();
-  const device = options.device ?? (await createNodeDevice({ backend: options.backend, limits: manifest.requiredLimits })).device;
+  const device = options.device ?? (await createNodeDevice({ backend: options.backend, dawnToggles: options.dawnToggles, limits: manifest.requiredLimits })).device;
   try {
     const session = (await runtime.loadBundle(resolve(bundleDir), { ...options.load, device })) as RuntimeSession;
     return { session, manifest, device, ownsDevice: !options.device, foreignRuntime: foreignRuntimeOf(bundleDir) };

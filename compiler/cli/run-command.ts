@@ -28,6 +28,7 @@ export function runCommand(cli: Argv): void {
       .option('save-outputs', { type: 'string', describe: 'write <output name>.npy files into this folder' })
       .option('repeat', { type: 'number', default: 1, describe: 'runs to time (the first is cold)' })
       .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles...); default FLASHMEM_WEBGPU_BACKEND or the first that works' })
+      .option('dawn-toggles', { type: 'string', describe: "Dawn toggles, comma-separated ('-name' disables one), e.g. allow_unsafe_apis; default FLASHMEM_DAWN_TOGGLES" })
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON report' })
       .option('generate', { type: 'string', describe: 'decoder bundles: greedy generation after these prompt token ids (e.g. 464,2068,7586)' })
       .option('max-new-tokens', { type: 'number', default: 32, describe: 'with --generate: tokens to generate' })
@@ -46,7 +47,7 @@ export function runCommand(cli: Argv): void {
       }),
     async (args) => {
       const started = performance.now();
-      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads,
+      const { session, manifest, device, foreignRuntime } = await openBundle(args.bundle, { backend: args.backend, dawnToggles: args['dawn-toggles']?.split(',').map((t) => t.trim()).filter((t) => t !== ''), load: { streamedWeights: args['streamed-weights'], gpuTimeline: args.timeline !== undefined, uploads: args.uploads,
         trustedKeys: args.key && readPublicKeyFiles(args.key).map(rawPublicKeyBase64),
         runTimeoutMs: positiveCount(args.timeout, '--timeout'),
         maxGpuBytes: args['max-gpu-bytes'] === undefined ? undefined : parseSize(args['max-gpu-bytes']),

@@ -37,27 +37,45 @@ type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknow
  */
 const liveInstances = new Set<GPU>();
 
+/** Dawn toggle names: letters, digits and underscores (a comma or '=' would smuggle in other flags) */
+const TOGGLE_NAME = /^-?[A-Za-z0-9_]+$/;
+
+/**
+ * The `webgpu` package's instance flags for Dawn toggles: the given ones, else
+ * FLASHMEM_DAWN_TOGGLES (comma-separated), 'name' enabled and '-name' disabled; the runtime
+ * (runtime-template/device.ts) reads the same variable the same way.
+ */
+export function dawnToggleFlags(toggles?: readonly string[]): string[] {
+  const list = toggles ?? (process.env.FLASHMEM_DAWN_TOGGLES ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const bad = list.find((toggle) => !TOGGLE_NAME.test(toggle));
+  if (bad !== undefined) throw new FlashmemError('FM_BAD_ARGUMENT', `Dawn toggle ${quoteName(bad)} is not a toggle name (letters, digits, underscores; '-' in front disables it)`);
+  const enabled = list.filter((t) => !t.startsWith('-'));
+  const disabled = list.filter((t) => t.startsWith('-')).map((t) => t.slice(1));
+  return [
+    ...(enabled.length > 0 ? [`enable-dawn-features=${enabled.join(',')}`] : []),
+    ...(disabled.length > 0 ? [`disable-dawn-features=${disabled.join(',')}`] : []),
+  ];
+}
+
 export interface NodeDeviceOptions {
   backend?: string;
   limits?: Record<string, number>;
-  /**
-   * extra flags for Dawn's create(), e.g. 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'
-   * (what unlocks shader-f16 and subgroup matrices on NVIDIA: ../shared/KERNELS.md)
-   */
-  dawnFlags?: readonly string[];
+  /** Dawn toggles (dawnToggleFlags); FLASHMEM_DAWN_TOGGLES when absent */
+  dawnToggles?: readonly string[];
   /** features to enable where the adapter has them (the others are left off, not an error) */
   optionalFeatures?: readonly string[];
 }
 
 export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise<NodeGpu> {
   process.env.EGL_PLATFORM ??= 'surfaceless';
+  const toggleFlags = dawnToggleFlags(options.dawnToggles);
   const dawn = (await import('webgpu')) as unknown as DawnModule;
   Object.assign(globalThis, dawn.globals);
   const requested = options.backend ?? process.env.FLASHMEM_WEBGPU_BACKEND;
   const backends = requested ? [requested] : DEFAULT_BACKENDS;
   const failures: string[] = [];
   for (const backend of backends) {
-    const gpu = dawn.create([`backend=${backend}`, ...(options.dawnFlags ?? [])]);
+    const gpu = dawn.create([`backend=${backend}`, ...toggleFlags]);
     liveInstances.add(gpu);
     const adapter =
       (await keepAlive(gpu.requestAdapter())) ??
