@@ -10,6 +10,7 @@
  *   decode   input_ids [1,1], position_ids [1,1], attention_bias [1,1,1,C] [, local_attention_bias],
  *            past_key.<l>, past_value.<l> [1,H,C,D]             -> logits [1,1,V], present_key.<l>, present_value.<l> [1,H,1,D]
  */
+import type { KernelSpec } from './kernel/types.js';
 import { fail, quoteName } from './errors.js';
 import type { KernelProgram } from './lower/program.js';
 import type { Graph } from './ir/types.js';
@@ -54,20 +55,26 @@ export async function compileDecoderContents(prefillPath: string, decodePath: st
     },
   );
   const spec = decoderSpec(graphs.get('prefill')!, graphs.get('decode')!, options.window);
-  spec.loop = buildDecodeLoop(spec, contents.schedule.models.map((schedule, i) => ({ schedule, info: contents.models[i]! })), (kernel) => addShader(contents, kernel.wgsl));
+  spec.loop = buildDecodeLoop(spec, contents.schedule.models.map((schedule, i) => ({ schedule, info: contents.models[i]! })), (kernel) => addShader(contents, kernel));
   contents.schedule.decoder = spec;
   contents.schedule.plannedPeakBytes! += DECODE_LOOP_BYTES;
   return { contents, report: { ...report, plannedPeakBytes: contents.schedule.plannedPeakBytes!, shaders: contents.schedule.shaders.length, ...(options.memoryBudget !== undefined ? { budgetBytes: options.memoryBudget } : {}) } };
 }
 
 /** A shader file of the bundle, named by its content (equal kernels are one file): its index in schedule.shaders. */
-function addShader(contents: BundleContents, wgsl: string): number {
-  const path = shaderPath(wgsl);
+/** Adds a decode-loop kernel's shader (once) and its grid to schedule.maxWorkgroups, which has one entry per shader. */
+function addShader(contents: BundleContents, kernel: KernelSpec): number {
+  const path = shaderPath(kernel.wgsl);
+  const schedule = contents.schedule;
   if (!contents.shaders.has(path)) {
-    contents.shaders.set(path, wgsl);
-    contents.schedule.shaders.push(path);
+    contents.shaders.set(path, kernel.wgsl);
+    schedule.shaders.push(path);
+    schedule.maxWorkgroups?.push(0);
   }
-  return contents.schedule.shaders.indexOf(path);
+  const index = schedule.shaders.indexOf(path);
+  const [x, y, z] = kernel.workgroups;
+  if (schedule.maxWorkgroups) schedule.maxWorkgroups[index] = Math.max(schedule.maxWorkgroups[index]!, x * y * z);
+  return index;
 }
 
 export async function compileDecoder(prefillPath: string, decodePath: string, outDir: string, options: DecoderCompileOptions = {}): Promise<MultiCompileReport> {

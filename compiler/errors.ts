@@ -47,6 +47,34 @@ export function rethrowIn(context: string, e: unknown): never {
   throw e;
 }
 
+/**
+ * What the user can do about a failed file operation, by its errno code: FM_IO messages name the
+ * path, the code and this (a full disk, a parent that is a file...), never only Node's text.
+ */
+export function ioAdvice(code: string | undefined): string {
+  switch (code) {
+    case 'ENOSPC': case 'EDQUOT': return 'the disk is full (or over quota): free some space or write somewhere else';
+    case 'EACCES': case 'EPERM': return 'no permission to write there: choose a location you can write, or fix its permissions';
+    case 'EROFS': return 'the file system is read-only: choose a writable location';
+    case 'ENOTDIR': return 'a parent of the path is a file, not a folder: choose another path';
+    case 'EISDIR': return 'the path is a folder: name a file instead';
+    case 'EEXIST': return 'something is already there (a file where a folder is needed): choose another path or remove it';
+    case 'ENOENT': return 'a folder on the path does not exist: create it or choose another path';
+    case 'ENAMETOOLONG': return 'the path is too long: choose a shorter one';
+    case 'EMFILE': case 'ENFILE': return 'too many files are open: close some programs and retry';
+    case 'EIO': return 'the device reported an I/O error: check the disk';
+    default: return 'check the path and the disk, then retry';
+  }
+}
+
+/** FM_IO for a failed file operation: `what` names the operation and the path; the errno code and ioAdvice follow. */
+export function ioFailed(what: string, error: unknown): never {
+  if (error instanceof FlashmemError) throw error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const detail = code ?? (error instanceof Error ? error.message : String(error));
+  fail('FM_IO', `${what} failed (${detail}): ${ioAdvice(code)}`, error);
+}
+
 /** Quote a model-provided name for an error message: JSON escaping keeps control characters visible. */
 export function quoteName(name: string): string {
   const shown = name.length > 200 ? `${name.slice(0, 200)}…` : name;

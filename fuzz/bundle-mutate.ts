@@ -450,6 +450,34 @@ const workgroupMutation: Maker = (rng, state) => {
   return setMutation('schedule', [...p, 'workgroups'], v, 'workgroups');
 };
 
+/**
+ * The grids the compiler recorded per shader (schedule.maxWorkgroups): raised with or without the
+ * dispatches they bound, lowered below a dispatch, dropped (older bundles), of the wrong length.
+ */
+const recordedGridMutation: Maker = (rng, state) => {
+  const s = state.schedule as Record<string, Json>;
+  const bounds = s.maxWorkgroups;
+  if (!Array.isArray(bounds) || bounds.length === 0) return undefined;
+  const i = rng.int(bounds.length);
+  const p: JsonPath = ['maxWorkgroups', i];
+  const current = typeof bounds[i] === 'number' ? bounds[i] : 1;
+  return rng.weighted<() => Mutation>([
+    [3, () => setMutation('schedule', p, rng.pick([0, current - 1, current + 1, current * 2, 65535, 65536, 65535 * 65535, 2 ** 32, 2 ** 53 - 1, -1, 1.5]), 'recorded grid')],
+    [1, () => ({ name: 'recorded grids: schedule.maxWorkgroups deleted', apply: (m) => deleteAt(m, 'schedule', ['maxWorkgroups']) })],
+    [1, () => ({ name: 'recorded grids: one entry dropped', apply: (m) => { const a = getAt(m.schedule, ['maxWorkgroups']); if (Array.isArray(a)) a.pop(); } })],
+    [2, () => ({
+      // the attacker's move: a larger grid on every dispatch of shader i, and the recorded bound to match
+      name: `recorded grids: shader ${i}'s dispatches and maxWorkgroups[${i}] raised to 65535 x 2`,
+      apply: (m) => {
+        for (const node of nodesWhere(m.schedule, (n) => isObj(n.value) && n.value.op === 'dispatch' && n.value.shader === i)) {
+          (node.value as Record<string, Json>).workgroups = [65535, 2, 1];
+        }
+        setAt(m, 'schedule', p, 65535 * 2);
+      },
+    })],
+  ])();
+};
+
 /** shader, shard, input, output and texture indices */
 const indexMutation: Maker = (rng, state) => {
   const s = state.schedule as Record<string, Json>;
@@ -827,7 +855,7 @@ const rawJsonMutation: Maker = (rng) => {
 };
 
 const MAKERS: readonly (readonly [number, Maker])[] = [
-  [14, genericJson], [8, stepMutation], [8, regionMutation], [4, bufferMutation], [4, workgroupMutation], [5, indexMutation],
+  [14, genericJson], [8, stepMutation], [8, regionMutation], [4, bufferMutation], [4, workgroupMutation], [2, recordedGridMutation], [5, indexMutation],
   [3, textureMutation], [3, peakMutation], [3, nameMutation], [4, signatureMutation], [4, limitsMutation], [5, fileEntryMutation],
   [2, headerMutation], [4, planFieldsMutation], [2, stateWriteMutation], [4, shaderMutation], [3, shardMutation], [2, fileMutation],
   [4, rawJsonMutation],

@@ -117,6 +117,31 @@ export const RECIPES: readonly BundleRecipe[] = [
     edit: (s) => { schedule(s).sequence.calls.splice(1, 1); },
     expect: { code: 'FM_BUNDLE_INVALID' },
   },
+  {
+    name: 'dispatch-above-recorded-grid',
+    seed: 'resnet:stream',
+    why: 'one workgroup more than the compiler recorded for the shader (schedule.maxWorkgroups), well within what its bindings allow',
+    edit: (s) => {
+      const bounds: number[] = schedule(s).maxWorkgroups;
+      const step = schedule(s).models[0].run.find((x: Doc) => x.op === 'dispatch' && bounds[x.shader]! < 65535);
+      step.workgroups = [bounds[step.shader]! + 1, 1, 1];
+    },
+    expect: { code: 'FM_BUNDLE_BOUNDS', mentions: 'the compiler recorded for shader' },
+  },
+  {
+    name: 'recorded-grid-above-bindings',
+    seed: 'onnx:sequence',
+    why: 'the attacker also writes schedule.maxWorkgroups: a recorded grid above what its dispatches\' bindings imply is refused',
+    edit: (s) => { schedule(s).maxWorkgroups[0] = 2 ** 32; },
+    expect: { code: 'FM_BUNDLE_BOUNDS', mentions: 'maxWorkgroups[0] is 4294967296 workgroups' },
+  },
+  {
+    name: 'recorded-grids-dropped',
+    seed: 'fixture:mlp',
+    why: 'a bundle without schedule.maxWorkgroups (older compilers) still verifies: the binding-implied bound applies alone',
+    edit: (s) => { delete schedule(s).maxWorkgroups; },
+    expect: { ok: true },
+  },
 ];
 
 export function recipeByName(name: string): BundleRecipe {

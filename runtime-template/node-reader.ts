@@ -12,6 +12,16 @@
  * does not block the open, a final symlink fails it), and after the open the components are
  * lstat'ed again and the opened file's identity (dev, ino) must be the file found at the path, so
  * a folder swapped for a symlink between check and open is noticed.
+ *
+ * Hard links (nlink > 1) are allowed, on purpose: package managers install files as hard links
+ * (pnpm's content-addressed store, `cp -al`), and refusing them would refuse correctly installed
+ * bundles. A hard link is not a redirect: the name is inside the bundle folder, resolved there
+ * without symlinks, and the file opened is that name's, checked like any other (regular file,
+ * O_NOFOLLOW | O_NONBLOCK, dev/ino, the declared size, then sha256); no path outside the folder is
+ * reached at read time. Its bytes may be the same as a file's elsewhere (that is what a link is), so
+ * hash errors (reader.ts) tell the manifest's digest, never the digest of what was read; making a
+ * link to a file needs, on Linux with fs.protected_hardlinks (the default), owning it or being able
+ * to read and write it, so its planter could read it anyway.
  */
 import { importNodeModule, type NodeFs, type NodePath } from './env.js';
 import { fail, FlashmemRuntimeError, quote } from './errors.js';

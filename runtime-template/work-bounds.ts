@@ -4,6 +4,10 @@
  * what the caller allows. A bundle's author controls every number in it (and recomputes its
  * hashes), so a schedule that passes the per-step bounds checks (bounds.ts) could still allocate
  * forty 256 MiB buffers or dispatch 65535 x 65535 workgroups; these checks close that.
+ *
+ * Dispatch grids have two bounds: what the dispatch's bindings imply (GRID_ROW_SLACK below), which
+ * holds whatever the bundle says, and the grid the compiler recorded for each shader
+ * (schedule.maxWorkgroups), believed only up to the first.
  */
 import type { DispatchStep, ModelSchedule, Region, Schedule, Step } from '../schemas/schedule.js';
 import type { ModelInfo } from './api.js';
@@ -67,14 +71,16 @@ export function checkWorkBounds(schedule: Schedule, infos: readonly ModelInfo[],
     fail('FM_BUNDLE_BOUNDS', `the bundle allocates ${total} bytes of GPU memory, more than maxGpuBytes ${maxGpuBytes}`);
   }
   const maxWorkgroups = positiveLimit(limits.maxWorkgroupsPerRun, 'maxWorkgroupsPerRun');
+  const kernels = kernelGrids(schedule);
   schedule.models.forEach((model, i) => {
     checkInputsWrittenOnce(model, infos[i]!);
-    checkPlanWork(model.run, model, `model ${quote(model.model)}`, maxWorkgroups);
-    checkPlanWork(model.init, model, `model ${quote(model.model)} init`, maxWorkgroups);
+    checkPlanWork(model.run, model, `model ${quote(model.model)}`, maxWorkgroups, kernels);
+    checkPlanWork(model.init, model, `model ${quote(model.model)} init`, maxWorkgroups, kernels);
   });
-  schedule.sequence?.calls.forEach((call, i) => checkPlanWork(call.run, schedule.sequence!, `sequence call ${i}`, maxWorkgroups));
+  schedule.sequence?.calls.forEach((call, i) => checkPlanWork(call.run, schedule.sequence!, `sequence call ${i}`, maxWorkgroups, kernels));
   checkDecoderContext(schedule, infos);
-  checkDecodeLoopWork(schedule, maxWorkgroups);
+  checkDecodeLoopWork(schedule, maxWorkgroups, kernels);
+  checkRecordedGrids(kernels);
   return total;
 }
 
@@ -82,7 +88,7 @@ export function checkWorkBounds(schedule: Schedule, infos: readonly ModelInfo[],
  * A decode-loop token runs the decode model's run steps and the loop's: their workgroups together
  * are one run. The loop's dispatches bind the model's buffers and then the loop's (bounds.ts).
  */
-function checkDecodeLoopWork(schedule: Schedule, maxWorkgroups: number | undefined): void {
+function checkDecodeLoopWork(schedule: Schedule, maxWorkgroups: number | undefined, kernels: KernelGrids): void {
   const spec = schedule.decoder;
   const loop = spec?.loop;
   if (!spec || !loop) return;
@@ -95,8 +101,39 @@ function checkDecodeLoopWork(schedule: Schedule, maxWorkgroups: number | undefin
   const decode = plan(spec.decode);
   if (!prefill || !decode) return;
   const dispatching = (steps: readonly Step[]) => steps.filter((step) => step.op === 'dispatch' || step.op === 'upload' || step.op === 'copy');
-  checkPlanWork([...dispatching(prefill.run), ...loop.afterPrefill], prefill, 'decoder.loop after the prefill', maxWorkgroups);
-  checkPlanWork([...loop.beforeDecode, ...dispatching(decode.run), ...loop.afterDecode], decode, 'decoder.loop decode step', maxWorkgroups);
+  checkPlanWork([...dispatching(prefill.run), ...loop.afterPrefill], prefill, 'decoder.loop after the prefill', maxWorkgroups, kernels);
+  checkPlanWork([...loop.beforeDecode, ...dispatching(decode.run), ...loop.afterDecode], decode, 'decoder.loop decode step', maxWorkgroups, kernels);
+}
+
+/**
+ * Per shader: the bound the compiler recorded (schedule.maxWorkgroups, absent in older bundles) and,
+ * filled in while the dispatches are checked, the most workgroups its dispatches' bindings allow.
+ */
+interface KernelGrids {
+  recorded: readonly number[] | undefined;
+  implied: number[];
+}
+
+function kernelGrids(schedule: Schedule): KernelGrids {
+  const recorded = schedule.maxWorkgroups;
+  if (recorded !== undefined && recorded.length !== schedule.shaders.length) {
+    fail('FM_BUNDLE_INVALID', `schedule.json: maxWorkgroups has ${recorded.length} entries for ${schedule.shaders.length} shaders`);
+  }
+  return { recorded, implied: schedule.shaders.map(() => 0) };
+}
+
+/**
+ * A recorded bound is believed only up to what the bindings imply: whoever edits a bundle writes
+ * maxWorkgroups too, so the binding-implied bound stays the real guard and the recorded one only
+ * tightens it (a dispatch edited above the grid the compiler built is refused even where its
+ * bindings would allow more).
+ */
+function checkRecordedGrids({ recorded, implied }: KernelGrids): void {
+  recorded?.forEach((bound, shader) => {
+    if (bound > implied[shader]!) {
+      fail('FM_BUNDLE_BOUNDS', `schedule.json maxWorkgroups[${shader}] is ${bound} workgroups, more than the ${implied[shader]} the bindings of that shader's dispatches allow (one workgroup per bound element plus one grid row)`);
+    }
+  });
 }
 
 function positiveLimit(value: number | undefined, name: string): number | undefined {
@@ -123,7 +160,7 @@ function checkDeclaredPeaks(schedule: Schedule): void {
   }
 }
 
-function checkPlanWork(steps: readonly Step[], plan: { buffers: readonly { size: number }[] }, where: string, maxWorkgroups: number | undefined): void {
+function checkPlanWork(steps: readonly Step[], plan: { buffers: readonly { size: number }[] }, where: string, maxWorkgroups: number | undefined, kernels: KernelGrids): void {
   let workgroups = 0;
   steps.forEach((step, i) => {
     if (step.op !== 'dispatch') return;
@@ -131,6 +168,14 @@ function checkPlanWork(steps: readonly Step[], plan: { buffers: readonly { size:
     const allowed = boundElements(step, plan) + GRID_ROW_SLACK;
     if (grid > allowed) {
       fail('FM_BUNDLE_BOUNDS', `schedule.json ${where} step ${i} (dispatch ${quote(step.label)}): ${grid} workgroups for ${allowed - GRID_ROW_SLACK} bound elements; no kernel needs more than one workgroup per element`);
+    }
+    // loadBundle checks work before the step bounds (bounds.ts), which refuse a shader index out of range
+    if (step.shader < kernels.implied.length) {
+      kernels.implied[step.shader] = Math.max(kernels.implied[step.shader]!, allowed);
+      const recorded = kernels.recorded?.[step.shader];
+      if (recorded !== undefined && grid > recorded) {
+        fail('FM_BUNDLE_BOUNDS', `schedule.json ${where} step ${i} (dispatch ${quote(step.label)}): ${grid} workgroups, more than the ${recorded} the compiler recorded for shader ${step.shader} (schedule.json maxWorkgroups)`);
+      }
     }
     workgroups += grid;
   });

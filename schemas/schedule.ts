@@ -186,6 +186,14 @@ export const decoderSpec = z.object({
 export const scheduleSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
   shaders: z.array(bundlePath),
+  /**
+   * maxWorkgroups[i]: the most workgroups (x * y * z) any dispatch of shaders[i] uses, as the
+   * compiler built the kernel's grid. Verification refuses a dispatch above its shader's bound, and a
+   * bound above what the bindings of the shader's dispatches imply (one workgroup per bound 4-byte
+   * element plus one grid row), since whoever edits a bundle writes this field too. Absent in bundles
+   * of older compilers: then only the binding-implied bound applies.
+   */
+  maxWorkgroups: z.array(uint).optional(),
   shards: z.array(z.object({ path: bundlePath, size: uint }).strict()),
   models: z.array(modelSchedule).min(1),
   /**

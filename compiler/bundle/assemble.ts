@@ -42,6 +42,7 @@ function contents(model: ManifestModel, schedule: ModelSchedule, shaders: Shader
     schedule: {
       formatVersion: FORMAT_VERSION,
       shaders: shaders.list,
+      maxWorkgroups: shaders.maxWorkgroups,
       shards: shards.shards.map((s) => ({ path: s.path, size: s.size })),
       models: [schedule],
     },

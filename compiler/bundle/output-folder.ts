@@ -20,7 +20,7 @@ import { existsSync, readFileSync, renameSync, rmSync, unlinkSync } from 'node:f
 import { link, lstat, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { constants, hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { fail, FlashmemError, quoteName } from '../errors.js';
+import { fail, FlashmemError, ioFailed, quoteName, rethrowIn } from '../errors.js';
 import { readBundleFileSync } from './safe-read.js';
 
 export interface OutputOptions {
@@ -115,7 +115,8 @@ export async function replaceOutputFolder<T>(outDir: string, options: OutputOpti
       // not recursive: the temp folder must be new
       await mkdir(temp).catch((error: unknown) => ioFailure(`creating ${quoteName(temp)}`, error));
       try {
-        const result = await write(temp);
+        // the files' messages name them inside the bundle (weights/0000.bin): say which bundle
+        const result = await write(temp).catch((error: unknown) => (error instanceof FlashmemError && error.code === 'FM_IO' ? rethrowIn(`writing the bundle folder ${quoteName(outDir)}`, error) : Promise.reject(error)));
         // checked again: something may have been put into the output folder while the files were written
         await assertOutputReplaceable(target, options);
         await swapIn(active);
@@ -311,9 +312,7 @@ async function releaseLock({ path, text }: OutputLock): Promise<void> {
 
 // ------------------------------------------------------------------------------------ fs errors
 
-/** FM_IO naming what failed and the error code; Node's own message would repeat the path at full length. */
+/** FM_IO naming what failed, the error code and what to do (ioAdvice); Node's own message would repeat the path at full length. */
 export function ioFailure(what: string, error: unknown): never {
-  if (error instanceof FlashmemError) throw error;
-  const code = (error as NodeJS.ErrnoException).code;
-  fail('FM_IO', `${what} failed (${code ?? (error instanceof Error ? error.message : String(error))})`, error);
+  ioFailed(what, error);
 }

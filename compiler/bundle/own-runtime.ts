@@ -71,7 +71,8 @@ export function compareWithOwnRuntime(bundleRuntime: Uint8Array): RuntimeCompari
 
 /** The message for a foreign runtime.js (verify refuses it with FM_BUNDLE_FOREIGN; run warns and uses its own). */
 export function foreignRuntimeMessage(bundleDir: string, comparison: RuntimeComparison): string {
-  return `${bundleDir}/runtime.js (sha256 ${comparison.bundleSha256}) is not the runtime this flashmemc generates for bundle format ` +
+  // the bundle's own digest is left out: the manifest lists it, and the file read may be a hard link (safe-read.ts)
+  return `${bundleDir}/runtime.js is not the runtime this flashmemc generates for bundle format ` +
     `version ${FORMAT_VERSION} (sha256 ${comparison.ownSha256}): it was written by another flashmemc version or altered, and is ` +
     'never executed; recompile the model with this flashmemc, or have apps import the runtime from the package (flashmemc/runtime)';
 }

@@ -7,6 +7,18 @@
  * no more than the allowed bytes are read, and the checks hold against a folder that changes
  * meanwhile: the opened descriptor's (dev, ino) must be the file an lstat walk finds at the path.
  * Messages name the bundle-relative path only, never the size or hash of anything outside.
+ *
+ * Hard links (nlink > 1) are allowed, on purpose, here and in the runtime's reader: package
+ * managers install files as hard links (pnpm's content-addressed store, `cp -al`, backup snapshot
+ * tools), and refusing them would refuse correctly installed bundles. A hard link is not a
+ * redirect: the name is inside the bundle folder and is resolved there, component by component
+ * without symlinks, and what is opened is that name's file, checked like any other (regular file,
+ * O_NOFOLLOW | O_NONBLOCK, dev/ino against the walk, the declared size, then sha256). Nothing at a
+ * path outside the folder is reached at read time. The bytes may be the same as a file's elsewhere
+ * (that is what a link is), so no message tells the digest of what was read, only the manifest's;
+ * and making a link to a file needs, on Linux with fs.protected_hardlinks (the default), owning it
+ * or being able to read and write it, so its planter could read it anyway; archive extractors link
+ * only to members of the same archive.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';

@@ -8,7 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { readBundleFileSync } from './safe-read.js';
 import { join } from 'node:path';
-import { fail } from '../errors.js';
+import { fail, ioFailed, quoteName } from '../errors.js';
 import { MAX_SIGNATURE_BYTES, SIGNATURE_FORMAT, SIGNATURE_PATH, signatureSchema, type SignatureFile } from '../../schemas/signature.js';
 
 const MANIFEST = 'manifest.json';
@@ -94,7 +94,7 @@ export async function signBundleDir(bundleDir: string, privateKey: KeyObject): P
     await rename(temporary, target);
   } catch (error) {
     await rm(temporary, { force: true });
-    fail('FM_IO', `writing ${target} failed: ${(error as Error).message}`, error);
+    ioFailed(`writing the signature ${quoteName(target)}`, error);
   }
   return signature;
 }

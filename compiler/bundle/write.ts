@@ -114,8 +114,8 @@ function checkShards(contents: BundleContents, schedule: Schedule): void {
 // --------------------------------------------------------------------------------------- files
 
 async function writeFiles(dir: string, contents: BundleContents, schedule: Schedule, runtime: GeneratedRuntime, signingKey: KeyObject | undefined): Promise<WrittenBundle> {
-  if (contents.shaders.size > 0) await mkdirOrFail(join(dir, 'shaders'));
-  if (contents.shards.length > 0) await mkdirOrFail(join(dir, 'weights'));
+  if (contents.shaders.size > 0) await mkdirOrFail(dir, 'shaders');
+  if (contents.shards.length > 0) await mkdirOrFail(dir, 'weights');
   const files: FileEntry[] = [await writeText(dir, SCHEDULE, 'schedule', canonicalJson(schedule))];
   for (const path of [...contents.shaders.keys()].sort()) files.push(await writeText(dir, path, 'shader', contents.shaders.get(path)!));
   for (const shard of contents.shards) files.push(await writeShard(dir, shard));
@@ -124,8 +124,8 @@ async function writeFiles(dir: string, contents: BundleContents, schedule: Sched
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const manifest = buildManifest(contents, files);
   const manifestBytes = Buffer.from(canonicalJson(manifest));
-  await writeFileOrFail(join(dir, MANIFEST), manifestBytes);
-  if (signingKey) await writeFileOrFail(join(dir, SIGNATURE_PATH), Buffer.from(canonicalJson(signatureOf(manifestBytes, signingKey))));
+  await writeFileOrFail(dir, MANIFEST, manifestBytes);
+  if (signingKey) await writeFileOrFail(dir, SIGNATURE_PATH, Buffer.from(canonicalJson(signatureOf(manifestBytes, signingKey))));
   const totalBytes = files.reduce((sum, file) => sum + file.size, manifestBytes.length);
   return { files, totalBytes };
 }
@@ -160,7 +160,7 @@ function sha256Hex(data: string | Uint8Array): string {
 
 async function writeText(dir: string, path: string, kind: FileEntry['kind'], text: string): Promise<FileEntry> {
   const bytes = Buffer.from(text, 'utf8');
-  await writeFileOrFail(join(dir, path), bytes);
+  await writeFileOrFail(dir, path, bytes);
   return { path, kind, size: bytes.length, sha256: sha256Hex(bytes) };
 }
 
@@ -229,10 +229,13 @@ async function writeAll(handle: Awaited<ReturnType<typeof open>>, bytes: Uint8Ar
 
 // ------------------------------------------------------------------------------------ fs errors
 
-async function mkdirOrFail(path: string): Promise<void> {
-  await mkdir(path, { recursive: true }).catch((error: unknown) => ioFailure(`creating ${path}`, error));
+// messages name the files by their path in the bundle: the folder they are written to is a temporary
+// sibling of the output folder, which replaceOutputFolder names
+
+async function mkdirOrFail(dir: string, path: string): Promise<void> {
+  await mkdir(join(dir, path), { recursive: true }).catch((error: unknown) => ioFailure(`creating ${path}/`, error));
 }
 
-async function writeFileOrFail(path: string, bytes: Uint8Array): Promise<void> {
-  await writeFile(path, bytes, { flag: 'wx' }).catch((error: unknown) => ioFailure(`writing ${path}`, error));
+async function writeFileOrFail(dir: string, path: string, bytes: Uint8Array): Promise<void> {
+  await writeFile(join(dir, path), bytes, { flag: 'wx' }).catch((error: unknown) => ioFailure(`writing ${path}`, error));
 }

@@ -1,14 +1,14 @@
 /**
  * Files the CLI writes besides bundles (run --save-outputs and --timeline, inspect --svg and
- * --html): every failure (a full disk, a read-only folder, a parent that is a file...) is FM_IO
+ * --html, compile --dump-ir, profile --out): every failure (a full disk, a read-only folder, a parent that is a file...) is FM_IO
  * naming the option and the path, never an internal error. Regular files are replaced atomically
  * (a temporary sibling, then a rename: readers see the old file or the whole new one); anything
  * else at the path (a device such as /dev/full, a FIFO) is written in place, never replaced.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fail, quoteName } from '../errors.js';
+import { ioFailed, quoteName } from '../errors.js';
 
 export function writeOutputFile(path: string, data: string | Uint8Array, option: string): void {
   const what = `writing ${option} file ${quoteName(path)}`;
@@ -48,6 +48,33 @@ function replaceable(path: string): boolean {
   }
 }
 
+/**
+ * Before long work whose result goes to `path` (profile's measurements): FM_IO now, as writing
+ * would fail later, when the path is a folder or its folder is missing or a file. A full disk can
+ * only show when writing.
+ */
+export function checkOutputFilePath(path: string, option: string): void {
+  const what = `writing ${option} file ${quoteName(path)}`;
+  let folder;
+  try {
+    folder = statSync(dirname(path));
+  } catch (error) {
+    outputFailure(what, error);
+  }
+  if (!folder.isDirectory()) outputFailure(what, errno('ENOTDIR'));
+  let target;
+  try {
+    target = statSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    outputFailure(what, error);
+  }
+  if (target?.isDirectory()) outputFailure(what, errno('EISDIR'));
+}
+
+function errno(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(code), { code });
+}
+
 export function makeOutputFolder(path: string, option: string): void {
   try {
     mkdirSync(path, { recursive: true });
@@ -56,8 +83,7 @@ export function makeOutputFolder(path: string, option: string): void {
   }
 }
 
-/** Node's messages repeat the path; the code (ENOSPC, EACCES, EROFS...) says what happened. */
+/** Node's messages repeat the path; the code (ENOSPC, EACCES, EROFS...) says what happened, ioAdvice what to do. */
 function outputFailure(what: string, error: unknown): never {
-  const code = (error as NodeJS.ErrnoException).code;
-  fail('FM_IO', `${what} failed (${code ?? (error as Error).message})`, error);
+  ioFailed(what, error);
 }

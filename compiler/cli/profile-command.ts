@@ -1,6 +1,5 @@
-import { renameSync, writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { fail } from '../errors.js';
+import { checkOutputFilePath, writeOutputFile } from './output-file.js';
 import { profileProgressBar } from './progress.js';
 
 export function profileCommand(cli: Argv): void {
@@ -17,6 +16,8 @@ export function profileCommand(cli: Argv): void {
       .option('verbose', { type: 'boolean', default: false, describe: 'print the measurement log on stderr also when it is not a terminal (e.g. 2> profile.log)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the profile and the measured kernels as JSON' }),
     async (args) => {
+      // before minutes of measuring: a path that cannot be written fails now
+      checkOutputFilePath(args.out, '--out');
       // loaded only here: the profiler pulls in the benchmark cases and the WebGPU device
       const { runProfile } = await import('../profile/run.js');
       const { formatProfile } = await import('../profile/report.js');
@@ -26,7 +27,8 @@ export function profileCommand(cli: Argv): void {
       const log = progress?.log ?? (args.verbose ? (line: string) => process.stderr.write(`${line}\n`) : undefined);
       const run = await runProfile({ backend: args.backend, quick: args.quick, sizes: args.sizes, name: args.name, log, onProgress: progress?.update })
         .finally(() => progress?.done());
-      writeAtomically(args.out, `${JSON.stringify(run.profile, null, 2)}\n`);
+      // atomically, FM_IO with the path and what to do on any failure (output-file.ts)
+      writeOutputFile(args.out, `${JSON.stringify(run.profile, null, 2)}\n`, '--out');
       if (args.json) {
         process.stdout.write(`${JSON.stringify({ out: args.out, elapsedMs: Math.round(run.elapsedMs), profile: run.profile, samples: run.samples }, null, 2)}\n`);
       } else {
@@ -34,14 +36,4 @@ export function profileCommand(cli: Argv): void {
       }
     },
   );
-}
-
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (e) {
-    fail('FM_IO', `cannot write ${JSON.stringify(file)}: ${(e as Error).message}`, e);
-  }
 }

@@ -2,10 +2,10 @@
  * `flashmemc keygen` and `flashmemc sign`: Ed25519 keys and bundle signatures (bundle/sign.ts),
  * and the --key/--sign options other commands share.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import type { Argv } from 'yargs';
-import { fail } from '../errors.js';
+import { fail, ioFailed, quoteName } from '../errors.js';
 import { generateSigningKey, keyId, parsePrivateKey, parsePublicKey, signBundleDir } from '../bundle/sign.js';
 import { verifyBundleDir } from '../bundle/verify.js';
 
@@ -25,13 +25,34 @@ export function readPublicKeyFiles(files: readonly string[]): KeyObject[] {
   return files.map((file) => parsePublicKey(readKeyFile(file, 'public key'), file));
 }
 
-/** Writes a new file only (never replaces a key), private keys readable by their owner only. */
+/**
+ * Writes a new file only (never replaces a key), private keys readable by their owner only. A write
+ * that fails (a full disk) removes the file it created, so that a retry is not refused as existing.
+ */
 function writeNewFile(file: string, text: string, mode: number): void {
+  let fd: number;
   try {
-    writeFileSync(file, text, { flag: 'wx', mode });
+    fd = openSync(file, 'wx', mode);
   } catch (error) {
-    const exists = (error as NodeJS.ErrnoException).code === 'EEXIST';
-    fail(exists ? 'FM_OUTPUT' : 'FM_IO', exists ? `${file} exists; keygen never replaces a key (choose another --out)` : `writing ${file} failed: ${(error as Error).message}`, error);
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') fail('FM_OUTPUT', `${quoteName(file)} exists; keygen never replaces a key (choose another --out)`, error);
+    ioFailed(`creating key file ${quoteName(file)}`, error);
+  }
+  try {
+    writeFileSync(fd, text);
+    closeSync(fd);
+  } catch (error) {
+    closeQuietly(fd);
+    // created by the open above ('wx'): this process's file
+    rmSync(file, { force: true });
+    ioFailed(`writing key file ${quoteName(file)}`, error);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed (the write succeeded, the close failed)
   }
 }
 
@@ -43,7 +64,13 @@ export function signCommands(cli: Argv): void {
     (args) => {
       const pair = generateSigningKey();
       writeNewFile(`${args.out}.key`, pair.privatePem, 0o600);
-      writeNewFile(`${args.out}.pub`, pair.publicPem, 0o644);
+      try {
+        writeNewFile(`${args.out}.pub`, pair.publicPem, 0o644);
+      } catch (error) {
+        // half a pair is no use: the private key just written goes too
+        rmSync(`${args.out}.key`, { force: true });
+        throw error;
+      }
       process.stdout.write(
         `wrote ${args.out}.key (keep it secret) and ${args.out}.pub (key id ${keyId(Buffer.from(pair.publicKeyBase64, 'base64'))})\n` +
         `public key for loadBundle({ trustedKeys }): ${pair.publicKeyBase64}\n`,

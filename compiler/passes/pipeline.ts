@@ -3,8 +3,8 @@
  * the IR; then lowering turns it into a kernel program and memory planning places tensors.
  * Every pass is named and its result can be dumped (`flashmemc compile --dump-ir <dir>`).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeOutputFolder, writeOutputFile } from '../cli/output-file.js';
 import type { Graph } from '../ir/types.js';
 import type { KernelProgram } from '../lower/program.js';
 import { lowerGraph } from '../lower/lower.js';
@@ -151,10 +151,14 @@ export function runPassesSync<S extends CompileState, O extends PassOptions>(
   return run;
 }
 
+/** how write failures name the dump folder (CompileOptions.dumpDir is what `compile --dump-ir` sets) */
+const DUMP_OPTION = '--dump-ir';
+
 function startRun<S extends CompileState>(state: S, { dumpDir }: PipelineHooks): PipelineRun<S> {
+  // the one writer of output files (FM_IO naming the path and what to do on any failure)
   if (dumpDir) {
-    mkdirSync(dumpDir, { recursive: true });
-    writeFileSync(join(dumpDir, '00-imported.txt'), dumpGraph(state.graph));
+    makeOutputFolder(dumpDir, DUMP_OPTION);
+    writeOutputFile(join(dumpDir, '00-imported.txt'), dumpGraph(state.graph), DUMP_OPTION);
   }
   return { state, timings: [] };
 }
@@ -166,5 +170,5 @@ function beforePass(passes: readonly { name: string }[], i: number, { onPass }: 
 
 function afterPass<S extends CompileState>(run: PipelineRun<S>, pass: AsyncPass<S, never>, i: number, start: number, { dumpDir }: PipelineHooks): void {
   run.timings.push({ pass: pass.name, ms: performance.now() - start });
-  if (dumpDir) writeFileSync(join(dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.txt`), pass.dump(run.state));
+  if (dumpDir) writeOutputFile(join(dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.txt`), pass.dump(run.state), DUMP_OPTION);
 }

@@ -52,7 +52,7 @@ export function buildMultiSchedule(models: PlannedModel[], sequence: PlannedSequ
   const schedules = models.map((m) => {
     const shards = shardsOf(layout, m.name);
     if (m.strategy === 'preload') {
-      return flattenBuffers(buildPreloadSchedule({ model: m.name, program: m.program, plan: m.plan, shards, shaderIndex: m.program.kernels.map((k) => shaders.index(k)) }), limits);
+      return flattenBuffers(buildPreloadSchedule({ model: m.name, program: m.program, plan: m.plan, shards, shaderIndex: m.program.kernels.map((k) => shaders.index(k, k.workgroups)) }), limits);
     }
     const built = streamSchedule(m.name, m.program, m.stream, shards, shaders, limits);
     stats.models[m.name] = built.stats;
@@ -67,6 +67,7 @@ export function buildMultiSchedule(models: PlannedModel[], sequence: PlannedSequ
   const schedule: Schedule = {
     formatVersion: FORMAT_VERSION,
     shaders: shaders.list,
+    maxWorkgroups: shaders.maxWorkgroups,
     shards: layout.shards.map((s) => ({ path: s.path, size: s.size })),
     models: schedules,
     memory: 'shared',

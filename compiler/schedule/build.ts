@@ -22,20 +22,26 @@ export function shaderPath(source: string): string {
   return `shaders/${createHash('sha256').update(source).digest('hex').slice(0, SHADER_HASH_CHARS)}.wgsl`;
 }
 
-/** Shader files deduplicated by content, in order of first use. */
+/** Shader files deduplicated by content, in order of first use, with the largest grid each is dispatched with. */
 export class ShaderTable {
   readonly files = new Map<string, string>();
   readonly list: string[] = [];
   /** what each distinct shader needs of the device */
   readonly code: ShaderCode[] = [];
-  index(shader: ShaderCode): number {
+  /** list[i]'s most workgroups (x * y * z) of one dispatch: schedule.maxWorkgroups, which verification checks every dispatch against */
+  readonly maxWorkgroups: number[] = [];
+  /** The index of a shader in the table, for a dispatch of it over `workgroups`. */
+  index(shader: ShaderCode, workgroups: readonly [number, number, number]): number {
     const path = shaderPath(shader.wgsl);
     if (!this.files.has(path)) {
       this.files.set(path, shader.wgsl);
       this.list.push(path);
       this.code.push(shader);
+      this.maxWorkgroups.push(0);
     }
-    return this.list.indexOf(path);
+    const i = this.list.indexOf(path);
+    this.maxWorkgroups[i] = Math.max(this.maxWorkgroups[i]!, workgroups[0] * workgroups[1] * workgroups[2]);
+    return i;
   }
 }
 
@@ -52,7 +58,7 @@ export interface BuiltSchedule {
 
 export function buildPreload(modelName: string, program: KernelProgram, plan: MemoryPlan, shardBytes = DEFAULT_SHARD_BYTES): BuiltSchedule {
   const shaders = new ShaderTable();
-  const shaderIndex = program.kernels.map((k) => shaders.index(k));
+  const shaderIndex = program.kernels.map((k) => shaders.index(k, k.workgroups));
   const weights = [...plan.weights, ...plan.textures];
   const shards = layoutShards(weightData(program, weights), shardBytes);
   const schedule = buildPreloadSchedule({ model: modelName, program, plan, shards, shaderIndex });
@@ -82,7 +88,7 @@ export function streamSchedule(
 ): { schedule: ModelSchedule; stats: StreamStats; callStarts: number[] } {
   const { memory, loadPlan } = stream;
   const built = buildStreamRun(program, stream, shards, limits, carriers);
-  const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...step, shader: shaders.index(step.shader) } : step));
+  const run: Step[] = built.run.map((step) => (step.op === 'dispatch' ? { ...step, shader: shaders.index(step.shader, step.workgroups) } : step));
   // streamPath 'copies' has no staging ring
   const ring = stream.ringBytes > 0 ? [{ role: 'staging' as const, size: stream.ringBytes }] : [];
   const buffers = [...memory.buffers.map((b) => ({ role: b.role, size: b.size })), ...ring];

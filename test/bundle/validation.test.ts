@@ -212,7 +212,8 @@ describe('runtime rejects bundles: bounds against the bundle and the device', ()
   it('more workgroups than maxComputeWorkgroupsPerDimension', async () => {
     const max = device.limits.maxComputeWorkgroupsPerDimension;
     const dir = await mlpBundle();
-    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[1].workgroups = [1, max + 1, 1]; });
+    // the recorded grid too, so that the device limit is what refuses it (work-bounds.ts runs first)
+    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[1].workgroups = [1, max + 1, 1]; s.maxWorkgroups[s.models[0].run[1].shader] = max + 1; });
     await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'run[1]', `${max + 1} workgroups along y`);
   });
 

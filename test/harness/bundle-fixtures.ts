@@ -309,9 +309,14 @@ export function assembleBundle(models: FixtureModel[], options: AssembleOptions 
         model.run.reduce((sum, step) => sum + (step.op === 'readOutput' ? step.src.size : 0), 0),
     };
   });
+  // as the compiler records it (compiler/schedule/build.ts ShaderTable): each shader's largest grid
+  const maxWorkgroups = shaderPaths.map(() => 0);
+  for (const step of schedules.flatMap((schedule) => [...schedule.init, ...schedule.run])) {
+    if (step.op === 'dispatch') maxWorkgroups[step.shader] = Math.max(maxWorkgroups[step.shader]!, step.workgroups[0] * step.workgroups[1] * step.workgroups[2]);
+  }
   return {
     models: models.map((model) => model.signature),
-    schedule: { formatVersion: 1, shaders: shaderPaths, shards: shards.map(({ path, size }) => ({ path, size })), models: schedules },
+    schedule: { formatVersion: 1, shaders: shaderPaths, maxWorkgroups, shards: shards.map(({ path, size }) => ({ path, size })), models: schedules },
     shaders,
     shards,
     requiredLimits: options.requiredLimits ?? { maxStorageBuffersPerShaderStage: 3 },

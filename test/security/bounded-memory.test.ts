@@ -4,7 +4,7 @@
  * attacker who edits a bundle also recomputes its hashes); now each gets FM_BUNDLE_BOUNDS from
  * both `flashmemc verify` and the runtime, which never allocates first.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Schedule } from '../../schemas/schedule.js';
@@ -77,6 +77,68 @@ describe('work a run dispatches', () => {
     });
     expect(await expectVerify(dir, 2)).toMatch(/FM_BUNDLE_BOUNDS: .*4294836225 workgroups for 26 bound elements/);
     await expectRuntimeRefusal(dir, 'workgroups for 26 bound elements');
+  });
+
+  it('records each shader\'s largest grid in the schedule (the compiler knows each kernel\'s grid)', async () => {
+    const dir = await mlpBundle();
+    const schedule = JSON.parse(await readFile(join(dir, 'schedule.json'), 'utf8')) as Schedule;
+    const grids = schedule.shaders.map(() => 0);
+    for (const step of schedule.models[0]!.run) {
+      if (step.op === 'dispatch') grids[step.shader] = Math.max(grids[step.shader]!, step.workgroups[0] * step.workgroups[1] * step.workgroups[2]);
+    }
+    expect(schedule.maxWorkgroups).toEqual(grids);
+    expect(grids.every((g) => g > 0)).toBe(true);
+  });
+
+  it('refuses a dispatch above the grid the compiler recorded for its shader, though its bindings would allow it', async () => {
+    const dir = await mlpBundle();
+    await editJsonAndRehash(dir, 'schedule.json', (s: Schedule) => {
+      const step = s.models[0]!.run[1]!;
+      if (step.op === 'dispatch') step.workgroups = [s.maxWorkgroups![step.shader]! + 1, 1, 1];
+    });
+    expect(await expectVerify(dir, 2)).toMatch(/FM_BUNDLE_BOUNDS: .*step 1 \(dispatch "[^"]+"\): 2 workgroups, more than the 1 the compiler recorded for shader 0 \(schedule.json maxWorkgroups\)/);
+    await expectRuntimeRefusal(dir, 'the compiler recorded for shader 0');
+  });
+
+  it('still verifies a bundle without recorded grids (older compilers): the bindings bound applies alone', async () => {
+    const dir = await mlpBundle();
+    await editJsonAndRehash(dir, 'schedule.json', (s: Schedule) => {
+      delete s.maxWorkgroups;
+      const step = s.models[0]!.run[1]!;
+      if (step.op === 'dispatch') step.workgroups = [2, 1, 1];
+    });
+    await expectVerify(dir, 0);
+    const runtime = await importRuntime(dir);
+    await expect(runtime.verifyBundle(dir)).resolves.toBeDefined();
+  });
+
+  it('refuses a recorded grid above what the bindings of its shader\'s dispatches imply (the attacker writes it too)', async () => {
+    const dir = await mlpBundle();
+    await editJsonAndRehash(dir, 'schedule.json', (s: Schedule) => {
+      s.maxWorkgroups![0] = 65535 * 65535;
+    });
+    expect(await expectVerify(dir, 2)).toMatch(/FM_BUNDLE_BOUNDS: schedule.json maxWorkgroups\[0\] is 4294836225 workgroups, more than the \d+ the bindings of that shader's dispatches allow/);
+    await expectRuntimeRefusal(dir, 'maxWorkgroups[0] is 4294836225 workgroups');
+  });
+
+  it('refuses a recorded grid at exactly the bindings bound plus one, and accepts it at the bound', async () => {
+    const dir = await mlpBundle();
+    const schedule = JSON.parse(await readFile(join(dir, 'schedule.json'), 'utf8')) as Schedule;
+    const step = schedule.models[0]!.run.find((x) => x.op === 'dispatch' && x.shader === 0);
+    if (step?.op !== 'dispatch') throw new Error('the mlp fixture has no dispatch of shader 0');
+    const implied = step.bindings.reduce((sum, b) => sum + ('size' in b ? b.size : 0), 0) / 4 + 65535;
+    await editJsonAndRehash(dir, 'schedule.json', (s: Schedule) => { s.maxWorkgroups![0] = implied; });
+    await expectVerify(dir, 0);
+    await editJsonAndRehash(dir, 'schedule.json', (s: Schedule) => { s.maxWorkgroups![0] = implied + 1; });
+    expect(await expectVerify(dir, 2)).toContain(`maxWorkgroups[0] is ${implied + 1} workgroups, more than the ${implied}`);
+  });
+
+  it('refuses recorded grids that do not match the shader list', async () => {
+    const dir = await mlpBundle();
+    await editJsonAndRehash(dir, 'schedule.json', (s: Schedule) => { s.maxWorkgroups!.pop(); });
+    expect(await expectVerify(dir, 2)).toMatch(/FM_BUNDLE_INVALID: schedule.json: maxWorkgroups has \d+ entries for \d+ shaders/);
+    const runtime = await importRuntime(dir);
+    expect(await rejectionOf(runtime.verifyBundle(dir))).toMatchObject({ code: 'FM_BUNDLE_INVALID' });
   });
 
   it('refuses runs above maxWorkgroupsPerRun (verify --max-workgroups)', async () => {

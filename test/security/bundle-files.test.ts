@@ -6,15 +6,18 @@
  * naming the bundle-relative path, never hang, and never tell the size or hash of anything
  * outside. Over HTTP (runtime-template/http-reader.ts) an endless body is cut at the cap as it
  * streams, a drip-feeding server runs into the deadline (FM_TIMEOUT), and a redirect to another
- * origin is refused without asking that origin anything. Leftovers: requiredLimits keys that name
+ * origin is refused without asking that origin anything. Hard links are allowed (package managers
+ * install files as hard links): the name inside the bundle is what is read, with every check, and
+ * no message tells the digest of what was read. Leftovers: requiredLimits keys that name
  * Object.prototype members, names 100,000 characters long, and zero-size tensors.
  * No GPU: storage-mode re-reads and running zero-size models are in bundle-files.gpu.test.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBundleFileSync } from '../../compiler/bundle/safe-read.js';
 import { compileModel } from '../../compiler/compile.js';
 import { buildModel } from '../../fixtures/onnx-builder.js';
 import { cli } from '../harness/cli.js';
@@ -205,6 +208,81 @@ describe('bundle files: the compiler side (inspect, run) reads the manifest and 
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('FM_BUNDLE_INVALID');
     expect(r.stderr).toContain('"manifest.json" is a symlink');
+  });
+});
+
+// ------------------------------------------------------------------------------- hard links
+
+/** `cp -al`: every file of `from` hard-linked under its name into `to` (how pnpm's store installs files). */
+function hardLinkTree(from: string, to: string): void {
+  mkdirSync(to);
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (entry.isDirectory()) hardLinkTree(join(from, entry.name), join(to, entry.name));
+    else linkSync(join(from, entry.name), join(to, entry.name));
+  }
+}
+
+describe('hard links: allowed (package managers install files as hard links), read by their name inside the bundle', () => {
+  it('a bundle installed as hard links (cp -al, pnpm\'s store) verifies: runtime, flashmemc verify and inspect, the compiler-side reader', async () => {
+    const store = await mlpBundle();
+    const installed = join(await tempDir(), 'installed');
+    hardLinkTree(store, installed);
+    for (const file of ['manifest.json', 'schedule.json', 'runtime.js', SHARD]) expect(statSync(join(installed, file)).nlink, file).toBe(2);
+    await expect(runtime.verifyBundle(installed)).resolves.toMatchObject({ models: [{ name: 'mlp' }] });
+    const verify = await cli('verify', installed);
+    expect(verify.code, verify.stderr).toBe(0);
+    const inspect = await cli('inspect', installed);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    expect(readBundleFileSync(installed, 'schedule.json', { maxBytes: 1 << 20 })).toEqual(readFileSync(join(store, 'schedule.json')));
+  });
+
+  it('a shard hard-linked to a file outside is checked like any file: FM_BUNDLE_HASH naming the bundle path, never the digest or size of what was read', async () => {
+    const dir = await mlpBundle();
+    // of the shard's size: the hash of what was read was in the message (one block: the file's sha256)
+    swapFor(dir, SHARD, (path) => linkSync(secret.path, path));
+    expect(statSync(join(dir, SHARD)).nlink).toBeGreaterThan(1);
+    const error = await rejectionOf(runtime.verifyBundle(dir));
+    expect(error.code, error.message).toBe('FM_BUNDLE_HASH');
+    expect(error.message).toContain(`"${SHARD}" block 0`);
+    expect(error.message).toContain('does not have the sha256 the manifest says');
+    expectNothingOfTheSecret(error.message);
+    const r = await cli('verify', dir);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('FM_BUNDLE_HASH');
+    expectNothingOfTheSecret(r.stderr);
+    // of another size: refused before a byte is read, telling the declared size only
+    swapFor(dir, SHARD, (path) => linkSync(LARGER_SECRET, path));
+    const larger = await rejectionOf(runtime.verifyBundle(dir));
+    expect(larger.code, larger.message).toBe('FM_BUNDLE_HASH');
+    expect(larger.message).toContain(`"${SHARD}" has more than 64 bytes, the manifest says 64`);
+    expectNothingOfTheSecret(larger.message);
+  });
+
+  it('a schedule.json hard-linked to a file outside: the compiler side tells neither its digest', async () => {
+    const dir = await mlpBundle();
+    const size = statSync(join(dir, 'schedule.json')).size;
+    const other = join(outside, `same-size-${Math.random().toString(36).slice(2)}.json`);
+    const bytes = Buffer.alloc(size, ' ');
+    writeFileSync(other, bytes);
+    swapFor(dir, 'schedule.json', (path) => linkSync(other, path));
+    const r = await cli('verify', dir);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('FM_BUNDLE_HASH');
+    expect(r.stderr).not.toContain(sha256Hex(bytes));
+  });
+
+  it('the safe-read checks still apply to a name with several links: a hard-linked FIFO is refused, no hang', async () => {
+    const dir = await mlpBundle();
+    const fifo = join(outside, `fifo-${Math.random().toString(36).slice(2)}`);
+    mkfifo(fifo);
+    swapFor(dir, SHARD, (path) => linkSync(fifo, path));
+    expect(statSync(join(dir, SHARD)).nlink).toBe(2);
+    const error = await rejectionOf(settlesSoon(runtime.verifyBundle(dir)));
+    expect(error.code, error.message).toBe('FM_BUNDLE_INVALID');
+    expect(error.message).toContain(`"${SHARD}" is a FIFO, not a regular file`);
+    const r = await settlesSoon(cli('verify', dir));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('FM_BUNDLE_INVALID');
   });
 });
 

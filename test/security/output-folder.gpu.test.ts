@@ -1,9 +1,9 @@
 /**
- * The GPU part of output-folder.test.ts: `run --save-outputs` and `run --timeline` report write
+ * The GPU part of output-folder.test.ts: `run --save-outputs`, `run --timeline` and `profile --out` report write
  * failures (a full device, a path below a regular file) as FM_IO, exit code 2, never as an
  * internal error (70).
  */
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../../fixtures/onnx-builder.js';
@@ -50,4 +50,16 @@ describe('run: output files that cannot be written are FM_IO', () => {
     expect(await expectIoFailure('--save-outputs', join(tmp.dir, 'file', 'outputs'))).toMatch(/ENOTDIR|EEXIST/);
     expect(await expectIoFailure('--timeline', join(tmp.dir, 'file', 't.json'))).toContain('ENOTDIR');
   });
+});
+
+describe('profile: a profile file that cannot be written is FM_IO', () => {
+  it('--out into a full device (/dev/full: ENOSPC), after measuring', async (context) => {
+    if (!existsSync('/dev/full')) return context.skip();
+    const r = await cli('profile', '--quick', '--quiet', '--out', '/dev/full');
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('FM_IO: writing --out file "/dev/full" failed (ENOSPC): the disk is full');
+    expect(r.stderr).not.toContain('internal error');
+    // written in place, never beside it: no /dev/full.tmp-* (the old writer made one)
+    expect(readdirSync('/dev').filter((name) => name.startsWith('full.'))).toEqual([]);
+  }, 120_000);
 });

@@ -267,6 +267,9 @@ describe('output path failures are FM_IO', () => {
       const out = join(disk.dir, 'bundle');
       const message = await expectRefusal(writeBundle(out, largeContents(), STUB_RUNTIME), 'FM_IO', 'ENOSPC');
       expect(message.length).toBeLessThan(1000);
+      // which bundle, which file in it, and what to do
+      expect(message).toContain(`writing the bundle folder ${JSON.stringify(out)}`);
+      expect(message).toMatch(/writing weights\/1\.bin failed \(ENOSPC\): the disk is full/);
       expect(readdirSync(disk.dir)).toEqual([]);
       disk.remountReadOnly();
       await expectRefusal(writeBundle(out, contents(), STUB_RUNTIME), 'FM_IO', 'EROFS');
@@ -281,5 +284,118 @@ describe('output path failures are FM_IO', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('FM_IO');
     expect(r.stderr).toContain('ENOSPC');
+  });
+});
+
+/** A CLI failure that is FM_IO (exit 2, never an internal error) naming the path and what to do. */
+function expectIo(r: { code: number; stderr: string }, path: string, errno: string, advice: string): void {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stderr).toContain('FM_IO');
+  expect(r.stderr).not.toContain('internal error');
+  expect(r.stderr).toContain(JSON.stringify(path));
+  expect(r.stderr).toContain(`(${errno}): ${advice}`);
+}
+
+const NOT_A_FOLDER = 'a parent of the path is a file, not a folder';
+const DISK_FULL = 'the disk is full';
+const IS_A_FOLDER = 'the path is a folder';
+
+/** A tmpfs with no space left; undefined where mounting is not allowed (not root). */
+function fullTmpfs(): ReturnType<typeof mountTmpfs> {
+  const disk = mountTmpfs('64k');
+  if (!disk) return undefined;
+  try {
+    writeFileSync(join(disk.dir, 'fill'), new Uint8Array(1 << 20));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  }
+  return disk;
+}
+
+describe('every file the CLI writes: failures are FM_IO with the path and what to do', () => {
+  it('compile --dump-ir below a regular file, onto a device, onto a folder, into a full device; no bundle is written', async () => {
+    const tmp = await tempDir();
+    const model = await tinyModel();
+    writeFileSync(join(tmp, 'file'), 'x');
+    const compile = (dump: string) => cli('compile', model, '--out', join(tmp, 'bundle'), '--dump-ir', dump, '--quiet');
+    expectIo(await compile(join(tmp, 'file', 'dump')), join(tmp, 'file', 'dump'), 'ENOTDIR', NOT_A_FOLDER);
+    if (existsSync('/dev/full')) {
+      expectIo(await compile('/dev/full'), '/dev/full', 'EEXIST', 'something is already there (a file where a folder is needed)');
+      const full = join(tmp, 'dump-full');
+      mkdirSync(full);
+      symlinkSync('/dev/full', join(full, '00-imported.txt'));
+      expectIo(await compile(full), join(full, '00-imported.txt'), 'ENOSPC', DISK_FULL);
+    }
+    const folder = join(tmp, 'dump-folder');
+    mkdirSync(join(folder, '00-imported.txt'), { recursive: true });
+    expectIo(await compile(folder), join(folder, '00-imported.txt'), 'EISDIR', IS_A_FOLDER);
+    expect(existsSync(join(tmp, 'bundle'))).toBe(false);
+    // the control: a writable folder gets one dump per pass
+    const ok = await compile(join(tmp, 'dump-ok'));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readdirSync(join(tmp, 'dump-ok'))).toContain('00-imported.txt');
+  });
+
+  it('inspect --html into a full device, onto a folder, below a regular file', async () => {
+    const tmp = await tempDir();
+    const bundle = await bundleDir();
+    writeFileSync(join(tmp, 'file'), 'x');
+    if (existsSync('/dev/full')) expectIo(await cli('inspect', bundle, '--html', '/dev/full'), '/dev/full', 'ENOSPC', DISK_FULL);
+    expectIo(await cli('inspect', bundle, '--html', tmp), tmp, 'EISDIR', IS_A_FOLDER);
+    expectIo(await cli('inspect', bundle, '--html', join(tmp, 'file', 'r.html')), join(tmp, 'file', 'r.html'), 'ENOTDIR', NOT_A_FOLDER);
+    expectIo(await cli('inspect', bundle, '--svg', join(tmp, 'file', 'm.svg')), join(tmp, 'file', 'm.svg'), 'ENOTDIR', NOT_A_FOLDER);
+  });
+
+  it('keygen below a regular file; on a full disk it leaves no half-written key behind', async (context) => {
+    const tmp = await tempDir();
+    writeFileSync(join(tmp, 'file'), 'x');
+    expectIo(await cli('keygen', '--out', join(tmp, 'file', 'release')), join(tmp, 'file', 'release.key'), 'ENOTDIR', NOT_A_FOLDER);
+    const disk = fullTmpfs();
+    if (!disk) return context.skip();
+    try {
+      expectIo(await cli('keygen', '--out', join(disk.dir, 'release')), join(disk.dir, 'release.key'), 'ENOSPC', DISK_FULL);
+      expect(readdirSync(disk.dir)).toEqual(['fill']);
+    } finally {
+      disk.unmount();
+    }
+  });
+
+  it('sign: a signature.json that is a folder, and a full disk, leave no temporary file', async (context) => {
+    const tmp = await tempDir();
+    const bundle = join(tmp, 'bundle');
+    await writeBundle(bundle, contents());
+    const keys = join(tmp, 'release');
+    expect((await cli('keygen', '--out', keys)).code).toBe(0);
+    mkdirSync(join(bundle, 'signature.json'));
+    const r = await cli('sign', bundle, '--key', `${keys}.key`);
+    expectIo(r, join(bundle, 'signature.json'), 'EISDIR', IS_A_FOLDER);
+    expect(readdirSync(bundle).filter((name) => name.includes('.tmp'))).toEqual([]);
+    rmSync(join(bundle, 'signature.json'), { recursive: true });
+
+    const disk = mountTmpfs('2m');
+    if (!disk) return context.skip();
+    try {
+      const onDisk = join(disk.dir, 'bundle');
+      await writeBundle(onDisk, contents());
+      try {
+        writeFileSync(join(disk.dir, 'fill'), new Uint8Array(4 << 20));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+      }
+      expectIo(await cli('sign', onDisk, '--key', `${keys}.key`), join(onDisk, 'signature.json'), 'ENOSPC', DISK_FULL);
+      expect(readdirSync(onDisk).filter((name) => name.startsWith('signature'))).toEqual([]);
+    } finally {
+      disk.unmount();
+    }
+  });
+
+  it('profile --out that cannot be written fails before measuring (no device needed)', async () => {
+    const tmp = await tempDir();
+    writeFileSync(join(tmp, 'file'), 'x');
+    const started = performance.now();
+    expectIo(await cli('profile', '--quick', '--out', join(tmp, 'file', 'p.json')), join(tmp, 'file', 'p.json'), 'ENOTDIR', NOT_A_FOLDER);
+    expectIo(await cli('profile', '--quick', '--out', tmp), tmp, 'EISDIR', IS_A_FOLDER);
+    expectIo(await cli('profile', '--quick', '--out', join(tmp, 'missing', 'p.json')), join(tmp, 'missing', 'p.json'), 'ENOENT', 'a folder on the path does not exist');
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 });
