@@ -172,7 +172,7 @@ export async function compileModel(modelPath: string, outDir: string, options: C
     ? await compileStreamingContents(modelPath, { ...options, memoryBudget })
     : compileToContents(modelPath, options);
   const onProgress = options.onProgress;
-  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
+  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force, selfCheck: true });
   return { ...report, totalMs: performance.now() - start };
 }
 

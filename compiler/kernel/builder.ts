@@ -61,6 +61,16 @@ export class KernelBuilder {
     return v;
   }
 
+  /**
+   * Like bind, but a tensor already bound with the same element type is not bound again: its
+   * variable is returned (so `Mul(x, x)` binds x once). Only for templates that address every
+   * operand through its TensorVar (never by the name they passed), since the name may be another's.
+   */
+  bindOnce(name: string, tensor: LowerTensor, element: ElementType): TensorVar {
+    const bound = this.vars.find((v) => v.kind === 'storage' && v.tensor.id === tensor.id && v.element === element);
+    return bound ?? this.bind(name, tensor, element);
+  }
+
   /** Binds a weight stored as an rgba32float texture_2d_array (read with textureLoad). */
   bindTexture(name: string, tensor: LowerTensor): TensorVar {
     if (!tensor.texture) throw new Error(`internal: kernel ${this.label} binds ${name} as a texture, but it is stored in a buffer`);

@@ -13,7 +13,8 @@ import type { LowerContext } from '../ops/op.js';
 import type { LayoutDecisions } from '../ops/op.js';
 import { textureBytes } from '../kernel/texture-layout.js';
 import { checkKernelLimits, GPU_ELEMENT_BYTES } from '../kernel/limits.js';
-import { type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
+import { gatherPlan, planKernel } from '../ops/movement/plan.js';
+import { storageRoot, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
 export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, kernelChoices?: KernelChoices): KernelProgram {
   const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
@@ -49,6 +50,39 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
   return program;
 }
 
+/**
+ * WebGPU forbids two writable bindings of overlapping ranges in one dispatch, and every storage
+ * binding of a kernel may be writable: a kernel that binds one storage twice (a template that
+ * names its operands, e.g. MatMul(x, x), or two views of one tensor) gets a copy of each repeated
+ * input instead, made by a copy kernel just before it. Templates that can, bind a repeated operand
+ * once (KernelBuilder.bindOnce); this is the fallback that keeps every other template legal.
+ */
+function withDistinctStorage(
+  spec: KernelSpec, node: Node, program: KernelProgram,
+  scratch: (label: string, type: TensorType) => LowerTensor, emit: (copy: KernelSpec) => void,
+): KernelSpec {
+  const seen = new Set<string>();
+  const outputs = new Set(node.outputs);
+  let bindings: LowerTensor[] | undefined;
+  spec.bindings.forEach((b, i) => {
+    if (b.texture || !program.tensors.has(b.id)) return;
+    const root = storageRoot(program, b.id).id;
+    if (!seen.has(root)) {
+      seen.add(root);
+      return;
+    }
+    // only inputs are copied: a kernel writing one storage through two bindings is a template bug
+    if (outputs.has(b.id) || program.tensors.get(b.id)!.role === 'scratch') {
+      throw new Error(`kernel ${spec.label} binds the storage of ${b.id} twice, and writes it`);
+    }
+    const copy = scratch('distinct', b.type);
+    emit(planKernel('copy_distinct', gatherPlan([numElements(b.type.shape)], [{ kind: 'linear', coef: 1 }]), b, copy));
+    bindings ??= [...spec.bindings];
+    bindings[i] = copy;
+  });
+  return bindings ? { ...spec, bindings } : spec;
+}
+
 function lowerTensor(graph: Graph, name: string, node: Node): LowerTensor {
   const v = valueOf(graph, name, node);
   return { id: name, type: v.type, data: v.data };
@@ -72,9 +106,10 @@ function lowerContext(
     while (program.tensors.has(id));
     return id;
   };
-  return {
+  const ctx: LowerContext = {
     node, opset, inputs, outputs, limits, activation: node.fusedActivation, weightLayout, kernelChoices,
-    kernel(spec: KernelSpec) {
+    kernel(built: KernelSpec) {
+      const spec = withDistinctStorage(built, node, program, (label, type) => ctx.scratch(label, type), (copy) => ctx.kernel(copy));
       for (const b of spec.bindings) {
         if (!b.id || !program.tensors.has(b.id)) throw new Error(`kernel ${spec.label} binds an unknown tensor`);
         // WebGPU has no empty storage bindings; refused here, the runtime would refuse the bundle
@@ -103,4 +138,5 @@ function lowerContext(
       return { id: t.id, type: t.type };
     },
   };
+  return ctx;
 }
