@@ -117,8 +117,9 @@ export function optimise(modelPath: string, options: CompileOptions) {
 export function compileToContents(modelPath: string, options: CompileOptions = {}): { contents: BundleContents; report: CompileReport } {
   const start = performance.now();
   const { modelName, graph, passOptions } = prepare(modelPath, options);
-  // no streamBudget: plan-loads and rewrite-carriers have nothing to do, every pass stays sync
-  const { state, timings } = runPassesSync(COMPILE_PIPELINE, { graph }, passOptions);
+  // no streamBudget: plan-loads and rewrite-carriers have nothing to do, every pass stays sync; every
+  // weight is resident in a buffer no dispatch writes, so kernels bind weights read-only
+  const { state, timings } = runPassesSync(COMPILE_PIPELINE, { graph }, { ...passOptions, readOnlyWeights: true });
   const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, built: state.built! });
   const report: CompileReport = {
     modelName,

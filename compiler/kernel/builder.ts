@@ -113,6 +113,7 @@ export class KernelBuilder {
       label: this.label,
       wgsl: renderKernel(source),
       bindings: this.vars.map((v) => v.tensor),
+      readOnly: this.vars.flatMap((v) => (v.kind === 'storage' && v.access === 'read' ? [v.binding] : [])),
       workgroups: [x, y, z],
       workgroupSize,
       workgroupBytes: this.workgroupMemoryBytes,

@@ -16,7 +16,7 @@ import { checkKernelLimits, GPU_ELEMENT_BYTES } from '../kernel/limits.js';
 import { gatherPlan, planKernel } from '../ops/movement/plan.js';
 import { storageRoot, type KernelProgram, type ProgramTensor, type TensorRole } from './program.js';
 
-export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, kernelChoices?: KernelChoices): KernelProgram {
+export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutDecisions, kernelChoices?: KernelChoices, readOnlyWeights = false): KernelProgram {
   const program: KernelProgram = { tensors: new Map(), kernels: [], inputs: [...graph.inputs], outputs: [...graph.outputs] };
   const addTensor = (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => {
     const bytes = texture ? textureBytes(texture) : numElements(type.shape) * GPU_ELEMENT_BYTES;
@@ -29,8 +29,8 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
 
   for (const node of graph.nodes) {
     const def = opFor(node, graph.opset);
-    const inputs = node.inputs.map((name) => (name ? lowerTensor(graph, name, node) : undefined));
-    const outputs = node.outputs.map((name) => (name ? lowerTensor(graph, name, node) : placeholder(node)));
+    const inputs = node.inputs.map((name) => (name ? lowerTensor(graph, name, node, readOnlyWeights && isBufferWeight(program, name)) : undefined));
+    const outputs = node.outputs.map((name) => (name ? lowerTensor(graph, name, node, false) : placeholder(node)));
     if (def.view) {
       addTensor(outputs[0]!.id, outputs[0]!.type, 'activation', undefined, inputs[0]!.id);
       continue;
@@ -39,7 +39,7 @@ export function lowerGraph(graph: Graph, limits: TargetLimits, layouts?: LayoutD
     // a node whose outputs are all empty computes nothing: no kernel (one would bind empty tensors)
     if (outputs.every((out) => numElements(out.type.shape) === 0)) continue;
     if (!def.lower) fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (${node.opType}): its value must be a compile-time constant`);
-    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout, kernelChoices);
+    const ctx = lowerContext(node, graph.opset, inputs, outputs, limits, program, addTensor, def.costClass, layouts?.get(node.name)?.layout, kernelChoices, readOnlyWeights);
     try {
       def.lower(ctx);
     } catch (e) {
@@ -67,7 +67,8 @@ function withDistinctStorage(
   spec.bindings.forEach((b, i) => {
     if (b.texture || !program.tensors.has(b.id)) return;
     const root = storageRoot(program, b.id).id;
-    if (!seen.has(root)) {
+    // two read-only storage bindings of one range are legal (WebGPU forbids aliasing writable ones)
+    if (!seen.has(root) || b.readOnly) {
       seen.add(root);
       return;
     }
@@ -83,9 +84,20 @@ function withDistinctStorage(
   return bindings ? { ...spec, bindings } : spec;
 }
 
-function lowerTensor(graph: Graph, name: string, node: Node): LowerTensor {
+/**
+ * A tensor whose storage is a buffer weight (itself or through views): with readOnlyWeights every
+ * binding of the weights buffer is read-only, so no dispatch mixes read-only and writable
+ * bindings of it (WebGPU's usage-scope rule).
+ */
+function isBufferWeight(program: KernelProgram, id: string): boolean {
+  if (!program.tensors.has(id)) return false;
+  const root = storageRoot(program, id);
+  return root.role === 'weight' && !root.texture;
+}
+
+function lowerTensor(graph: Graph, name: string, node: Node, readOnly: boolean): LowerTensor {
   const v = valueOf(graph, name, node);
-  return { id: name, type: v.type, data: v.data };
+  return { id: name, type: v.type, data: v.data, ...(readOnly ? { readOnly: true } : {}) };
 }
 
 /** An omitted optional output: ops must not bind it. */
@@ -98,6 +110,7 @@ function lowerContext(
   program: KernelProgram,
   addTensor: (id: string, type: TensorType, role: TensorRole, data?: ConstTensor, aliasOf?: string, texture?: TextureShape) => ProgramTensor,
   costClass: KernelProgram['kernels'][number]['costClass'], weightLayout: LowerContext['weightLayout'], kernelChoices: KernelChoices | undefined,
+  readOnlyWeights: boolean,
 ): LowerContext {
   let derived = 0;
   const freshId = (kind: string, label: string) => {
@@ -120,13 +133,13 @@ function lowerContext(
       checkKernelLimits(describeNode(node), spec, limits);
       program.kernels.push({
         label: spec.label, wgsl: spec.wgsl, workgroupSize: spec.workgroupSize, workgroupBytes: spec.workgroupBytes, source: spec.source,
-        bindings: spec.bindings.map((b) => b.id), workgroups: spec.workgroups,
+        bindings: spec.bindings.map((b) => b.id), readOnly: spec.readOnly, workgroups: spec.workgroups,
         node: node.name, opType: node.opType, costClass,
       });
     },
     constant(label, tensor) {
       const t = addTensor(freshId('const', label), { dtype: tensor.dtype, shape: [...tensor.shape] }, 'weight', tensor);
-      return { id: t.id, type: t.type, data: tensor };
+      return { id: t.id, type: t.type, data: tensor, ...(readOnlyWeights ? { readOnly: true } : {}) };
     },
     textureConstant(label, shape, texels) {
       const data: ConstTensor = { dtype: 'float32', shape: [texels.length], data: texels };
