@@ -61,3 +61,14 @@ export function checkBindable(where: string, tensors: readonly LowerTensor[], li
     }
   }
 }
+
+/**
+ * The most loop iterations a kernel lets one invocation run, all its loops together. Mesa's
+ * llvmpipe ends an invocation's loops after 65,535 iterations in total (one counter per shader,
+ * shared by nested and consecutive loops: measured here, a 300x300 nest stops at 65,101), which
+ * would silently truncate a long reduction. Kernels whose loop counts grow with a dimension
+ * (MatMul/Gemm K, reduced axes, normalised rows, softmax lengths) split that dimension so each
+ * invocation stays under this bound, leaving room for the loops a kernel also runs (a carrier's
+ * copy loop, reduction trees).
+ */
+export const MAX_LOOP_TRIPS = 16384;
