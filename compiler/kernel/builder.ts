@@ -46,6 +46,8 @@ export interface BuildParts {
   /** after the entry point; default '\n' */
   trailer?: string;
   workgroups: readonly [number, number, number] | readonly number[];
+  /** an upper bound of one invocation's loop iterations, where it grows with a dimension (KernelSpec.loopTrips) */
+  loopTrips?: number;
 }
 
 export class KernelBuilder {
@@ -94,8 +96,8 @@ export class KernelBuilder {
    * The common kernel shape: one invocation per element of a 1-D grid (grid1D), the default
    * header (the declarations), `body` after the grid's prologue (which defines `i`).
    */
-  buildGrid1D(grid: Grid1D, body: string, header?: string): KernelSpec {
-    return this.build({ header, entry: { workgroupSize: grid.workgroupSize, params: [GID], body: `${grid.prologue}\n  ${body}` }, workgroups: grid.workgroups });
+  buildGrid1D(grid: Grid1D, body: string, header?: string, loopTrips?: number): KernelSpec {
+    return this.build({ header, entry: { workgroupSize: grid.workgroupSize, params: [GID], body: `${grid.prologue}\n  ${body}` }, workgroups: grid.workgroups, loopTrips });
   }
 
   build(parts: BuildParts): KernelSpec {
@@ -118,6 +120,7 @@ export class KernelBuilder {
       workgroupSize,
       workgroupBytes: this.workgroupMemoryBytes,
       source,
+      ...(parts.loopTrips !== undefined ? { loopTrips: parts.loopTrips } : {}),
     };
   }
 }

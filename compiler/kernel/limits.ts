@@ -44,6 +44,9 @@ export function checkKernelLimits(where: string, spec: KernelSpec, limits: Targe
   if (spec.workgroupBytes > limits.maxComputeWorkgroupStorageSize) {
     fail('FM_LIMIT', `${at} needs ${spec.workgroupBytes} bytes of workgroup memory; the target allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
+  if (spec.loopTrips !== undefined && spec.loopTrips >= DEVICE_LOOP_LIMIT) {
+    fail('FM_LIMIT', `${at} would run ${spec.loopTrips} loop iterations in one invocation; llvmpipe stops an invocation's loops after ${DEVICE_LOOP_LIMIT} in all, which would give wrong results, and this kernel cannot split its loop yet`);
+  }
   if (spec.workgroups.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
     fail('FM_LIMIT', `${at} dispatches [${spec.workgroups}] workgroups; the target allows ${limits.maxComputeWorkgroupsPerDimension} per dimension`);
   }
@@ -72,3 +75,6 @@ export function checkBindable(where: string, tensors: readonly LowerTensor[], li
  * copy loop, reduction trees).
  */
 export const MAX_LOOP_TRIPS = 16384;
+
+/** llvmpipe's own count (LP_MAX_TGSI_LOOP_ITERATIONS): a kernel declaring more trips would return wrong results there. */
+export const DEVICE_LOOP_LIMIT = 65535;

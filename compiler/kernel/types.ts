@@ -68,6 +68,11 @@ export interface KernelSpec extends ShaderCode {
   bindings: LowerTensor[];
   /** indices of the storage bindings the WGSL declares `var<storage, read>` (read-only-storage in the bind group layout) */
   readOnly: number[];
+  /**
+   * an upper bound of the loop iterations one invocation runs, all loops together, where the
+   * template knows it grows with a dimension (kernel/limits.ts DEVICE_LOOP_LIMIT refuses more)
+   */
+  loopTrips?: number;
   workgroups: [number, number, number];
   /** the WGSL in parts, for kernel rewriting */
   source: KernelSource;

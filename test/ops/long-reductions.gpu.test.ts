@@ -12,6 +12,8 @@ import { compileAndOpen } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
 import { maxViolation } from '../harness/single-node.js';
 import { tempDir } from '../harness/paths.js';
+import { compileToContents } from '../../compiler/compile.js';
+import { FlashmemError } from '../../compiler/errors.js';
 
 const K = 70_000;
 
@@ -73,4 +75,29 @@ describe('reductions longer than one invocation may loop', () => {
       }
     }, 120_000);
   }
+});
+
+describe('loops that cannot be split yet are refused, never truncated', () => {
+  it('a Conv whose invocations would loop over 8,192 channels x 3x3 taps is FM_LIMIT naming the node', () => {
+    const tmp = tempDir('long-conv');
+    const path = join(tmp.dir, 'model.onnx');
+    writeFileSync(path, buildModel({
+      opset: 17, inputs: [f32('x', [1, 8192, 3, 3])], outputs: [f32('y', [1, 1, 1, 1])],
+      initializers: [{ name: 'w', dtype: 'float32', shape: [1, 8192, 3, 3], data: quarters(8192 * 9, 7) }],
+      nodes: [{ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'wide_conv' }],
+    }));
+    try {
+      let error: unknown;
+      try {
+        compileToContents(path);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(FlashmemError);
+      expect((error as FlashmemError).code).toBe('FM_LIMIT');
+      expect((error as Error).message).toMatch(/wide_conv.*loop iterations in one invocation/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
 });

@@ -71,5 +71,5 @@ export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bin
   ];
   const k = kernel(label);
   bindOperands(k, bindings, type, part.vec4 ? 'vec4' : 'scalar');
-  return k.build({ entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') }, workgroups });
+  return k.build({ entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') }, workgroups, loopTrips: kChunk ?? K });
 }
