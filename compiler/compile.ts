@@ -3,7 +3,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { basename, extname } from 'node:path';
-import { importOnnxFile } from './frontend/onnx.js';
+import { importOnnxFile, type FrozenInput } from './frontend/onnx.js';
 import { DEFAULT_LIMITS, kernelChoicesFor, type TargetLimits } from './target/limits.js';
 import { runPasses, runPassesSync, runPipeline, type PipelineHooks } from './passes/pipeline.js';
 import { COMPILE_PIPELINE, type BackendOptions } from './pipeline/backend.js';
@@ -23,6 +23,8 @@ import { reportLoadPlanProgress, type LoadPlanProgress } from './schedule/load-p
 export interface CompileOptions {
   /** input name -> shape, fixing symbolic dims */
   inputShapes?: Record<string, number[]>;
+  /** inputs frozen to constants (`--input-value`): no longer inputs of the bundle, folded into what depends on them */
+  inputValues?: Record<string, FrozenInput>;
   /** input name -> shape for the models that have that input (multi-model compiles) */
   sharedInputShapes?: Record<string, number[]>;
   limits?: TargetLimits;
@@ -93,7 +95,7 @@ export interface CompileReport {
 function prepare(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   options.onProgress?.({ phase: 'import' });
-  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes, sharedInputShapes: options.sharedInputShapes });
+  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes, sharedInputShapes: options.sharedInputShapes, inputValues: options.inputValues });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
   const profile = options.profile ?? defaultProfile();
   const passOptions: BackendOptions & PipelineHooks = {
