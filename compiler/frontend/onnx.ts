@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import type onnxProto from 'onnx-proto';
 import { fail, quoteName } from '../errors.js';
-import type { ConstTensor, Graph, Node, Value } from '../ir/types.js';
+import type { ConstTensor, Graph, Node, Subgraph, Value } from '../ir/types.js';
 import { convertAttributes, namesReadBySubgraphs } from './attributes.js';
 import { externalDataSource, readProtobufFile } from './external-data.js';
 import { resolveInputTypes } from './graph-inputs.js';
@@ -197,11 +197,45 @@ function frozenData(name: string, type: { dtype: ConstTensor['dtype']; shape: nu
   return makeConst(type.dtype, type.shape, value.values);
 }
 
-function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource | undefined): Node {
+/** Control-flow ops whose bodies are converted (infer-shapes inlines them), by their graph attributes. */
+const CONTROL_FLOW_BODIES: Record<string, readonly string[]> = { If: ['then_branch', 'else_branch'] };
+
+/** Bodies nest (an If inside a branch); deeper than this is refused rather than recursed into. */
+const MAX_BODY_DEPTH = 32;
+
+function convertBodies(n: NodeProto, label: string, external: ExternalDataSource | undefined, depth: number): Record<string, Subgraph> {
+  if (depth >= MAX_BODY_DEPTH) fail('FM_UNSUPPORTED_OP', `${label}: control flow nested more than ${MAX_BODY_DEPTH} deep`);
+  const bodies: Record<string, Subgraph> = {};
+  for (const a of n.attribute ?? []) {
+    if (a.name && CONTROL_FLOW_BODIES[n.opType!]!.includes(a.name) && a.g) bodies[a.name] = convertSubgraph(a.g, external, depth + 1);
+  }
+  return bodies;
+}
+
+/** A body's nodes (names unique within it; the inliner prefixes them), initializers, inputs and outputs. */
+function convertSubgraph(g: GraphProto, external: ExternalDataSource | undefined, depth: number): Subgraph {
+  checkNoSparseInitializers(g);
+  const protoNodes = g.node ?? [];
+  const refs = nodeRefs(protoNodes, assignNodeNames(protoNodes));
+  const values = new Map<string, Value>();
+  for (const t of g.initializer ?? []) {
+    const data = decodeTensor(t, { external });
+    values.set(t.name!, { name: t.name!, type: { dtype: data.dtype, shape: data.shape }, data });
+  }
+  return {
+    inputs: (g.input ?? []).map((i) => i.name ?? ''),
+    outputs: (g.output ?? []).map((o) => o.name ?? ''),
+    values,
+    nodes: protoNodes.map((node, i) => convertNode(node, refs[i]!, external, depth)),
+  };
+}
+
+function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource | undefined, depth = 0): Node {
   const label = `node ${quoteName(refs.name)} (${refs.opType})`;
   const domain = n.domain === 'ai.onnx' ? '' : (n.domain ?? '');
   // the fused ops trust the passes that build them: a model file may not name them
   if (domain === FUSED_DOMAIN) fail('FM_UNSUPPORTED_OP', `${label}: domain ${quoteName(domain)} is reserved for flashmemc's fused kernels`);
+  const subgraphs = domain === '' && CONTROL_FLOW_BODIES[refs.opType] ? convertBodies(n, label, external, depth) : undefined;
   return {
     name: refs.name,
     opType: refs.opType,
@@ -209,5 +243,6 @@ function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource 
     inputs: [...refs.inputs],
     outputs: [...refs.outputs],
     attrs: convertAttributes(n.attribute ?? [], label, external),
+    ...(subgraphs ? { subgraphs } : {}),
   };
 }

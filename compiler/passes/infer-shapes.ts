@@ -11,6 +11,7 @@ import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
 import type { OpDef, ShapeContext } from '../ops/op.js';
+import { inlineIf } from './inline-if.js';
 
 /** Folded constants larger than this stay computed on the GPU instead (e.g. a huge Expand). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
@@ -27,7 +28,18 @@ const MAX_ELEMENTS = 2 ** 31;
 export function inferShapesAndFold(graph: Graph): Graph {
   const values = new Map(graph.values);
   const kept: Node[] = [];
-  for (const node of graph.nodes) {
+  const nodes = [...graph.nodes];
+  const outerNames = new Set(graph.nodes.flatMap((n) => n.outputs));
+  for (let at = 0; at < nodes.length; at++) {
+    const node = nodes[at]!;
+    if (node.opType === 'If' && node.domain === '') {
+      // the branch's nodes take the If's place in the walk: they fold and get shapes next
+      const cond = node.inputs[0] ? values.get(node.inputs[0])?.data : undefined;
+      const branch = inlineIf(node, cond, (name) => values.has(name) || outerNames.has(name));
+      for (const v of branch.values) values.set(v.name, v);
+      nodes.splice(at + 1, 0, ...branch.nodes);
+      continue;
+    }
     const def = opFor(node, graph.opset);
     requireFirstInput(node);
     const ctx = shapeContext({ ...graph, values }, node);

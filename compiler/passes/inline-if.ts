@@ -1,0 +1,74 @@
+/**
+ * `If` whose condition is a compile-time constant (often once `--input-value` froze an input):
+ * the node is replaced by the nodes of the branch the condition selects, with the branch's own
+ * names prefixed by the If's name (so they cannot collide with the outer graph's or the other
+ * branch's) and its outer-scope references kept; each If output becomes an Identity of the
+ * branch output. infer-shapes calls this during its walk, so the inlined nodes fold and get
+ * shapes like any other.
+ */
+import { fail, quoteName } from '../errors.js';
+import type { ConstTensor, Node, Subgraph, Value } from '../ir/types.js';
+
+export interface InlinedBranch {
+  nodes: Node[];
+  /** the branch's initializers, under their new names */
+  values: Value[];
+}
+
+/** The nodes replacing `node` (an If) whose condition is `cond`, or a clear refusal when it is not constant. */
+export function inlineIf(node: Node, cond: ConstTensor | undefined, isTaken: (name: string) => boolean): InlinedBranch {
+  if (!cond) {
+    fail('FM_UNSUPPORTED_OP', `node ${quoteName(node.name)} (If): its condition is computed at run time; flashmemc inlines If only when the condition is a compile-time constant (freeze the inputs it depends on with --input-value)`);
+  }
+  if (cond.data.length !== 1) fail('FM_SHAPE', `node ${quoteName(node.name)} (If): the condition has ${cond.data.length} elements, it must have one`);
+  const attr = cond.data[0] ? 'then_branch' : 'else_branch';
+  const branch = node.subgraphs?.[attr];
+  if (!branch) fail('FM_ONNX_INVALID', `node ${quoteName(node.name)} (If) has no ${attr}`);
+  if (branch.outputs.length !== node.outputs.length) {
+    fail('FM_ONNX_INVALID', `node ${quoteName(node.name)} (If): ${attr} has ${branch.outputs.length} outputs, the node ${node.outputs.length}`);
+  }
+  const rename = branchNames(node, branch, isTaken);
+  const renamed = (name: string) => (name ? rename.get(name) ?? name : name);
+  const nodes = branch.nodes.map((n) => renameNode(n, `${node.name}/`, renamed));
+  node.outputs.forEach((out, i) => {
+    if (out) nodes.push({ name: `${node.name}/output${i}`, opType: 'Identity', domain: '', inputs: [renamed(branch.outputs[i]!)], outputs: [out], attrs: {} });
+  });
+  const values = [...branch.values.values()].map((v) => ({ ...v, name: renamed(v.name) }));
+  return { nodes, values };
+}
+
+/** New names for everything the branch defines (initializers and node outputs): `<If name>/<name>`, made unique. */
+function branchNames(node: Node, branch: Subgraph, isTaken: (name: string) => boolean): Map<string, string> {
+  const rename = new Map<string, string>();
+  const defined = [...branch.values.keys(), ...branch.nodes.flatMap((n) => n.outputs.filter((o) => o))];
+  const used = new Set<string>();
+  for (const name of defined) {
+    let fresh = `${node.name}/${name}`;
+    for (let k = 1; isTaken(fresh) || used.has(fresh); k++) fresh = `${node.name}/${name}_${k}`;
+    used.add(fresh);
+    rename.set(name, fresh);
+  }
+  return rename;
+}
+
+/** A node of the branch under the new names; nested bodies see the renamed outer values too. */
+function renameNode(n: Node, prefix: string, renamed: (name: string) => string): Node {
+  return {
+    ...n,
+    name: `${prefix}${n.name}`,
+    inputs: n.inputs.map(renamed),
+    outputs: n.outputs.map(renamed),
+    ...(n.subgraphs ? { subgraphs: Object.fromEntries(Object.entries(n.subgraphs).map(([k, body]) => [k, renameBody(body, renamed)])) } : {}),
+  };
+}
+
+/** A nested body keeps its own definitions (they are renamed when it is inlined) and follows renamed outer references. */
+function renameBody(body: Subgraph, renamed: (name: string) => string): Subgraph {
+  const own = new Set([...body.inputs, ...body.values.keys(), ...body.nodes.flatMap((n) => n.outputs)]);
+  const outer = (name: string) => (own.has(name) ? name : renamed(name));
+  return {
+    ...body,
+    outputs: body.outputs.map(outer),
+    nodes: body.nodes.map((n) => renameNode(n, '', outer)),
+  };
+}
