@@ -1,6 +1,7 @@
 /**
  * Small scalar operands computed at run time are read by the kernel from their buffer, not
- * refused: Clip's min and max (opset 11+ inputs), from graph inputs or from other nodes.
+ * refused: Clip's min and max (opset 11+ inputs), from graph inputs or from other nodes, and
+ * Pad's constant_value.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,6 +32,11 @@ const MODELS: Record<string, ModelSpec> = {
       { opType: 'Squeeze', inputs: ['m', 'axes'], outputs: ['hi'] },
       { opType: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['y'] },
     ],
+  },
+  'Pad with a constant_value graph input': {
+    inputs: [f32('x', [2, 3]), f32('v', [])], outputs: [f32('y', [4, 6])],
+    initializers: [{ name: 'pads', dtype: 'int64', shape: [4], data: [1, 2, 1, 1] }],
+    nodes: [{ opType: 'Pad', inputs: ['x', 'pads', 'v'], outputs: ['y'], attrs: { mode: 'constant' } }],
   },
 };
 
