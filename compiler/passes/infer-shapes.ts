@@ -7,11 +7,11 @@
  */
 import { FlashmemError, fail, quoteName } from '../errors.js';
 import { valueOf } from '../ir/graph.js';
-import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
+import type { ConstTensor, Graph, Node, TensorType, Value } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
 import type { OpDef, ShapeContext } from '../ops/op.js';
-import { inlineIf } from './inline-if.js';
+import { inlineIf, selectIf } from './inline-if.js';
 
 /** Folded constants larger than this stay computed on the GPU instead (e.g. a huge Expand). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
@@ -30,16 +30,22 @@ export function inferShapesAndFold(graph: Graph): Graph {
   const kept: Node[] = [];
   const nodes = [...graph.nodes];
   const outerNames = new Set(graph.nodes.flatMap((n) => n.outputs));
+  /** the Where nodes selecting the outputs of an If with a run-time condition, and that If's name */
+  const selects = new Map<Node, string>();
   for (let at = 0; at < nodes.length; at++) {
     const node = nodes[at]!;
     if (node.opType === 'If' && node.domain === '') {
-      // the branch's nodes take the If's place in the walk: they fold and get shapes next
+      // the branches' nodes take the If's place in the walk: they fold and get shapes next
       const cond = node.inputs[0] ? values.get(node.inputs[0])?.data : undefined;
-      const branch = inlineIf(node, cond, (name) => values.has(name) || outerNames.has(name));
-      for (const v of branch.values) values.set(v.name, v);
-      nodes.splice(at + 1, 0, ...branch.nodes);
+      const isTaken = (name: string) => values.has(name) || outerNames.has(name);
+      const inlined = cond ? inlineIf(node, cond, isTaken) : selectIf(node, isTaken);
+      if (!cond) for (const select of (inlined as ReturnType<typeof selectIf>).selects) selects.set(select, node.name);
+      for (const v of inlined.values) values.set(v.name, v);
+      nodes.splice(at + 1, 0, ...inlined.nodes);
       continue;
     }
+    const ifName = selects.get(node);
+    if (ifName !== undefined) checkSelect(node, ifName, values);
     const def = opFor(node, graph.opset);
     requireFirstInput(node);
     const ctx = shapeContext({ ...graph, values }, node);
@@ -56,6 +62,16 @@ export function inferShapesAndFold(graph: Graph): Graph {
     if (!folded) kept.push(node);
   }
   return { ...graph, values, nodes: kept };
+}
+
+/** Both branches of a run-time If must give one shape and dtype, and the condition must be one element. */
+function checkSelect(select: Node, ifName: string, values: Map<string, Value>): void {
+  const [cond, a, b] = select.inputs.map((name) => values.get(name)?.type);
+  const same = a && b && a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (!cond || numElements(cond.shape) !== 1 || !same) {
+    fail('FM_UNSUPPORTED_OP', `node ${quoteName(ifName)} (If): its condition is computed at run time and its branches give ` +
+      `${a ? `${a.dtype} [${a.shape}]` : '?'} and ${b ? `${b.dtype} [${b.shape}]` : '?'}; flashmemc runs both branches and selects on the GPU only when they agree in shape and dtype (freeze the inputs the condition depends on with --input-value)`);
+  }
 }
 
 function shapeContext(graph: Graph, node: Node): ShapeContext {

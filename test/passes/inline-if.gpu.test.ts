@@ -1,8 +1,9 @@
 /**
  * `If` whose condition folds to a constant is inlined: the selected branch's nodes replace it,
  * its own names prefixed, its outer-scope references resolved (a nested If inside a branch reads
- * a value the enclosing branch defines). Checked against onnxruntime for both branches; a
- * condition computed at run time is refused naming the node.
+ * a value the enclosing branch defines). Checked against onnxruntime for both branches. A
+ * condition computed at run time runs both branches and selects on the GPU where they agree in
+ * shape; otherwise it is refused naming the node.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -87,11 +88,21 @@ describe('If with a constant condition', () => {
     await expectMatchesOrt(spec, {}, { x });
   });
 
-  it('a condition computed at run time is FM_UNSUPPORTED_OP naming the node and --input-value', () => {
+  it('branches of different shapes under a run-time condition are FM_UNSUPPORTED_OP naming the node and --input-value', () => {
     const tmp = tempDir('inline-if-runtime');
     try {
       const path = join(tmp.dir, 'model.onnx');
-      writeFileSync(path, buildModel(SR_IF));
+      const ifNode = SR_IF.nodes[1]!;
+      const reshaped: ModelSpec = {
+        ...SR_IF,
+        outputs: [{ name: 'y', dtype: 'float32', shape: null as never }],
+        initializers: [...SR_IF.initializers!, { name: 'flat', dtype: 'int64', shape: [1], data: [6] }],
+        nodes: [SR_IF.nodes[0]!, {
+          ...ifNode,
+          attrs: { ...ifNode.attrs, else_branch: { graph: { outputs: [f32('t', [6])], nodes: [{ opType: 'Reshape', inputs: ['x', 'flat'], outputs: ['t'] }] } } },
+        }],
+      };
+      writeFileSync(path, buildModel(reshaped));
       let error: unknown;
       try {
         compileToContents(path);
@@ -100,8 +111,28 @@ describe('If with a constant condition', () => {
       }
       expect(error).toBeInstanceOf(FlashmemError);
       expect((error as FlashmemError).code).toBe('FM_UNSUPPORTED_OP');
-      expect((error as Error).message).toMatch(/"by_rate" \(If\).*run time.*--input-value/);
+      expect((error as Error).message).toMatch(/"by_rate" \(If\).*run time.*\[2,3\].*\[6\].*--input-value/);
     } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
+describe('If with a condition computed at run time', () => {
+  it('runs both branches and selects on the GPU: one bundle matches onnxruntime for either value of sr', async () => {
+    const tmp = tempDir('select-if');
+    const path = join(tmp.dir, 'model.onnx');
+    writeFileSync(path, buildModel(SR_IF));
+    const bundle = await compileAndOpen(path);
+    try {
+      expect(bundle.manifest.models[0]!.inputs.map((i) => i.name)).toEqual(['x', 'sr']);
+      for (const sr of [16000, 8000]) {
+        const outputs = await bundle.run({ x: Float32Array.from(x.data), sr: BigInt64Array.from([BigInt(sr)]) });
+        const reference = await runOrt(buildModel(SR_IF), { x, sr: { dtype: 'int64', shape: [], data: [sr] } });
+        expect(maxViolation(Array.from(outputs.y as Float32Array), Array.from(reference.y!.data as Float32Array)), `sr = ${sr}`).toBeLessThanOrEqual(1);
+      }
+    } finally {
+      bundle.close();
       tmp.cleanup();
     }
   });
