@@ -198,7 +198,7 @@ function frozenData(name: string, type: { dtype: ConstTensor['dtype']; shape: nu
 }
 
 /** Control-flow ops whose bodies are converted (infer-shapes inlines them), by their graph attributes. */
-const CONTROL_FLOW_BODIES: Record<string, readonly string[]> = { If: ['then_branch', 'else_branch'] };
+const CONTROL_FLOW_BODIES: Record<string, readonly string[]> = { If: ['then_branch', 'else_branch'], Loop: ['body'] };
 
 /** Bodies nest (an If inside a branch); deeper than this is refused rather than recursed into. */
 const MAX_BODY_DEPTH = 32;

@@ -12,6 +12,7 @@ import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
 import type { OpDef, ShapeContext } from '../ops/op.js';
 import { inlineIf, selectIf } from './inline-if.js';
+import { startLoop, stepLoop, type LoopSplice, type LoopState } from './unroll-loop.js';
 
 /** Folded constants larger than this stay computed on the GPU instead (e.g. a huge Expand). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
@@ -32,6 +33,8 @@ export function inferShapesAndFold(graph: Graph): Graph {
   const outerNames = new Set(graph.nodes.flatMap((n) => n.outputs));
   /** the Where nodes selecting the outputs of an If with a run-time condition, and that If's name */
   const selects = new Map<Node, string>();
+  /** the step markers of Loops being unrolled */
+  const loops = new Map<Node, LoopState>();
   for (let at = 0; at < nodes.length; at++) {
     const node = nodes[at]!;
     if (node.opType === 'If' && node.domain === '') {
@@ -42,6 +45,17 @@ export function inferShapesAndFold(graph: Graph): Graph {
       if (!cond) for (const select of (inlined as ReturnType<typeof selectIf>).selects) selects.set(select, node.name);
       for (const v of inlined.values) values.set(v.name, v);
       nodes.splice(at + 1, 0, ...inlined.nodes);
+      continue;
+    }
+    if (node.opType === 'Loop' && node.domain === '') {
+      const started = startLoop(node, node.inputs.map((name) => (name ? values.get(name)?.data : undefined)), graph.opset, isTakenIn(values, outerNames));
+      spliceLoop(started.splice, started.state, nodes, at, values, loops);
+      continue;
+    }
+    const loop = loops.get(node);
+    if (loop) {
+      // a step marker of an unrolled Loop: the body's condition has folded by now, or it never will
+      spliceLoop(stepLoop(loop, values.get(node.inputs[0]!)?.data, isTakenIn(values, outerNames)), loop, nodes, at, values, loops);
       continue;
     }
     const ifName = selects.get(node);
@@ -62,6 +76,15 @@ export function inferShapesAndFold(graph: Graph): Graph {
     if (!folded) kept.push(node);
   }
   return { ...graph, values, nodes: kept };
+}
+
+const isTakenIn = (values: Map<string, Value>, outer: Set<string>) => (name: string) => values.has(name) || outer.has(name);
+
+/** Puts an unrolled Loop's next nodes after position `at` of the walk, its constants into `values`. */
+function spliceLoop(splice: LoopSplice, state: LoopState, nodes: Node[], at: number, values: Map<string, Value>, loops: Map<Node, LoopState>): void {
+  for (const v of splice.values) values.set(v.name, v);
+  if (splice.marker) loops.set(splice.marker, state);
+  nodes.splice(at + 1, 0, ...splice.nodes);
 }
 
 /** Both branches of a run-time If must give one shape and dtype, and the condition must be one element. */

@@ -62,7 +62,7 @@ function inlineBranch(node: Node, attr: 'then_branch' | 'else_branch', tag: stri
 }
 
 /** New names for everything the branch defines (initializers and node outputs): `<If name>/[then/|else/]<name>`, made unique. */
-function branchNames(prefix: string, branch: Subgraph, isTaken: (name: string) => boolean): Map<string, string> {
+export function branchNames(prefix: string, branch: Subgraph, isTaken: (name: string) => boolean): Map<string, string> {
   const rename = new Map<string, string>();
   const defined = [...branch.values.keys(), ...branch.nodes.flatMap((n) => n.outputs.filter((o) => o))];
   const used = new Set<string>();
@@ -76,7 +76,7 @@ function branchNames(prefix: string, branch: Subgraph, isTaken: (name: string) =
 }
 
 /** A node of the branch under the new names; nested bodies see the renamed outer values too. */
-function renameNode(n: Node, prefix: string, renamed: (name: string) => string): Node {
+export function renameNode(n: Node, prefix: string, renamed: (name: string) => string): Node {
   return {
     ...n,
     name: `${prefix}${n.name}`,
