@@ -82,7 +82,7 @@ export async function compileDecoder(prefillPath: string, decodePath: string, ou
   // an output folder in the way fails before the models are read
   await assertOutputReplaceable(outDir, options);
   const { contents, report } = await compileDecoderContents(prefillPath, decodePath, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
+  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force, selfCheck: true });
   return { ...report, totalMs: performance.now() - start };
 }
 

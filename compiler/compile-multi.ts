@@ -153,7 +153,7 @@ export async function compileMultiModel(inputs: ModelInput[], outDir: string, op
   // an output folder in the way fails before the models are read
   await assertOutputReplaceable(outDir, options);
   const { contents, report } = await compileMultiContents(inputs, options);
-  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
+  await writeBundle(outDir, contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force, selfCheck: true });
   return { ...report, totalMs: performance.now() - start };
 }
 

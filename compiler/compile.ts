@@ -3,7 +3,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { basename, extname } from 'node:path';
-import { importOnnxFile } from './frontend/onnx.js';
+import { importOnnxFile, type FrozenInput } from './frontend/onnx.js';
 import { DEFAULT_LIMITS, kernelChoicesFor, type TargetLimits } from './target/limits.js';
 import { runPasses, runPassesSync, runPipeline, type PipelineHooks } from './passes/pipeline.js';
 import { COMPILE_PIPELINE, type BackendOptions } from './pipeline/backend.js';
@@ -23,6 +23,8 @@ import { reportLoadPlanProgress, type LoadPlanProgress } from './schedule/load-p
 export interface CompileOptions {
   /** input name -> shape, fixing symbolic dims */
   inputShapes?: Record<string, number[]>;
+  /** inputs frozen to constants (`--input-value`): no longer inputs of the bundle, folded into what depends on them */
+  inputValues?: Record<string, FrozenInput>;
   /** input name -> shape for the models that have that input (multi-model compiles) */
   sharedInputShapes?: Record<string, number[]>;
   limits?: TargetLimits;
@@ -93,7 +95,7 @@ export interface CompileReport {
 function prepare(modelPath: string, options: CompileOptions) {
   const limits = options.limits ?? DEFAULT_LIMITS;
   options.onProgress?.({ phase: 'import' });
-  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes, sharedInputShapes: options.sharedInputShapes });
+  const graph = importOnnxFile(modelPath, { inputShapes: options.inputShapes, sharedInputShapes: options.sharedInputShapes, inputValues: options.inputValues });
   const modelName = options.modelName ?? basename(modelPath, extname(modelPath));
   const profile = options.profile ?? defaultProfile();
   const passOptions: BackendOptions & PipelineHooks = {
@@ -117,8 +119,9 @@ export function optimise(modelPath: string, options: CompileOptions) {
 export function compileToContents(modelPath: string, options: CompileOptions = {}): { contents: BundleContents; report: CompileReport } {
   const start = performance.now();
   const { modelName, graph, passOptions } = prepare(modelPath, options);
-  // no streamBudget: plan-loads and rewrite-carriers have nothing to do, every pass stays sync
-  const { state, timings } = runPassesSync(COMPILE_PIPELINE, { graph }, passOptions);
+  // no streamBudget: plan-loads and rewrite-carriers have nothing to do, every pass stays sync; every
+  // weight is resident in a buffer no dispatch writes, so kernels bind weights read-only
+  const { state, timings } = runPassesSync(COMPILE_PIPELINE, { graph }, { ...passOptions, readOnlyWeights: true });
   const contents = assembleBundle({ modelName, graph: state.graph, program: state.program!, built: state.built! });
   const report: CompileReport = {
     modelName,
@@ -172,7 +175,7 @@ export async function compileModel(modelPath: string, outDir: string, options: C
     ? await compileStreamingContents(modelPath, { ...options, memoryBudget })
     : compileToContents(modelPath, options);
   const onProgress = options.onProgress;
-  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force });
+  await writeBundle(outDir, onProgress ? withWriteProgress(contents, onProgress) : contents, { runtime: generateRuntime(), signingKey: options.signingKey, force: options.force, selfCheck: true });
   return { ...report, totalMs: performance.now() - start };
 }
 

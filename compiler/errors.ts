@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   FM_BUNDLE_SIGNATURE: 'a bundle is unsigned, or its signature does not verify against the trusted keys',
   FM_BUNDLE_BOUNDS: "a bundle's schedule allocates or dispatches more than it declares or than the caller allows",
   FM_TIMEOUT: 'a run, read or fetch took longer than its timeout (the device is destroyed)',
+  FM_BUNDLE_SELF_CHECK: "the bundle a compile produced fails flashmemc's own runtime verifier (a compiler bug; nothing is written)",
   FM_OUTPUT: 'the output folder is not one flashmemc may replace (not a bundle it wrote), or another writer holds it; use --force',
 } as const;
 

@@ -321,7 +321,7 @@ function checkDispatch(step: DispatchStep, where: string, context: BoundsContext
     if (isTextureBinding(binding)) textureOf(binding.texture, `${where} binding ${i}`, context);
     else checkBinding(binding, `${where} binding ${i}`, context);
   });
-  checkBindingsDisjoint(regions, where);
+  checkBindingAccess(step, where);
   step.workgroups.forEach((count, axis) => {
     if (count > limits.maxComputeWorkgroupsPerDimension) {
       fail('FM_BUNDLE_INVALID', `${where}: ${count} workgroups along ${'xyz'[axis]} exceed the device's maxComputeWorkgroupsPerDimension ${limits.maxComputeWorkgroupsPerDimension}`);
@@ -341,13 +341,30 @@ function checkBinding(binding: Region, where: string, context: BoundsContext): v
   }
 }
 
-/** Every binding is read_write storage, and WebGPU forbids writable bindings that alias. */
-function checkBindingsDisjoint(bindings: Region[], where: string): void {
-  bindings.forEach((a, i) => {
-    bindings.slice(i + 1).forEach((b, k) => {
-      const overlaps = a.buffer === b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
-      if (overlaps) fail('FM_BUNDLE_INVALID', `${where}: bindings ${i} and ${i + 1 + k} overlap in buffer ${a.buffer}`);
-    });
+/**
+ * WebGPU's rules for the storage bindings of one dispatch (one usage scope): writable bindings
+ * must not alias, and a buffer bound writable may not also be bound read-only; read-only bindings
+ * may overlap each other. `readOnly` lists storage bindings, ascending, each once.
+ */
+function checkBindingAccess(step: DispatchStep, where: string): void {
+  const readOnly = step.readOnly ?? [];
+  readOnly.forEach((index, k) => {
+    if (index >= step.bindings.length || isTextureBinding(step.bindings[index]!)) {
+      fail('FM_BUNDLE_INVALID', `${where}: readOnly names binding ${index}, which is not a storage binding`);
+    }
+    if (k > 0 && index <= readOnly[k - 1]!) fail('FM_BUNDLE_INVALID', `${where}: readOnly must list binding indices once each, ascending`);
+  });
+  const isReadOnly = new Set(readOnly);
+  const storage = step.bindings.flatMap((binding, i) => (isTextureBinding(binding) ? [] : [{ region: binding, i, readOnly: isReadOnly.has(i) }]));
+  storage.forEach((a, k) => {
+    for (const b of storage.slice(k + 1)) {
+      if (a.region.buffer !== b.region.buffer || (a.readOnly && b.readOnly)) continue;
+      if (a.readOnly !== b.readOnly) {
+        fail('FM_BUNDLE_INVALID', `${where}: bindings ${a.i} and ${b.i} bind buffer ${a.region.buffer} both read-only and writable in one dispatch`);
+      }
+      const overlaps = a.region.offset < b.region.offset + b.region.size && b.region.offset < a.region.offset + a.region.size;
+      if (overlaps) fail('FM_BUNDLE_INVALID', `${where}: bindings ${a.i} and ${b.i} overlap in buffer ${a.region.buffer}`);
+    }
   });
 }
 

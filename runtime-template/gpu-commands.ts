@@ -78,9 +78,10 @@ export class CommandRecorder {
   }
 }
 
-/** A dispatch's binding kinds, one letter per binding: 's' storage buffer, 't' weight texture. */
+/** A dispatch's binding kinds, one letter per binding: 's' storage buffer, 'r' read-only storage buffer, 't' weight texture. */
 export function bindingKinds(step: DispatchStep): string {
-  return step.bindings.map((binding) => (isTextureBinding(binding) ? 't' : 's')).join('');
+  const readOnly = new Set(step.readOnly ?? []);
+  return step.bindings.map((binding, i) => (isTextureBinding(binding) ? 't' : readOnly.has(i) ? 'r' : 's')).join('');
 }
 
 /** Explicit layouts (not 'auto'), so a binding the shader leaves unused is still accepted. */
@@ -95,7 +96,7 @@ export class BindGroupLayouts {
     if (!layout) {
       const entries = [...kinds].map((kind, binding): GPUBindGroupLayoutEntry => (kind === 't'
         ? { binding, visibility: SHADER_STAGE_COMPUTE, texture: { sampleType: 'unfilterable-float', viewDimension: '2d-array' } }
-        : { binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } }));
+        : { binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type: kind === 'r' ? 'read-only-storage' : 'storage' } }));
       const group = this.device.createBindGroupLayout({ entries });
       layout = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
       this.layouts.set(kinds, layout);

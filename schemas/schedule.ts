@@ -56,6 +56,12 @@ export const dispatchStep = z.object({
   /** index into schedule.shaders */
   shader: uint,
   bindings: z.array(binding).max(64),
+  /**
+   * indices of storage bindings the shader declares `var<storage, read>`, ascending (bound as
+   * read-only-storage); the others are read_write. Read-only bindings may overlap each other, but
+   * not share a buffer with a writable binding of the same dispatch (WebGPU's usage scopes).
+   */
+  readOnly: z.array(uint).max(64).optional(),
   workgroups: z.tuple([uint, uint, uint]),
   /** kernel label, e.g. 'conv2d'; the node it computes */
   label: z.string(),

@@ -22,6 +22,7 @@ import { scheduleSchema, type Schedule } from '../../schemas/schedule.js';
 import type { BundleContents, ShardSource } from './contents.js';
 import { generateRuntime, packageRoot, type GeneratedRuntime } from './runtime-gen.js';
 import { shaderPath } from '../schedule/build.js';
+import { verifyBundleDir } from './verify.js';
 
 export { shaderPath };
 
@@ -30,6 +31,12 @@ export interface WriteBundleOptions extends OutputOptions {
   runtime?: GeneratedRuntime;
   /** sign the bundle: signature.json (bundle/sign.ts) is written with the other files, before the folder appears at outDir */
   signingKey?: KeyObject;
+  /**
+   * run the runtime's own verifier (verify.ts verifyBundleDir) on the bundle in its temporary
+   * folder, before it replaces outDir: a bundle the runtime would refuse is an FM_BUNDLE_SELF_CHECK
+   * failure and is never written. The compile drivers set it; fixtures writing hostile bundles do not.
+   */
+  selfCheck?: boolean;
 }
 
 export interface WrittenBundle {
@@ -51,7 +58,21 @@ export async function writeBundle(outDir: string, contents: BundleContents, opti
   await assertOutputReplaceable(outDir, options);
   const schedule = checkContents(contents);
   const runtime = options.runtime ?? generateRuntime();
-  return replaceOutputFolder(outDir, options, (temp) => writeFiles(temp, contents, schedule, runtime, options.signingKey));
+  return replaceOutputFolder(outDir, options, async (temp) => {
+    const written = await writeFiles(temp, contents, schedule, runtime, options.signingKey);
+    if (options.selfCheck) await selfCheck(temp);
+    return written;
+  });
+}
+
+/** The runtime's verifier on the written files; what it refuses is the compiler's bug, not the model's. */
+async function selfCheck(dir: string): Promise<void> {
+  try {
+    await verifyBundleDir(dir);
+  } catch (error) {
+    if (!(error instanceof Error) || !/^FM_\w+: /.test(error.message)) throw error;
+    fail('FM_BUNDLE_SELF_CHECK', `flashmemc's own runtime refuses the bundle this compile produced (a compiler bug; nothing was written): ${error.message}`, error);
+  }
 }
 
 // ------------------------------------------------------------------------------------ contents

@@ -8,6 +8,9 @@ import { compileMultiModel, type ModelInput } from '../compile-multi.js';
 import { compileDecoder } from '../compile-decoder.js';
 import { DEFAULT_PROFILE, resolveProfile } from '../profile/load.js';
 import { progressBar } from './progress.js';
+import { readFileSync } from 'node:fs';
+import { readNpy } from './npy.js';
+import type { FrozenInput } from '../frontend/onnx.js';
 
 /** `--input-shape name=1x3x224x224` (repeatable) -> { name: [1, 3, 224, 224] } */
 export function parseInputShapes(specs: readonly string[]): Record<string, number[]> {
@@ -22,6 +25,39 @@ export function parseInputShapes(specs: readonly string[]): Record<string, numbe
     shapes[name] = dims;
   }
   return shapes;
+}
+
+/**
+ * `--input-value name=16000`, `name=0.5,1,2` or `name=file.npy` (repeatable): inputs frozen to
+ * constants. A .npy file gives the shape too; plain values take the input's declared shape.
+ */
+export function parseInputValues(specs: readonly string[]): Record<string, FrozenInput> {
+  const frozen: Record<string, FrozenInput> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const name = spec.slice(0, eq);
+    const value = spec.slice(eq + 1);
+    if (eq <= 0 || value === '') throw new FlashmemError('FM_BAD_ARGUMENT', `--input-value ${JSON.stringify(spec)} is not of the form name=16000, name=1,2,3 or name=file.npy`);
+    if (value.endsWith('.npy')) {
+      const array = readNpy(readFileOrFail(value), value);
+      frozen[name] = { shape: array.shape, values: Array.from(array.data as ArrayLike<number | bigint>, Number) };
+      continue;
+    }
+    const tokens = value.split(',').map((t) => t.trim());
+    if (tokens.some((t) => t === '' || (Number.isNaN(Number(t)) && !/^nan$/i.test(t)))) {
+      throw new FlashmemError('FM_BAD_ARGUMENT', `--input-value ${JSON.stringify(spec)}: ${JSON.stringify(value)} is not a list of numbers or a .npy file`);
+    }
+    frozen[name] = { values: tokens.map((t) => (/^nan$/i.test(t) ? NaN : Number(t))) };
+  }
+  return frozen;
+}
+
+function readFileOrFail(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new FlashmemError('FM_IO', `--input-value: reading ${JSON.stringify(path)} failed: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /**
@@ -66,6 +102,7 @@ export function compileCommand(cli: Argv): void {
       .option('out', { type: 'string', demandOption: true, describe: 'bundle folder to write (replaced atomically; an existing folder only when it holds exactly a bundle flashmemc wrote)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace --out whatever it holds (by default a folder that is not exactly a flashmemc bundle is refused with FM_OUTPUT)' })
       .option('input-shape', { type: 'string', array: true, default: [] as string[], describe: 'fix an input shape: name=1x3x224x224 (repeatable)' })
+      .option('input-value', { type: 'string', array: true, default: [] as string[], describe: 'freeze an input to a constant and fold what depends on it: name=16000, name=1,2,3 or name=file.npy (repeatable; single-model compiles)' })
       .option('target-limits', { type: 'string', default: 'webgpu', describe: 'WebGPU limits to compile for: webgpu (the default limits), compat, or a JSON file of limits (e.g. an adapter\'s)' })
       .option('strategy', { choices: ['preload', 'stream'] as const, describe: 'preload every weight at load, or stream weights under --memory-budget (the default when a budget is given)' })
       .option('memory-budget', { type: 'string', describe: 'GPU memory budget for --strategy stream: bytes or KiB/MiB/GiB (e.g. 48MiB)' })
@@ -95,6 +132,9 @@ export function compileCommand(cli: Argv): void {
       // plans they solve outside compileModel's own reporting
       const onProgress = progress?.update;
       const withProgress = <T>(compile: () => Promise<T>) => withLoadPlanProgress(onProgress, compile).finally(() => progress?.done());
+      if ((args['input-value'] as string[]).length > 0 && (args.decoder || models.length > 1 || args.sequence !== undefined)) {
+        throw new FlashmemError('FM_BAD_ARGUMENT', '--input-value applies to single-model compiles');
+      }
       if (args.decoder) {
         const inputs = parseModelInputs(models, args['input-shape']);
         const path = (name: string) => inputs.find((m) => m.name === name)?.path ?? failDecoderArgs(inputs.map((m) => m.name));
@@ -114,6 +154,7 @@ export function compileCommand(cli: Argv): void {
       }
       const report = await compileModel(models[0]!, args.out, {
         inputShapes: parseInputShapes(args['input-shape']),
+        inputValues: parseInputValues(args['input-value']),
         limits: resolveTargetLimits(args['target-limits']),
         strategy: args.strategy ?? (args['memory-budget'] === undefined ? 'preload' : 'stream'),
         memoryBudget: args['memory-budget'] === undefined ? undefined : parseSize(args['memory-budget']),

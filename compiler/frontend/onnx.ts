@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import type onnxProto from 'onnx-proto';
 import { fail, quoteName } from '../errors.js';
-import type { ConstTensor, Graph, Node, Value } from '../ir/types.js';
+import type { ConstTensor, Graph, Node, Subgraph, Value } from '../ir/types.js';
 import { convertAttributes, namesReadBySubgraphs } from './attributes.js';
 import { externalDataSource, readProtobufFile } from './external-data.js';
 import { resolveInputTypes } from './graph-inputs.js';
@@ -16,6 +16,7 @@ import { decodeModel, decodeTensorProto } from './parse.js';
 import { decodeTensor, int64ToNumber, type ExternalDataSource } from './tensor-decode.js';
 import { validateAndOrder, type NodeRefs } from './validate.js';
 import { FUSED_DOMAIN } from '../ops/domains.js';
+import { makeConst } from '../ir/tensor.js';
 
 type GraphProto = onnxProto.onnx.IGraphProto;
 type NodeProto = onnxProto.onnx.INodeProto;
@@ -31,6 +32,17 @@ export interface ImportOptions {
   sharedInputShapes?: Record<string, number[]>;
   /** folder that external data must resolve inside; importOnnxFile defaults it to the model's folder */
   baseDir?: string;
+  /**
+   * inputs frozen to constants (`--input-value`): each becomes an initializer of the input's
+   * dtype, so the passes fold what depends on it. `shape` defaults to the declared rank filled
+   * with 1s for one value, or [n] for n values of a rank-1 input.
+   */
+  inputValues?: Record<string, FrozenInput>;
+}
+
+export interface FrozenInput {
+  shape?: number[];
+  values: ArrayLike<number>;
 }
 
 /** Default-domain opsets flashmemc knows the semantics of. */
@@ -140,11 +152,17 @@ function convertGraph(g: GraphProto, opset: number, options: ImportOptions): Gra
   const initializerNames = new Set(initializerProtos.map((t) => t.name!));
   const runtimeInputs = inputInfos.filter((i) => !initializerNames.has(i.name!));
   const shared = Object.entries(options.sharedInputShapes ?? {}).filter(([name]) => runtimeInputs.some((i) => i.name === name));
-  const inputTypes = resolveInputTypes(runtimeInputs, { ...Object.fromEntries(shared), ...options.inputShapes });
+  const frozen = options.inputValues ?? {};
+  const frozenShapes = Object.fromEntries(Object.entries(frozen).map(([name, value]) => [name, frozenShape(runtimeInputs, name, value)]));
+  const inputTypes = resolveInputTypes(runtimeInputs, { ...Object.fromEntries(shared), ...options.inputShapes, ...frozenShapes });
 
   const external = options.baseDir === undefined ? undefined : externalDataSource(options.baseDir);
   const values = new Map<string, Value>();
-  runtimeInputs.forEach((info, k) => values.set(info.name!, { name: info.name!, type: inputTypes[k]! }));
+  runtimeInputs.forEach((info, k) => {
+    const name = info.name!;
+    const value = Object.prototype.hasOwnProperty.call(frozen, name) ? frozen[name] : undefined;
+    values.set(name, { name, type: inputTypes[k]!, ...(value ? { data: frozenData(name, inputTypes[k]!, value) } : {}) });
+  });
   for (const t of initializerProtos) {
     const data = decodeTensor(t, { external });
     values.set(t.name!, { name: t.name!, type: { dtype: data.dtype, shape: data.shape }, data });
@@ -153,18 +171,71 @@ function convertGraph(g: GraphProto, opset: number, options: ImportOptions): Gra
   return {
     name: g.name ?? '',
     opset,
-    inputs: runtimeInputs.map((i) => i.name!),
+    inputs: runtimeInputs.map((i) => i.name!).filter((name) => !Object.prototype.hasOwnProperty.call(frozen, name)),
     outputs,
     values,
     nodes: order.map((i) => convertNode(protoNodes[i]!, refs[i]!, external)),
   };
 }
 
-function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource | undefined): Node {
+/** The shape a frozen input's values take (checked against the declared shape by resolveInputTypes). */
+function frozenShape(inputs: readonly onnxProto.onnx.IValueInfoProto[], name: string, value: FrozenInput): number[] {
+  if (value.shape) return value.shape;
+  const info = inputs.find((i) => i.name === name);
+  if (!info) fail('FM_BAD_ARGUMENT', `--input-value names ${quoteName(name)}, which is not a model input; the inputs are ${inputs.map((i) => quoteName(i.name ?? '')).join(', ') || '(none)'}`);
+  const rank = info.type?.tensorType?.shape?.dim?.length ?? 0;
+  if (value.values.length === 1) return new Array<number>(rank).fill(1);
+  if (rank === 1) return [value.values.length];
+  fail('FM_BAD_ARGUMENT', `--input-value ${quoteName(name)}: ${value.values.length} values for an input of rank ${rank}; give a .npy file with its shape`);
+}
+
+function frozenData(name: string, type: { dtype: ConstTensor['dtype']; shape: number[] }, value: FrozenInput): ConstTensor {
+  const count = type.shape.reduce((n, d) => n * d, 1);
+  if (value.values.length !== count) {
+    fail('FM_BAD_ARGUMENT', `--input-value ${quoteName(name)} has ${value.values.length} values; its shape [${type.shape.join(', ')}] holds ${count}`);
+  }
+  return makeConst(type.dtype, type.shape, value.values);
+}
+
+/** Control-flow ops whose bodies are converted (infer-shapes inlines them), by their graph attributes. */
+const CONTROL_FLOW_BODIES: Record<string, readonly string[]> = { If: ['then_branch', 'else_branch'], Loop: ['body'] };
+
+/** Bodies nest (an If inside a branch); deeper than this is refused rather than recursed into. */
+const MAX_BODY_DEPTH = 32;
+
+function convertBodies(n: NodeProto, label: string, external: ExternalDataSource | undefined, depth: number): Record<string, Subgraph> {
+  if (depth >= MAX_BODY_DEPTH) fail('FM_UNSUPPORTED_OP', `${label}: control flow nested more than ${MAX_BODY_DEPTH} deep`);
+  const bodies: Record<string, Subgraph> = {};
+  for (const a of n.attribute ?? []) {
+    if (a.name && CONTROL_FLOW_BODIES[n.opType!]!.includes(a.name) && a.g) bodies[a.name] = convertSubgraph(a.g, external, depth + 1);
+  }
+  return bodies;
+}
+
+/** A body's nodes (names unique within it; the inliner prefixes them), initializers, inputs and outputs. */
+function convertSubgraph(g: GraphProto, external: ExternalDataSource | undefined, depth: number): Subgraph {
+  checkNoSparseInitializers(g);
+  const protoNodes = g.node ?? [];
+  const refs = nodeRefs(protoNodes, assignNodeNames(protoNodes));
+  const values = new Map<string, Value>();
+  for (const t of g.initializer ?? []) {
+    const data = decodeTensor(t, { external });
+    values.set(t.name!, { name: t.name!, type: { dtype: data.dtype, shape: data.shape }, data });
+  }
+  return {
+    inputs: (g.input ?? []).map((i) => i.name ?? ''),
+    outputs: (g.output ?? []).map((o) => o.name ?? ''),
+    values,
+    nodes: protoNodes.map((node, i) => convertNode(node, refs[i]!, external, depth)),
+  };
+}
+
+function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource | undefined, depth = 0): Node {
   const label = `node ${quoteName(refs.name)} (${refs.opType})`;
   const domain = n.domain === 'ai.onnx' ? '' : (n.domain ?? '');
   // the fused ops trust the passes that build them: a model file may not name them
   if (domain === FUSED_DOMAIN) fail('FM_UNSUPPORTED_OP', `${label}: domain ${quoteName(domain)} is reserved for flashmemc's fused kernels`);
+  const subgraphs = domain === '' && CONTROL_FLOW_BODIES[refs.opType] ? convertBodies(n, label, external, depth) : undefined;
   return {
     name: refs.name,
     opType: refs.opType,
@@ -172,5 +243,6 @@ function convertNode(n: NodeProto, refs: NodeRefs, external: ExternalDataSource 
     inputs: [...refs.inputs],
     outputs: [...refs.outputs],
     attrs: convertAttributes(n.attribute ?? [], label, external),
+    ...(subgraphs ? { subgraphs } : {}),
   };
 }

@@ -50,3 +50,17 @@ export function cloneGraph(graph: Graph): Graph {
     nodes: graph.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
   };
 }
+
+/**
+ * The outer-scope values a control-flow node's bodies read (names a body uses but does not
+ * define, through nested bodies too): inputs of the node that its `inputs` do not list.
+ */
+export function outerReads(node: Node): string[] {
+  const reads = new Set<string>();
+  for (const body of Object.values(node.subgraphs ?? {})) {
+    const own = new Set([...body.inputs, ...body.values.keys(), ...body.nodes.flatMap((n) => n.outputs)]);
+    const uses = [...body.outputs, ...body.nodes.flatMap((n) => [...n.inputs, ...outerReads(n)])];
+    for (const name of uses) if (name && !own.has(name)) reads.add(name);
+  }
+  return [...reads];
+}

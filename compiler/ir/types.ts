@@ -64,6 +64,19 @@ export interface Node {
   outputs: string[];
   attrs: Attrs;
   fusedActivation?: FusedActivation;
+  /**
+   * the bodies of control-flow nodes (If's then_branch / else_branch), by attribute name; their
+   * attrs entry stays the { type: 'graph' } marker. Inlined by infer-shapes when they can be.
+   */
+  subgraphs?: Record<string, Subgraph>;
+}
+
+/** A control-flow body: nodes in order, its initializers, its formal inputs and its outputs. Names not defined inside are outer-scope references. */
+export interface Subgraph {
+  inputs: string[];
+  outputs: string[];
+  values: Map<string, Value>;
+  nodes: Node[];
 }
 
 export interface Graph {

@@ -61,6 +61,8 @@ export interface BuildParts {
   /** after the entry point; default '\n' */
   trailer?: string;
   workgroups: readonly [number, number, number] | readonly number[];
+  /** an upper bound of one invocation's loop iterations, where it grows with a dimension (KernelSpec.loopTrips) */
+  loopTrips?: number;
 }
 
 export class KernelBuilder {
@@ -74,6 +76,16 @@ export class KernelBuilder {
     const v = new TensorVar(name, tensor, element, this.vars.length, 'storage');
     this.vars.push(v);
     return v;
+  }
+
+  /**
+   * Like bind, but a tensor already bound with the same element type is not bound again: its
+   * variable is returned (so `Mul(x, x)` binds x once). Only for templates that address every
+   * operand through its TensorVar (never by the name they passed), since the name may be another's.
+   */
+  bindOnce(name: string, tensor: LowerTensor, element: ElementType): TensorVar {
+    const bound = this.vars.find((v) => v.kind === 'storage' && v.tensor.id === tensor.id && v.element === element);
+    return bound ?? this.bind(name, tensor, element);
   }
 
   /** Binds a weight stored as an rgba32float texture_2d_array (read with textureLoad). */
@@ -99,8 +111,8 @@ export class KernelBuilder {
    * The common kernel shape: one invocation per element of a 1-D grid (grid1D), the default
    * header (the declarations), `body` after the grid's prologue (which defines `i`).
    */
-  buildGrid1D(grid: Grid1D, body: string, header?: string): KernelSpec {
-    return this.build({ header, entry: { workgroupSize: grid.workgroupSize, params: [GID], body: `${grid.prologue}\n  ${body}` }, workgroups: grid.workgroups });
+  buildGrid1D(grid: Grid1D, body: string, header?: string, loopTrips?: number): KernelSpec {
+    return this.build({ header, entry: { workgroupSize: grid.workgroupSize, params: [GID], body: `${grid.prologue}\n  ${body}` }, workgroups: grid.workgroups, loopTrips });
   }
 
   build(parts: BuildParts): KernelSpec {
@@ -119,11 +131,13 @@ export class KernelBuilder {
       label: this.label,
       wgsl: renderKernel(source),
       bindings: this.vars.map((v) => v.tensor),
+      readOnly: this.vars.flatMap((v) => (v.kind === 'storage' && v.access === 'read' ? [v.binding] : [])),
       workgroups: [x, y, z],
       workgroupSize,
       workgroupBytes: this.workgroupMemoryBytes,
       source,
       ...(parts.extensions?.length ? { features: parts.extensions.map((e) => WGSL_EXTENSION_FEATURES[e]) } : {}),
+      ...(parts.loopTrips !== undefined ? { loopTrips: parts.loopTrips } : {}),
     };
   }
 }

@@ -44,6 +44,9 @@ export function checkKernelLimits(where: string, spec: KernelSpec, limits: Targe
   if (spec.workgroupBytes > limits.maxComputeWorkgroupStorageSize) {
     fail('FM_LIMIT', `${at} needs ${spec.workgroupBytes} bytes of workgroup memory; the target allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
+  if (spec.loopTrips !== undefined && spec.loopTrips >= DEVICE_LOOP_LIMIT) {
+    fail('FM_LIMIT', `${at} would run ${spec.loopTrips} loop iterations in one invocation; llvmpipe stops an invocation's loops after ${DEVICE_LOOP_LIMIT} in all, which would give wrong results, and this kernel cannot split its loop yet`);
+  }
   if (spec.workgroups.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
     fail('FM_LIMIT', `${at} dispatches [${spec.workgroups}] workgroups; the target allows ${limits.maxComputeWorkgroupsPerDimension} per dimension`);
   }
@@ -61,3 +64,17 @@ export function checkBindable(where: string, tensors: readonly LowerTensor[], li
     }
   }
 }
+
+/**
+ * The most loop iterations a kernel lets one invocation run, all its loops together. Mesa's
+ * llvmpipe ends an invocation's loops after 65,535 iterations in total (one counter per shader,
+ * shared by nested and consecutive loops: measured here, a 300x300 nest stops at 65,101), which
+ * would silently truncate a long reduction. Kernels whose loop counts grow with a dimension
+ * (MatMul/Gemm K, reduced axes, normalised rows, softmax lengths) split that dimension so each
+ * invocation stays under this bound, leaving room for the loops a kernel also runs (a carrier's
+ * copy loop, reduction trees).
+ */
+export const MAX_LOOP_TRIPS = 16384;
+
+/** llvmpipe's own count (LP_MAX_TGSI_LOOP_ITERATIONS): a kernel declaring more trips would return wrong results there. */
+export const DEVICE_LOOP_LIMIT = 65535;

@@ -12,13 +12,17 @@ import { dot, unravel } from './wgsl.js';
 /** A storage binding's element type: a scalar or a vec4 of one. */
 export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec4<i32>' | 'vec4<u32>' | 'vec2<f32>' | 'f16' | 'vec4<f16>';
 
+/** How a kernel may access a storage binding. */
+export type StorageAccess = 'read' | 'read_write';
+
 /**
- * A storage binding's declaration. Every binding is read_write so that any two tensors of one
- * arena buffer may be bound in the same dispatch (a buffer may not be both read-only and writable
- * storage in one usage scope). Also used for bindings that are not tensors (the carrier's ring).
+ * A storage binding's declaration. Bindings are read_write unless their tensor is marked
+ * readOnly (LowerTensor.readOnly): tensors of one arena buffer are bound in the same dispatch as
+ * the kernel's writable output, and WebGPU forbids a buffer being both read-only and writable
+ * storage in one usage scope. Also used for bindings that are not tensors (the carrier's ring).
  */
-export function storageDeclaration(binding: number, name: string, element: ElementType): string {
-  return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<${element}>;`;
+export function storageDeclaration(binding: number, name: string, element: ElementType, access: StorageAccess = 'read_write'): string {
+  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${element}>;`;
 }
 
 export class TensorVar {
@@ -46,8 +50,13 @@ export class TensorVar {
     return /^vec(\d)/.exec(this.element) ? Number(this.element[3]) : 1;
   }
 
+  /** 'read' for tensors lowering marked readOnly; a template never writes a kernel's inputs */
+  get access(): StorageAccess {
+    return this.tensor.readOnly ? 'read' : 'read_write';
+  }
+
   declaration(): string {
-    return this.kind === 'texture' ? textureDecl(this.binding, this.name) : storageDeclaration(this.binding, this.name, this.element);
+    return this.kind === 'texture' ? textureDecl(this.binding, this.name) : storageDeclaration(this.binding, this.name, this.element, this.access);
   }
 
   /** `name[index]` */

@@ -18,6 +18,13 @@ export interface LowerTensor {
   readonly data?: ConstTensor;
   /** set for weights stored as a texture: data then holds the texels (rgba32float, padded rows) */
   readonly texture?: TextureShape;
+  /**
+   * set by lowering where a storage binding of this tensor may be read-only storage
+   * (`var<storage, read>`): a constant that lives in a buffer no dispatch writes. WebGPU forbids
+   * read-only and writable storage of one buffer in one dispatch, so tensors of the activation
+   * arena (which every kernel writes) never are.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** A `@builtin` parameter of a kernel's entry point. */
@@ -61,6 +68,13 @@ export interface KernelSpec extends ShaderCode {
   /** short label for schedules and profiles, e.g. 'conv2d_3x3'; never contains model names */
   label: string;
   bindings: LowerTensor[];
+  /** indices of the storage bindings the WGSL declares `var<storage, read>` (read-only-storage in the bind group layout) */
+  readOnly: number[];
+  /**
+   * an upper bound of the loop iterations one invocation runs, all loops together, where the
+   * template knows it grows with a dimension (kernel/limits.ts DEVICE_LOOP_LIMIT refuses more)
+   */
+  loopTrips?: number;
   workgroups: [number, number, number];
   /** the WGSL in parts, for kernel rewriting */
   source: KernelSource;

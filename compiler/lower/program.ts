@@ -27,6 +27,8 @@ export interface ProgramKernel extends ShaderCode {
   /** the WGSL in parts, for kernel rewriting (carriers) */
   source: KernelSource;
   bindings: string[];
+  /** indices of the bindings the WGSL declares read-only storage (kernel/types.ts KernelSpec.readOnly) */
+  readOnly?: number[];
   workgroups: [number, number, number];
   /** the graph node this kernel computes */
   node: string;

@@ -5,10 +5,12 @@
  */
 import { attrFloat } from '../ir/attrs.js';
 import type { Attrs, ConstTensor, FusedActivation, Node } from '../ir/types.js';
-import { grid1D, lit } from '../kernel/wgsl.js';
+import { grid1D, lit, wgslType } from '../kernel/wgsl.js';
+import type { LowerTensor } from '../kernel/types.js';
+import { numElements } from '../ir/types.js';
 import { erfWgslExpression, geluErfWgsl, geluHost, geluTanhWgsl, type GeluApproximation } from '../kernel/math.js';
 import { kernel } from '../kernel/builder.js';
-import type { OpDef } from './op.js';
+import type { LowerContext, OpDef } from './op.js';
 import { fail, quoteName } from '../errors.js';
 import { FUSED_DOMAIN } from './domains.js';
 import { describeNode } from '../ir/graph.js';
@@ -177,6 +179,27 @@ export const fusedActivationOps: OpDef = {
   },
 };
 
+/**
+ * Clip whose min or max is computed at run time (opset 11+ inputs): the kernel reads each such
+ * bound from its one-element tensor, so no host round trip is needed. Constant bounds stay
+ * literals; min(max(x, lo), hi) is ONNX Runtime's order when lo > hi.
+ */
+function lowerRuntimeClip(inputs: LowerContext['inputs'], y: LowerTensor, ctx: LowerContext): void {
+  const k = kernel('clip_runtime_bounds');
+  const xv = k.bind('x', inputs[0]!, 'f32');
+  const bound = (i: 1 | 2, fallback: number): string => {
+    const t = inputs[i];
+    if (!t) return lit(fallback, 'f32');
+    if (numElements(t.type.shape) !== 1) fail('FM_SHAPE', `${describeNode(ctx.node)}: ${i === 1 ? 'min' : 'max'} must be a scalar, it has shape [${t.type.shape}]`);
+    if (t.data) return lit(t.data.data[0]!, 'f32');
+    return `f32(${k.bind(i === 1 ? 'lo' : 'hi', t, wgslType(t.type.dtype)).at('0')})`;
+  };
+  const lo = bound(1, -Infinity);
+  const hi = bound(2, Infinity);
+  const yv = k.bind('y', y, 'f32');
+  ctx.kernel(k.buildGrid1D(grid1D(yv.size), `${yv.at('i')} = min(max(${xv.at('i')}, ${lo}), ${hi});`));
+}
+
 export const activationOps: OpDef = {
   opTypes: ACTIVATION_OPS,
   costClass: 'elementwise',
@@ -194,7 +217,7 @@ export const activationOps: OpDef = {
     let attrs = ctx.node.attrs;
     if (ctx.node.opType === 'Clip') {
       const bounds = clipBoundsAsAttrs(ctx.node, ctx.inputs.map((t) => t?.data));
-      if (!bounds) fail('FM_UNSUPPORTED_OP', `${describeNode(ctx.node)}: min/max must be constants`);
+      if (!bounds) return lowerRuntimeClip(ctx.inputs, y, ctx);
       attrs = bounds;
     }
     const k = kernel(ctx.node.opType.toLowerCase());

@@ -234,7 +234,7 @@ function instanceNormKernel(p: InstanceNormPlan, ctx: LowerContext, tensors: rea
   let s = scale[c] * inverseSqrt(variance + ${lit(p.epsilon, 'f32')});
   let t = bias[c] - mean * s;
   ${overPlane('y[base + j] = x[base + j] * s + t;')}`;
-  return k.build({ header, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups: grid.workgroups });
+  return k.build({ header, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups: grid.workgroups, loopTrips: 3 * Math.ceil(p.planeSize / size) + 2 * Math.log2(size) });
 }
 
 function foldInstanceNorm(p: InstanceNormPlan, x: ConstTensor, scale: ConstTensor, bias: ConstTensor): ConstTensor {

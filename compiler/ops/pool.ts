@@ -258,7 +258,7 @@ function globalSerialKernel(label: string, p: GlobalPlan, x: LowerTensor, y: Low
   return k.buildGrid1D(grid, `let base = i * ${u(p.planeSize)};
   var acc = ${p.kind === 'max' ? lit(-Infinity, scalar) : lit(0, scalar)};
   for (var j = 0u; j < ${u(p.planeSize)}; j++) { acc = ${combine('acc', 'x[base + j]')}; }
-  y[i] = ${globalFinish(p, 'acc')};`);
+  y[i] = ${globalFinish(p, 'acc')};`, undefined, p.planeSize);
 }
 
 function globalWorkgroupKernel(label: string, p: GlobalPlan, x: LowerTensor, y: LowerTensor, scalar: WgslScalar, ctx: LowerContext): KernelSpec {
@@ -276,7 +276,7 @@ function globalWorkgroupKernel(label: string, p: GlobalPlan, x: LowerTensor, y: 
   for (var j = lid.x; j < ${u(p.planeSize)}; j += ${u(size)}) { acc = ${combine('acc', 'x[base + j]')}; }
   ${workgroupReduce(size, combine)}
   if (lid.x == 0u) { y[plane] = ${globalFinish(p, 'partial[0]')}; }`;
-  return k.build({ header, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups: grid.workgroups });
+  return k.build({ header, entry: { workgroupSize: size, params: [WID, LID], body }, workgroups: grid.workgroups, loopTrips: Math.ceil(p.planeSize / size) + Math.log2(size) });
 }
 
 function foldGlobalPool(p: GlobalPlan, x: ConstTensor): ConstTensor {

@@ -163,7 +163,8 @@ function layerNormKernel(p: LayerNormPlan, ctx: LowerContext, withStats: boolean
     loop(store),
     ...(withStats ? ['if (lid.x == 0u) {\n    mean_out[row] = mean;\n    inv_out[row] = inv;\n  }'] : []),
   ].join('\n  ');
-  return rowKernel(k, [k.workgroupArray('partial', 'f32', size)], size, body, grid.workgroups);
+  // three passes over the row (mean, variance, store) and their tree reductions
+  return { ...rowKernel(k, [k.workgroupArray('partial', 'f32', size)], size, body, grid.workgroups), loopTrips: 3 * Math.ceil(p.size / size) + 2 * Math.log2(size) };
 }
 
 export const layerNormOp: OpDef = {
@@ -435,7 +436,13 @@ function attentionKernel(p: AttentionPlan, ctx: LowerContext, bindings: readonly
     '}',
   ].filter((s) => s !== '').join('\n  ');
   const arrays = [k.workgroupArray('qs', 'f32', p.depth), k.workgroupArray('ps', 'f32', chunk), k.workgroupArray('red', 'f32', size)];
-  return rowKernel(k, arrays, size, body, grid.workgroups);
+  return { ...rowKernel(k, arrays, size, body, grid.workgroups), loopTrips: attentionLoopTrips(p, chunk, size, perThread) };
+}
+
+/** One invocation's loop trips: per chunk of keys, its scores (depth each), exps, two tree reductions and its value rows. */
+function attentionLoopTrips(p: AttentionPlan, chunk: number, size: number, perThread: number): number {
+  const perChunk = Math.ceil(chunk / size) * (p.depth + 2) + 2 * Math.log2(size) + perThread * (chunk + 1);
+  return Math.ceil(p.depth / size) + Math.ceil(p.keys / chunk) * perChunk + perThread;
 }
 
 const attentionOp: OpDef = {

@@ -2,7 +2,7 @@
  * Removes nodes whose outputs never reach a graph output, and values nothing refers to (unused
  * initializers would otherwise be packed into weight shards and uploaded).
  */
-import { producers } from '../ir/graph.js';
+import { outerReads, producers } from '../ir/graph.js';
 import type { Graph, Node } from '../ir/types.js';
 
 export function eliminateDeadNodes(graph: Graph): Graph {
@@ -14,7 +14,8 @@ export function eliminateDeadNodes(graph: Graph): Graph {
     const node = producedBy.get(stack.pop()!);
     if (!node || live.has(node)) continue;
     live.add(node);
-    for (const input of node.inputs) {
+    // a control-flow node also reads the outer values its bodies use
+    for (const input of [...node.inputs, ...outerReads(node)]) {
       if (!input) continue;
       liveValues.add(input);
       stack.push(input);

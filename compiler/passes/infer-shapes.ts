@@ -7,10 +7,12 @@
  */
 import { FlashmemError, fail, quoteName } from '../errors.js';
 import { valueOf } from '../ir/graph.js';
-import type { ConstTensor, Graph, Node, TensorType } from '../ir/types.js';
+import type { ConstTensor, Graph, Node, TensorType, Value } from '../ir/types.js';
 import { numElements } from '../ir/types.js';
 import { opFor } from '../ops/index.js';
 import type { OpDef, ShapeContext } from '../ops/op.js';
+import { inlineIf, selectIf } from './inline-if.js';
+import { startLoop, stepLoop, type LoopSplice, type LoopState } from './unroll-loop.js';
 
 /** Folded constants larger than this stay computed on the GPU instead (e.g. a huge Expand). */
 const MAX_FOLDED_ELEMENTS = 1 << 26;
@@ -27,7 +29,37 @@ const MAX_ELEMENTS = 2 ** 31;
 export function inferShapesAndFold(graph: Graph): Graph {
   const values = new Map(graph.values);
   const kept: Node[] = [];
-  for (const node of graph.nodes) {
+  const nodes = [...graph.nodes];
+  const outerNames = new Set(graph.nodes.flatMap((n) => n.outputs));
+  /** the Where nodes selecting the outputs of an If with a run-time condition, and that If's name */
+  const selects = new Map<Node, string>();
+  /** the step markers of Loops being unrolled */
+  const loops = new Map<Node, LoopState>();
+  for (let at = 0; at < nodes.length; at++) {
+    const node = nodes[at]!;
+    if (node.opType === 'If' && node.domain === '') {
+      // the branches' nodes take the If's place in the walk: they fold and get shapes next
+      const cond = node.inputs[0] ? values.get(node.inputs[0])?.data : undefined;
+      const isTaken = (name: string) => values.has(name) || outerNames.has(name);
+      const inlined = cond ? inlineIf(node, cond, isTaken) : selectIf(node, isTaken);
+      if (!cond) for (const select of (inlined as ReturnType<typeof selectIf>).selects) selects.set(select, node.name);
+      for (const v of inlined.values) values.set(v.name, v);
+      nodes.splice(at + 1, 0, ...inlined.nodes);
+      continue;
+    }
+    if (node.opType === 'Loop' && node.domain === '') {
+      const started = startLoop(node, node.inputs.map((name) => (name ? values.get(name)?.data : undefined)), graph.opset, isTakenIn(values, outerNames));
+      spliceLoop(started.splice, started.state, nodes, at, values, loops);
+      continue;
+    }
+    const loop = loops.get(node);
+    if (loop) {
+      // a step marker of an unrolled Loop: the body's condition has folded by now, or it never will
+      spliceLoop(stepLoop(loop, values.get(node.inputs[0]!)?.data, isTakenIn(values, outerNames)), loop, nodes, at, values, loops);
+      continue;
+    }
+    const ifName = selects.get(node);
+    if (ifName !== undefined) checkSelect(node, ifName, values);
     const def = opFor(node, graph.opset);
     requireFirstInput(node);
     const ctx = shapeContext({ ...graph, values }, node);
@@ -44,6 +76,25 @@ export function inferShapesAndFold(graph: Graph): Graph {
     if (!folded) kept.push(node);
   }
   return { ...graph, values, nodes: kept };
+}
+
+const isTakenIn = (values: Map<string, Value>, outer: Set<string>) => (name: string) => values.has(name) || outer.has(name);
+
+/** Puts an unrolled Loop's next nodes after position `at` of the walk, its constants into `values`. */
+function spliceLoop(splice: LoopSplice, state: LoopState, nodes: Node[], at: number, values: Map<string, Value>, loops: Map<Node, LoopState>): void {
+  for (const v of splice.values) values.set(v.name, v);
+  if (splice.marker) loops.set(splice.marker, state);
+  nodes.splice(at + 1, 0, ...splice.nodes);
+}
+
+/** Both branches of a run-time If must give one shape and dtype, and the condition must be one element. */
+function checkSelect(select: Node, ifName: string, values: Map<string, Value>): void {
+  const [cond, a, b] = select.inputs.map((name) => values.get(name)?.type);
+  const same = a && b && a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (!cond || numElements(cond.shape) !== 1 || !same) {
+    fail('FM_UNSUPPORTED_OP', `node ${quoteName(ifName)} (If): its condition is computed at run time and its branches give ` +
+      `${a ? `${a.dtype} [${a.shape}]` : '?'} and ${b ? `${b.dtype} [${b.shape}]` : '?'}; flashmemc runs both branches and selects on the GPU only when they agree in shape and dtype (freeze the inputs the condition depends on with --input-value)`);
+  }
 }
 
 function shapeContext(graph: Graph, node: Node): ShapeContext {

@@ -43,6 +43,12 @@ export interface PassOptions {
   memoryBudget?: number;
   /** MatMul/Gemm kernel variants (from the device profile: target/limits.ts kernelChoicesFor) */
   kernelChoices?: KernelChoices;
+  /**
+   * weights live in a buffer of their own that no dispatch writes (a single model's preload
+   * bundle), so kernels bind them as read-only storage; streamed weights and the merged buffers of
+   * multi-model bundles share a buffer with activations, where they must stay read_write
+   */
+  readOnlyWeights?: boolean;
 }
 
 export interface Pass {
@@ -84,7 +90,7 @@ export const PIPELINE: readonly Pass[] = [
   },
   {
     name: 'lower-to-kernels',
-    apply: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.kernelChoices) }),
+    apply: (state, options) => ({ ...state, program: lowerGraph(state.graph, options.limits, state.layouts, options.kernelChoices, options.readOnlyWeights) }),
     dump: (state) => dumpProgram(state.program!),
   },
   {

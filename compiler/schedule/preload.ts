@@ -3,7 +3,7 @@
  * inputs, replays the dispatches in order and reads the outputs.
  */
 import type { Binding, ModelSchedule, Region, StateWriteStep, Step, TextureDecl } from '../../schemas/schedule.js';
-import { readbackBytes, storageRoot, type KernelProgram } from '../lower/program.js';
+import { readbackBytes, storageRoot, type KernelProgram, type ProgramKernel } from '../lower/program.js';
 import { TEXTURE_FORMAT, textureRowBytes } from '../kernel/texture-layout.js';
 import { liveArenaBytes, type MemoryPlan, type Placement } from './memory-plan.js';
 import type { ShardLayout } from './weights.js';
@@ -87,6 +87,7 @@ export function buildPreloadSchedule({ model, program, plan, shards, shaderIndex
       op: 'dispatch' as const,
       shader: shaderIndex[i]!,
       bindings: k.bindings.map((id) => bindingOf(program, plan, id)),
+      ...readOnlyField(k),
       workgroups: k.workgroups,
       label: k.label,
       node: k.node,
@@ -126,4 +127,9 @@ export function stateWriteSteps(program: KernelProgram, plan: MemoryPlan): State
       heads, rows, rowBytes, cacheRows: bytes / (heads * rowBytes), at: state.writeAt, state: id,
     };
   });
+}
+
+/** A dispatch's readOnly field: present only when the kernel declares read-only bindings, so other schedules keep their form. */
+export function readOnlyField(kernel: ProgramKernel): { readOnly?: number[] } {
+  return kernel.readOnly?.length ? { readOnly: [...kernel.readOnly] } : {};
 }

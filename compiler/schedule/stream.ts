@@ -18,7 +18,7 @@ import { kernelCapacityBytes, profileIdentity, type ProfileIdentity } from './la
 import type { Region, Step } from '../../schemas/schedule.js';
 import { solveLoadPlan, type LoadPlan, type LoadStep, type LoadWeight } from './load-plan.js';
 import { alignUp, liveArenaBytes, planMemory, stateBytes, type MemoryPlan } from './memory-plan.js';
-import { bindingOf, regionOf, stateWriteSteps } from './preload.js';
+import { bindingOf, readOnlyField, regionOf, stateWriteSteps } from './preload.js';
 import type { ShardLayout } from './weights.js';
 import { pinSharedWeights, type PinnedProgram } from './pin-shared.js';
 import { fitToBudget, type FitAttempt } from './fit-budget.js';
@@ -457,7 +457,8 @@ function dispatchStep(
   program: KernelProgram, memory: MemoryPlan, kernel: ProgramKernel, plan: CarrierPlan, rewrite: CarrierRewrite | undefined, ringBuffer: number, stats: StreamStats,
 ): StreamStep {
   const bindings = kernel.bindings.map((id) => bindingOf(program, memory, id));
-  const base = { op: 'dispatch' as const, workgroups: kernel.workgroups, label: kernel.label, node: kernel.node };
+  // a carrier's ring and destination bindings come after the kernel's own: its read-only indices stay valid
+  const base = { op: 'dispatch' as const, ...readOnlyField(kernel), workgroups: kernel.workgroups, label: kernel.label, node: kernel.node };
   if (!rewrite) return { ...base, shader: kernel, bindings };
   const ringStart = plan.ring[0]!.ringOffset;
   const ringEnd = Math.max(...plan.ring.map((r) => r.ringOffset + (r.piece.to - r.piece.from)));

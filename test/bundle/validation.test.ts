@@ -231,6 +231,33 @@ describe('runtime rejects bundles: bounds against the bundle and the device', ()
     await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'run[1]', 'bindings 0 and 2 overlap');
   });
 
+  it('a buffer bound read-only and writable in one dispatch (a WebGPU usage-scope error)', async () => {
+    const dir = await mlpBundle();
+    // x and t are both in the activations buffer, t is written
+    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[1].readOnly = [0]; });
+    await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'run[1]', 'bindings 0 and 2 bind buffer 1 both read-only and writable');
+  });
+
+  it('readOnly naming a binding the dispatch does not have, or out of order', async () => {
+    const dir = await mlpBundle();
+    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[1].readOnly = [3]; });
+    await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'run[1]', 'readOnly names binding 3');
+    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[1].readOnly = [1, 1]; });
+    await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'run[1]', 'once each, ascending');
+  });
+
+  it('read-only bindings may overlap each other (verification accepts them; writable ones may not)', async () => {
+    const dir = await mlpBundle();
+    await editJsonAndRehash(dir, 'schedule.json', (s) => {
+      const step = s.models[0].run[1];
+      step.bindings = [step.bindings[0], step.bindings[1], step.bindings[1], step.bindings[2]];
+      step.readOnly = [1, 2];
+    });
+    await expect(runtime.verifyBundle(dir)).resolves.toBeDefined();
+    await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[1].readOnly = [1]; });
+    await expectLoadFails(dir, 'FM_BUNDLE_INVALID', 'run[1]', 'both read-only and writable');
+  });
+
   it('writeInput region of the wrong size for its input', async () => {
     const dir = await mlpBundle();
     await editJsonAndRehash(dir, 'schedule.json', (s) => { s.models[0].run[0].dst.size = 20; });

@@ -32,11 +32,21 @@ export type { ConvTiles } from './plan.js';
 const BINDING_ADVICE = 'reduce the batch size or input resolution';
 
 function convKernel(p: ConvPlan, label: string, t: ConvTensors, activation: FusedActivation | undefined): KernelSpec {
+  return { ...convTemplate(p, label, t, activation), loopTrips: convLoopTrips(p) };
+}
+
+function convTemplate(p: ConvPlan, label: string, t: ConvTensors, activation: FusedActivation | undefined): KernelSpec {
   switch (p.kind) {
     case 'rows': return rowsKernel(p, label, t, activation);
     case 'pointwise': return pointwiseKernel(p, label, t, activation);
     case 'gather': return gatherKernel(p, label, t, activation);
   }
+}
+
+/** One invocation loops over every kernel tap and input channel of its group (kd x kh x kw x channels, plus the outer loops). */
+function convLoopTrips(p: ConvPlan): number {
+  const [kd, kh, kw] = p.kVol;
+  return kd! * kh! * (kw! * (p.shapes.inPerGroup + 1) + 1) + kd!;
 }
 
 function kernelLabel(p: ConvPlan): string {

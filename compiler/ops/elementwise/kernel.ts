@@ -78,8 +78,9 @@ export function emitElementwise(ctx: LowerContext, spec: ElementwiseKernel): voi
     if (literal !== undefined) return () => literal;
     const n = numElements(op.shape);
     const vector = width === 4 && n > 1 && strides[j]!.at(-1) === 1;
-    const x = k.bind(`x${bound.length}`, op.tensor, storage(wgslType(op.tensor.type.dtype), vector));
-    bound.push(x);
+    // an operand repeated (Mul(x, x)) is bound once: two bindings of one range would alias
+    const x = k.bindOnce(`x${bound.length}`, op.tensor, storage(wgslType(op.tensor.type.dtype), vector));
+    if (!bound.includes(x)) bound.push(x);
     let index = 'i';
     if (n === 1) index = '0u';
     else if (n !== total) {

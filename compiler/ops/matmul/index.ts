@@ -35,7 +35,7 @@ import { prepareB } from './packing.js';
 import { chooseRowTile, chooseWorkgroupSize, type KernelPlan } from './epilogue.js';
 import { tiledKernel } from './tiled.js';
 import { blockedFits, blockedKernels } from './blocked.js';
-import { splitK } from './split-k.js';
+import { kChunkRows, splitK, sumChunksKernel } from './split-k.js';
 import { lowerTexture, textureCandidate } from './texture.js';
 
 /** A, C and Y are bound whole (B may be split into parts): each must fit one storage binding. */
@@ -51,6 +51,8 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const g = foldBatchIntoRows(geometryOf(ctx.node, a.type.shape, b.type.shape));
   const epi = epilogueOf(ctx.node, ctx.opset, c?.type.shape, g);
   checkBindingSizes(ctx, [a, c, y]);
+  const kChunk = kChunkRows(g);
+  if (kChunk) return lowerKChunks(ctx, g, epi, columnSplits, kChunk);
   if (columnSplits.length === 0 && ctx.weightLayout === 'texture' && lowerTexture(ctx, g, epi)) return;
   const type = wgslType(a.type.dtype);
   const rowTile = chooseRowTile(g.M);
@@ -76,6 +78,33 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
     ];
     ctx.kernel(tiledKernel(label, plan, ctx, bindings, workgroups));
   }
+}
+
+/**
+ * K longer than one invocation may loop over (llvmpipe ends loops after 65,535 trips in all): the
+ * tiled kernel sums each chunk of K rows into a partial-sum scratch, raw, and sumChunksKernel adds
+ * the chunks and applies the epilogue. Every part of B writes its columns of the scratch.
+ */
+function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>, epi: ReturnType<typeof epilogueOf>, columnSplits: readonly number[], kChunk: number): void {
+  const [a, c, y] = [ctx.inputs[0]!, ctx.node.opType === 'Gemm' ? ctx.inputs[2] : undefined, ctx.outputs[0]!];
+  const type = wgslType(a.type.dtype);
+  const rowTile = chooseRowTile(g.M);
+  const chunks = Math.ceil(g.K / kChunk);
+  const batch = numElements(g.batchShape);
+  const partial = ctx.scratch('k_chunks', { dtype: y.type.dtype, shape: [batch * chunks, g.M, g.N] });
+  checkBindingSizes(ctx, [partial]);
+  const label = `${ctx.node.opType.toLowerCase()}_k_chunks`;
+  const bounds = [0, ...columnSplits, g.N];
+  const ranges = bounds.slice(1).map((n1, i) => [bounds[i]!, n1] as const);
+  // the chunks store raw sums: no alpha, no C, no activation until they are added up
+  const raw = { ...ctx, activation: undefined };
+  for (const part of prepareB(ctx, g, ranges)) {
+    const columnTiles = Math.ceil(part.width / 4);
+    const plan: KernelPlan = { g, type, part, epi: { alpha: 1, beta: 0 }, rowTile, workgroupSize: chooseWorkgroupSize(columnTiles) };
+    const workgroups: [number, number, number] = [Math.ceil(columnTiles / plan.workgroupSize), Math.ceil(g.M / rowTile), batch * chunks];
+    ctx.kernel(tiledKernel(label, plan, raw, [a, part.tensor, partial], workgroups, kChunk));
+  }
+  ctx.kernel(sumChunksKernel(label, g, type, epi, ctx, partial, c && usesBias(epi) ? c : undefined, y, chunks));
 }
 
 /** MatMul/Gemm element types: floats compute in f32; integers in i32 (wrapping past 2^31, like the rest of the GPU path). */

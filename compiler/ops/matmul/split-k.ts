@@ -2,13 +2,14 @@
  * Few rows, long K (gemv): K split across a workgroup, partial sums reduced in workgroup memory.
  */
 import { numElements } from '../../ir/types.js';
-import { u, type WgslScalar } from '../../kernel/wgsl.js';
+import { grid1D, u, type WgslScalar } from '../../kernel/wgsl.js';
 import { kernel, LID, WID } from '../../kernel/builder.js';
+import { MAX_LOOP_TRIPS } from '../../kernel/limits.js';
 import type { KernelSpec, LowerTensor } from '../../kernel/types.js';
 import type { LowerContext } from '../op.js';
 import type { Epilogue, MatmulGeometry } from './geometry.js';
 import type { BPart } from './packing.js';
-import { bindOperands, storeStatement, type KernelPlan } from './epilogue.js';
+import { bindOperands, storeExpr, storeStatement, type KernelPlan } from './epilogue.js';
 import { chooseChunks, partialsTensor, reducePartialsKernel, storePartial } from './partials.js';
 
 /**
@@ -25,7 +26,8 @@ const SPLIT_K_MIN_K = 256;
 const SPLIT_K_INVOCATIONS = 256;
 
 function splitKApplies(g: MatmulGeometry, part: BPart): boolean {
-  return g.M <= 4 && g.K >= SPLIT_K_MIN_K && part.panel !== undefined && numElements(g.batchShape) === 1;
+  // the K loop runs K / slices trips, slices >= 8 (an 8-tile panel in 256 invocations); longer K goes to K chunks
+  return g.M <= 4 && g.K >= SPLIT_K_MIN_K && g.K / 8 <= MAX_LOOP_TRIPS && part.panel !== undefined && numElements(g.batchShape) === 1;
 }
 
 interface SplitKPlan extends KernelPlan {
@@ -130,4 +132,38 @@ export function splitK(label: string, g: MatmulGeometry, type: WgslScalar, part:
     splitKKernel(label, plan, ctx, bindings, partial),
     reducePartialsKernel(label, plan, ctx, partial, bias, bindings[bindings.length - 1]!, plan.chunks),
   ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// K chunks: K longer than one invocation may loop (kernel/limits.ts MAX_LOOP_TRIPS)
+
+/** Rows of K per chunk, or undefined when one invocation may loop over all of K. */
+export function kChunkRows(g: MatmulGeometry): number | undefined {
+  return g.K > MAX_LOOP_TRIPS ? MAX_LOOP_TRIPS : undefined;
+}
+
+/**
+ * Adds the chunks' partial sums ([batch, chunks, M, N], from tiledKernel with kChunk) and stores
+ * each output through the epilogue (alpha, beta * C, fused activation): one invocation per
+ * output element, `chunks` loop trips (K / MAX_LOOP_TRIPS, a few).
+ */
+export function sumChunksKernel(label: string, g: MatmulGeometry, type: WgslScalar, epi: Epilogue, ctx: LowerContext, partial: LowerTensor, c: LowerTensor | undefined, y: LowerTensor, chunks: number): KernelSpec {
+  const { M, N } = g;
+  const total = numElements(g.batchShape) * M * N;
+  const grid = grid1D(total);
+  const plan = { g, type, epi } as KernelPlan;
+  const k = kernel(`${label}_sum_k_chunks`);
+  k.bind('partial', partial, type);
+  if (c) k.bind('c', c, type);
+  k.bind('y', y, type);
+  const body = [
+    `let mn = i % ${u(M * N)};`,
+    `let base = (i / ${u(M * N)}) * ${u(chunks * M * N)} + mn;`,
+    'let m = mn / ' + u(N) + ';',
+    'let n = mn % ' + u(N) + ';',
+    `var acc = partial[base];`,
+    `for (var j = 1u; j < ${u(chunks)}; j++) { acc += partial[base + j * ${u(M * N)}]; }`,
+    `y[i] = ${storeExpr(plan, 'acc', ctx)};`,
+  ];
+  return k.buildGrid1D(grid, body.join('\n  '));
 }

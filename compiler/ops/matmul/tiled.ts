@@ -32,14 +32,24 @@ export function vec4RowStart(p: KernelPlan, bBase: string): string {
   return `${batchPart}(nt / ${u(tilesPerPanel)}) * ${u(g.K * tilesPerPanel)} + nt % ${u(tilesPerPanel)}`;
 }
 
-/** The register-tiled kernel over `bindings` (a, this part of B, [c], y). */
-export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bindings: readonly LowerTensor[], workgroups: [number, number, number]): KernelSpec {
+/**
+ * The register-tiled kernel over `bindings` (a, this part of B, [c], y). With `kChunk`, K is
+ * split into chunks of that many rows (llvmpipe's loop limit, kernel/limits.ts MAX_LOOP_TRIPS):
+ * workgroup z is batch entry x chunk, and each chunk stores its raw sums in y = a partial-sum
+ * scratch [batch, chunks, M, N], which sumChunksKernel (split-k.ts) adds up through the epilogue.
+ */
+export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bindings: readonly LowerTensor[], workgroups: [number, number, number], kChunk?: number): KernelSpec {
   const { g, part, type, rowTile } = p;
   const { M, K, N } = g;
+  const chunks = kChunk ? Math.ceil(K / kChunk) : 1;
   const rows = Array.from({ length: rowTile }, (_, i) => i);
   const batchCoords = g.batchShape.map((_, i) => `bc${i}`);
   const batchStrides = stridesOf(g.batchShape);
-  const batchLines = g.batchShape.map((d, i) => `let bc${i} = (wid.z / ${u(batchStrides[i]!)}) % ${u(d)};`);
+  const batchIndex = chunks > 1 ? `(wid.z / ${u(chunks)})` : 'wid.z';
+  const batchLines = g.batchShape.map((d, i) => `let bc${i} = (${batchIndex} / ${u(batchStrides[i]!)}) % ${u(d)};`);
+  const kLoop = chunks > 1
+    ? [`let kBegin = (wid.z % ${u(chunks)}) * ${u(kChunk!)};`, `let kEnd = min(kBegin + ${u(kChunk!)}, ${u(K)});`, 'for (var k = kBegin; k < kEnd; k++) {']
+    : [`for (var k = 0u; k < ${u(K)}; k++) {`];
   const bBase = dot(batchCoords, part.layout.batchStrides);
   const body = [
     'let nt = wid.x * ' + u(p.workgroupSize) + ' + lid.x;',
@@ -53,7 +63,7 @@ export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bin
     // rows past M read row M-1 (in bounds) and are never stored
     ...rows.map((i) => `let ar${i} = aBase + ${M % rowTile === 0 ? `(m0 + ${u(i)})` : `min(m0 + ${u(i)}, ${u(M - 1)})`} * ${u(g.a.rowStride)};`),
     ...rows.map((i) => `var acc${i} = vec4<${type}>();`),
-    `for (var k = 0u; k < ${u(K)}; k++) {`,
+    ...kLoop,
     `  let bv = ${loadBRow(p)};`,
     ...rows.map((i) => `  acc${i} += a[ar${i} + k * ${u(g.a.colStride)}] * bv;`),
     '}',
@@ -61,5 +71,5 @@ export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bin
   ];
   const k = kernel(label);
   bindOperands(k, bindings, type, part.vec4 ? 'vec4' : 'scalar');
-  return k.build({ entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') }, workgroups });
+  return k.build({ entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') }, workgroups, loopTrips: kChunk ?? K });
 }

@@ -11,9 +11,22 @@
 import { attrString } from '../../ir/attrs.js';
 import type { OpDef } from '../op.js';
 import { transposeOp, depthToSpaceSpec, spaceToDepthSpec } from './transpose.js';
-import { sliceSpec, splitOp, padSpec, tileSpec, expandSpec, concatOp } from './window.js';
+import { sliceSpec, splitOp, padSpec, padRuntimeValue, tileSpec, expandSpec, concatOp } from './window.js';
 import { gatherOp, splitGatherOp, gatherElementsOp } from './gather.js';
-import { planOp } from './plan.js';
+import { emitPlan, planOp } from './plan.js';
+import { shapeContextOf } from '../shape.js';
+
+const padLabel = (node: Parameters<Parameters<typeof planOp>[1]>[0]) => `pad_${attrString(node, 'mode', 'constant')}`;
+
+/** Pad: a plan op whose constant_value may be computed at run time (its kernel reads it then). */
+const padOp: OpDef = {
+  ...planOp(['Pad'], padLabel, padSpec),
+  lower(ctx) {
+    const shape = shapeContextOf(ctx);
+    const p = padSpec(shape);
+    emitPlan(ctx, padLabel(ctx.node), p.plan, ctx.inputs[0]!, ctx.outputs[0]!, padRuntimeValue(shape) ? ctx.inputs[2] : undefined);
+  },
+};
 
 /** Ops of FUSED_DOMAIN defined here. */
 export const movementFusedOps: readonly OpDef[] = [splitGatherOp];
@@ -23,7 +36,7 @@ export const movementOps: readonly OpDef[] = [
   transposeOp,
   planOp(['Slice'], () => 'slice', sliceSpec),
   splitOp,
-  planOp(['Pad'], (node) => `pad_${attrString(node, 'mode', 'constant')}`, padSpec),
+  padOp,
   gatherOp,
   gatherElementsOp,
   planOp(['Tile'], () => 'tile', tileSpec),

@@ -5,6 +5,8 @@
  * every data-movement op built on it.
  */
 import { hostArrayFor } from '../../ir/tensor.js';
+import { fail } from '../../errors.js';
+import { describeNode } from '../../ir/graph.js';
 import { stridesOf } from '../../kernel/strides.js';
 import { type ConstTensor, type HostData, type Node, numElements, type TensorType } from '../../ir/types.js';
 import { dot, grid1D, lit, u, unravel, wgslType } from '../../kernel/wgsl.js';
@@ -186,7 +188,8 @@ export function destExpression(plan: CopyPlan): string {
   return plan.destBase === 0 ? strided : `${u(plan.destBase)} + ${strided}`;
 }
 
-export function planKernel(label: string, plan: CopyPlan, x: LowerTensor, y: LowerTensor): KernelSpec {
+/** `fill`, when given, is a one-element tensor read at run time instead of plan.fill (Pad's computed constant_value). */
+export function planKernel(label: string, plan: CopyPlan, x: LowerTensor, y: LowerTensor, fill?: LowerTensor): KernelSpec {
   const type = wgslType(y.type.dtype);
   const grid = grid1D(planElements(plan));
   const hasFill = plan.axes.some((a) => a.read.kind === 'pad' && a.read.mode === 'constant');
@@ -196,25 +199,27 @@ export function planKernel(label: string, plan: CopyPlan, x: LowerTensor, y: Low
   const dest = destExpression(plan);
   statements.push(`let src = ${src};`);
   statements.push(hasFill
-    ? `if (inside) { y[${dest}] = x[src]; } else { y[${dest}] = ${lit(plan.fill, type)}; }`
+    ? `if (inside) { y[${dest}] = x[src]; } else { y[${dest}] = ${fill ? `${type}(fill[0])` : lit(plan.fill, type)}; }`
     : `y[${dest}] = x[src];`);
   const k = kernel(label);
   k.bind('x', x, type);
+  if (fill && hasFill) k.bind('fill', fill, wgslType(fill.type.dtype));
   k.bind('y', y, type);
   return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body: statements.filter((s) => s !== '').join('\n  ') }, workgroups: grid.workgroups });
 }
 
 /** Emits the kernel of one plan copying `x` into `y` (nothing when the plan is empty). */
-export function emitPlan(ctx: LowerContext, label: string, plan: CopyPlan, x: LowerTensor, y: LowerTensor): void {
+export function emitPlan(ctx: LowerContext, label: string, plan: CopyPlan, x: LowerTensor, y: LowerTensor, fill?: LowerTensor): void {
   if (planElements(plan) === 0) return;
   if (numElements(x.type.shape) === 0) {
+    if (fill) fail('FM_UNSUPPORTED_OP', `${describeNode(ctx.node)}: padding an empty tensor with a value computed at run time`);
     // every element is padding: reading the (empty) input would bind a zero-sized buffer
-    const fill = lit(plan.fill, wgslType(y.type.dtype));
-    emitFill(ctx, label, y, () => fill);
+    const value = lit(plan.fill, wgslType(y.type.dtype));
+    emitFill(ctx, label, y, () => value);
     return;
   }
   assertBindable(ctx, [x, y]);
-  ctx.kernel(planKernel(label, simplifyPlan(plan), x, y));
+  ctx.kernel(planKernel(label, simplifyPlan(plan), x, y, fill));
 }
 
 /**

@@ -141,6 +141,11 @@ function padMode(ctx: ShapeContext): PadMode {
   return mode as PadMode;
 }
 
+/** Pad's constant_value input when it is not a compile-time constant (opset 11+). */
+export function padRuntimeValue(ctx: ShapeContext): boolean {
+  return ctx.opset >= 11 && !!ctx.node.inputs[2] && ctx.consts[2] === undefined;
+}
+
 /** pads and value: attributes before opset 11 (`paddings` in opset 1), inputs from 11, axes from 18. */
 function padOperands(ctx: ShapeContext, rank: number): { pads: number[]; value: number } {
   const { node } = ctx;
@@ -150,7 +155,8 @@ function padOperands(ctx: ShapeContext, rank: number): { pads: number[]; value: 
     return { pads, value: attrFloat(node, 'value', 0) };
   }
   const pads = constInts(ctx, 1, 'pads');
-  const valueData = optionalConstValues(ctx, 2, 'constant_value');
+  // a constant_value computed at run time is read by the kernel (padRuntimeValue); the plan's fill is unused then
+  const valueData = padRuntimeValue(ctx) ? undefined : optionalConstValues(ctx, 2, 'constant_value');
   if (valueData && valueData.length !== 1) fail('FM_SHAPE', `${nodeLabel(node)}: constant_value must be a scalar, it has ${valueData.length} elements`);
   const axesRaw = ctx.opset >= 18 ? optionalConstInts(ctx, 3, 'axes') : undefined;
   const value = valueData?.[0] ?? 0;

@@ -75,7 +75,7 @@ function serialScanKernel(s: ScanLayout, type: WgslScalar, k: KernelBuilder): Ke
   const step = s.exclusive ? 'y[off] = acc; acc += x[off];' : 'acc += x[off]; y[off] = acc;';
   const body = `${grid.prologue}\n  ${lineBase(s, 'i')}\n  var acc: ${type} = ${lit(0, type)};\n` +
     `  for (var j = 0u; j < ${u(s.length)}; j++) {\n    let off = ${scanOffset(s, 'j')};\n    ${step}\n  }`;
-  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body }, workgroups: grid.workgroups });
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body }, workgroups: grid.workgroups, loopTrips: s.length });
 }
 
 /**
@@ -113,7 +113,7 @@ function workgroupScanKernel(s: ScanLayout, type: WgslScalar, k: KernelBuilder, 
     `  workgroupBarrier();`,
     `}`,
   ].join('\n  ');
-  return workgroupEntry(k, k.workgroupArray('buf', type, size), size, body, grid.workgroups);
+  return workgroupEntry(k, k.workgroupArray('buf', type, size), size, body, grid.workgroups, Math.ceil(s.length / size) * (1 + Math.log2(size)));
 }
 
 export const cumSumOp: OpDef = {

@@ -41,8 +41,8 @@ export function xyKernel(label: string, x: LowerTensor, inType: WgslScalar, y: L
 }
 
 /** The entry point of a one-workgroup-per-row (or per-line) kernel: `wid` and `lid` as the templates name them. */
-export function workgroupEntry(k: KernelBuilder, shared: string, size: number, body: string, workgroups: [number, number, number]): KernelSpec {
-  return k.build({ header: `${k.declarations()}\n${shared}\n\n`, entry: { workgroupSize: size, params: [WID, LID_INDEX], body }, workgroups });
+export function workgroupEntry(k: KernelBuilder, shared: string, size: number, body: string, workgroups: [number, number, number], loopTrips?: number): KernelSpec {
+  return k.build({ header: `${k.declarations()}\n${shared}\n\n`, entry: { workgroupSize: size, params: [WID, LID_INDEX], body }, workgroups, loopTrips });
 }
 
 export function product(dims: readonly number[]): number {
@@ -212,7 +212,8 @@ export function serialRowKernel(spec: RowKernelSpec, k: KernelBuilder): KernelSp
     : `${spec.epilogue.prepare}\n  ${serialRowLoop(spec.layout, `${loadValue(spec, 'off')}\n  y[off] = ${spec.epilogue.element};`)}`;
   const body = [grid.prologue, rowBase(spec.layout, 'i'), declareAccumulators(spec.algebra), accumulateLoop, epilogue]
     .filter((s) => s !== '').join('\n  ');
-  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body }, workgroups: grid.workgroups });
+  const passes = spec.epilogue.kind === 'reduce' ? 1 : 2;
+  return k.build({ entry: { workgroupSize: grid.workgroupSize, params: [GID], body }, workgroups: grid.workgroups, loopTrips: passes * rowLength(spec.layout) });
 }
 
 /** Tree reduction over the slices of each row; s0/s1[slice * rowsPerGroup + lane] hold partial states. */
@@ -257,7 +258,8 @@ export function tiledRowKernel(spec: RowKernelSpec, k: KernelBuilder, rowsPerGro
     idx.map((i) => `a${i} = s${i}[${rowsPerGroup === 1 ? '0' : 'lane'}];`).join(' '),
     epilogue,
   ].filter((l) => l !== '').join('\n  ');
-  return workgroupEntry(k, shared, size, body, grid.workgroups);
+  const passes = spec.epilogue.kind === 'reduce' ? 1 : 2;
+  return workgroupEntry(k, shared, size, body, grid.workgroups, passes * Math.ceil(length / slices) + Math.log2(slices));
 }
 
 export function emitRowKernel(ctx: LowerContext, spec: RowKernelSpec): void {
