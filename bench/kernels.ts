@@ -197,7 +197,7 @@ function hasSubgroupMatrix(): boolean {
 interface Product { name: string; M: number; K: number; N: number }
 
 /** The kernels compiler/ops/matmul emits for A [M, K] x constant B [K, N] under `choices`, and their uploads. */
-function lowerMatMul(c: Product, choices: KernelChoices) {
+function lowerMatMul(c: Product, choices: KernelChoices, readOnlyWeights = false) {
   const node: Node = { name: 'bench', opType: 'MatMul', domain: '', inputs: ['a', 'b'], outputs: ['y'], attrs: {} };
   const b = makeConst('float32', [c.K, c.N], randomFloats(c.K * c.N, 2));
   const a: LowerTensor = { id: 'a', type: { dtype: 'float32', shape: [c.M, c.K] } };
@@ -211,7 +211,8 @@ function lowerMatMul(c: Product, choices: KernelChoices) {
     kernel: (k) => kernels.push(k),
     constant: (label, t) => {
       uploads.set(`c_${label}`, Float32Array.from(t.data as ArrayLike<number>));
-      return { id: `c_${label}`, type: t, data: t };
+      // a model's weights bind read-only where they sit in their own buffer (a preload bundle)
+      return { id: `c_${label}`, type: t, data: t, ...(readOnlyWeights ? { readOnly: true } : {}) };
     },
     scratch: (label, type) => ({ id: `s_${label}`, type }),
   };
@@ -235,7 +236,7 @@ function sampledError(c: Product, aData: Float32Array, bAt: (k: number, n: numbe
   return worst;
 }
 
-interface Variant { name: string; choices: KernelChoices }
+interface Variant { name: string; choices: KernelChoices; readOnlyWeights?: boolean }
 
 async function benchProducts(title: string, cases: readonly Product[], variants: readonly Variant[], rate: (c: Product, ms: number) => string, ceilingFraction: (c: Product, ms: number) => number): Promise<void> {
   console.log(`\n## ${title}\n`);
@@ -244,7 +245,7 @@ async function benchProducts(title: string, cases: readonly Product[], variants:
   for (const c of cases) {
     let first: Float32Array | undefined;
     for (const v of variants) {
-      const lowered = lowerMatMul(c, v.choices);
+      const lowered = lowerMatMul(c, v.choices, v.readOnlyWeights);
       const p = await prepare(lowered.kernels, lowered.uploads);
       const t = await timeMs(p, await repsFor(p));
       const y = new Float32Array(await p.read(lowered.y)).subarray(0, c.M * c.N);
@@ -284,6 +285,7 @@ const GPU_OCCUPANCY = 1024;
 const GEMM_VARIANTS: Variant[] = [
   { name: 'tiled (registers only)', choices: { gemv: 'tiled', gemm: 'tiled' } },
   { name: 'blocked, default (shape picks block and K chunks)', choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY } },
+  { name: 'blocked, default, B bound read-only', choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY }, readOnlyWeights: true },
   ...([[1, 1, 16], [2, 2, 16], [2, 2, 8], [2, 2, 32], [2, 1, 16], [1, 2, 16]] as const).map(([rm, rn, bk]) => ({
     name: `blocked ${rm * 64}x${rn * 64}, K step ${bk}, no K chunks`,
     choices: { gemv: 'split-k', gemm: 'blocked', gemmBlock: { rm, rn, bk } } satisfies KernelChoices,
@@ -294,6 +296,8 @@ const GEMV_VARIANTS: Variant[] = [
   { name: 'split-K in one workgroup per panel', choices: { gemv: 'split-k', gemm: 'blocked' } },
   { name: 'split-K, 4 rows a trip, K chunks for 1024 workgroups', choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY, gemvUnroll: 4 } },
   { name: 'split-K, 16 rows a trip, K chunks for 1024 workgroups (default)', choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY, gemvUnroll: 16 } },
+  { name: 'split-K, 16 rows a trip, K chunks for 1024 workgroups, B read-only', choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY, gemvUnroll: 16 }, readOnlyWeights: true },
+  { name: 'split-K, 4 rows a trip, K chunks for 1024 workgroups, B read-only', choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: GPU_OCCUPANCY, gemvUnroll: 4 }, readOnlyWeights: true },
   ...([[8, 1024], [16, 512], [16, 2048], [32, 1024]] as const).map(([unroll, occupancy]) => ({
     name: `split-K, ${unroll} rows a trip, K chunks for ${occupancy} workgroups`,
     choices: { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: occupancy, gemvUnroll: unroll } satisfies KernelChoices,
