@@ -2,7 +2,7 @@ import { memoryChartSvg, memoryOverTime, textureBytes } from './memory-chart.js'
 import type { Argv } from 'yargs';
 import { FlashmemError } from '../errors.js';
 import { readBundleFileSync } from '../bundle/safe-read.js';
-import { writeOutputFile } from './output-file.js';
+import { writeOutputFile } from '../output-file.js';
 import type { ModelSchedule, Schedule } from '../../schemas/schedule.js';
 import { scheduleSchema } from '../../schemas/schedule.js';
 import { manifestSchema, type Manifest } from '../../schemas/manifest.js';

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { checkOutputFilePath, writeOutputFile } from './output-file.js';
+import { checkOutputFilePath, writeOutputFile } from '../output-file.js';
 import { profileProgressBar } from './progress.js';
 
 export function profileCommand(cli: Argv): void {

@@ -9,7 +9,7 @@ import { guarded, startWatchdog, type Watchdog } from './watchdog.js';
 import { rawPublicKeyBase64 } from '../bundle/sign.js';
 import { readPublicKeyFiles } from './sign-command.js';
 import { positiveCount } from './verify-command.js';
-import { makeOutputFolder, writeOutputFile } from './output-file.js';
+import { makeOutputFolder, writeOutputFile } from '../output-file.js';
 import { keepAlive } from '../target/webgpu.js';
 import { mib, parseSize } from './compile-command.js';
 import type { Manifest } from '../../schemas/manifest.js';

@@ -4,7 +4,7 @@
  * Every pass is named and its result can be dumped (`flashmemc compile --dump-ir <dir>`).
  */
 import { join } from 'node:path';
-import { makeOutputFolder, writeOutputFile } from '../cli/output-file.js';
+import { makeOutputFolder, writeOutputFile } from '../output-file.js';
 import type { Graph } from '../ir/types.js';
 import type { KernelProgram } from '../lower/program.js';
 import { lowerGraph } from '../lower/lower.js';

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ioFailed, quoteName } from '../errors.js';
+import { ioFailed, quoteName } from './errors.js';
 
 export function writeOutputFile(path: string, data: string | Uint8Array, option: string): void {
   const what = `writing ${option} file ${quoteName(path)}`;
