@@ -8,7 +8,7 @@ import { activationOps } from './activation.js';
 import { convOps } from './conv/index.js';
 import { poolOps } from './pool.js';
 import { normalizationOps } from './normalization.js';
-import { matmulOps, splitMatmulOp } from './matmul/index.js';
+import { matmulBiasOp, matmulOps, splitMatmulOp } from './matmul/index.js';
 import { elementwiseOps } from './elementwise/index.js';
 import { shapeOps } from './shape.js';
 import { movementFusedOps, movementOps } from './movement/index.js';
@@ -38,7 +38,7 @@ const FAMILIES: readonly OpDef[] = [
 ];
 
 /** Ops of FUSED_DOMAIN: what the fusion passes in compiler/passes emit. */
-const FUSED: readonly OpDef[] = [fusedActivationOps, ...transformerFusedOps, splitMatmulOp, ...movementFusedOps];
+const FUSED: readonly OpDef[] = [fusedActivationOps, ...transformerFusedOps, splitMatmulOp, matmulBiasOp, ...movementFusedOps];
 
 const REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FAMILIES);
 const FUSED_REGISTRY: ReadonlyMap<string, OpDef> = buildRegistry(FUSED);

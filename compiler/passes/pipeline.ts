@@ -19,6 +19,7 @@ import { fuseGelu } from './fuse-gelu.js';
 import { fuseLayerNorm } from './fuse-layernorm.js';
 import { inferShapesAndFold } from './infer-shapes.js';
 import { defaultMaxWeightBytes, splitLargeWeights } from './split-weights.js';
+import { fuseMatMulBias } from './fuse-matmul-bias.js';
 import { dumpLayouts, selectWeightLayouts, type LayoutCosts, type LayoutDecisions, type WeightLayoutMode } from './select-weight-layout.js';
 
 export interface CompileState {
@@ -70,6 +71,14 @@ export const PIPELINE: readonly Pass[] = [
   graphPass('fuse-layernorm', fuseLayerNorm),
   graphPass('fuse-gelu', fuseGelu),
   graphPass('fuse-attention', fuseAttention),
+  {
+    name: 'fuse-matmul-bias',
+    apply: (state, options) => ({
+      ...state,
+      graph: fuseMatMulBias(state.graph, options.maxWeightBytes ?? defaultMaxWeightBytes(options.limits, options.strategy === 'stream' ? options.memoryBudget : undefined)),
+    }),
+    dump: (state) => dumpGraph(state.graph),
+  },
   graphPass('fuse-activations', fuseActivations),
   graphPass('eliminate-dead-nodes', eliminateDeadNodes),
   {

@@ -135,8 +135,11 @@ export function inferTypes(ctx: ShapeContext): TensorType[] {
     fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: A is ${a.dtype} but B is ${b.dtype}; both must have the same element type`);
   }
   const g = geometryOf(ctx.node, a.shape, b.shape);
-  const c = ctx.node.opType === 'Gemm' ? ctx.inputs[2] : undefined;
-  if (c) gemmBiasLayout(ctx.node, ctx.opset, c.shape, g.M, g.N);
+  const c = biasOperand(ctx.node, ctx.inputs);
+  if (c && ctx.node.opType === 'Gemm') gemmBiasLayout(ctx.node, ctx.opset, c.shape, g.M, g.N);
+  if (c && ctx.node.opType === MATMUL_BIAS && (numElements(c.shape) !== g.N || c.shape[c.shape.length - 1] !== g.N)) {
+    fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: the fused bias [${c.shape}] must hold one value per output column (${g.N})`);
+  }
   return [{ dtype: a.dtype, shape: g.outShape }];
 }
 
@@ -155,7 +158,20 @@ export function usesBias(epi: Epilogue): epi is Epilogue & { bias: BiasLayout } 
   return !!epi.bias && epi.beta !== 0;
 }
 
+/**
+ * MatMul + Add of a constant [N] bias, fused by passes/fuse-matmul-bias.ts (FUSED_DOMAIN, inputs
+ * A, B, bias): a MatMul whose epilogue adds the bias, as Gemm's does with C.
+ */
+export const MATMUL_BIAS = 'MatMulBias';
+
+/** The epilogue's C operand: Gemm's third input, or the fused MatMul's bias. */
+export function biasOperand<T>(node: Node, inputs: readonly T[]): T | undefined {
+  return node.opType === 'Gemm' || node.opType === MATMUL_BIAS ? inputs[2] : undefined;
+}
+
 export function epilogueOf(node: Node, opset: number, cShape: readonly number[] | undefined, g: MatmulGeometry): Epilogue {
+  // the bias is one value per output column, whatever the rows and batches
+  if (node.opType === MATMUL_BIAS) return { alpha: 1, beta: 1, bias: { strideM: 0, strideN: 1 } };
   if (node.opType !== 'Gemm') return { alpha: 1, beta: 1 };
   const alpha = attrFloat(node, 'alpha', 1);
   const beta = attrFloat(node, 'beta', 1);
@@ -163,7 +179,7 @@ export function epilogueOf(node: Node, opset: number, cShape: readonly number[] 
 }
 
 export function fold(ctx: ShapeContext, inputs: readonly (ConstTensor | undefined)[]): ConstTensor[] {
-  const [a, b, c] = [inputs[0]!, inputs[1]!, ctx.node.opType === 'Gemm' ? inputs[2] : undefined];
+  const [a, b, c] = [inputs[0]!, inputs[1]!, biasOperand(ctx.node, inputs)];
   const g = geometryOf(ctx.node, a.shape, b.shape);
   const epi = epilogueOf(ctx.node, ctx.opset, c?.shape, g);
   const { M, K, N } = g;

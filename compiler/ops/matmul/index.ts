@@ -30,7 +30,7 @@ import { checkBindable } from '../../kernel/limits.js';
 import type { LowerTensor } from '../../kernel/types.js';
 import { fail, quoteName } from '../../errors.js';
 import type { LowerContext, OpDef, ShapeContext } from '../op.js';
-import { epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, usesBias } from './geometry.js';
+import { biasOperand, epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, MATMUL_BIAS, usesBias } from './geometry.js';
 import { prepareB } from './packing.js';
 import { chooseRowTile, chooseWorkgroupSize, type KernelPlan } from './epilogue.js';
 import { tiledKernel } from './tiled.js';
@@ -46,7 +46,7 @@ function checkBindingSizes(ctx: LowerContext, tensors: readonly (LowerTensor | u
 
 function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
-  const c = ctx.node.opType === 'Gemm' ? ctx.inputs[2] : undefined;
+  const c = biasOperand(ctx.node, ctx.inputs);
   const y = ctx.outputs[0]!;
   const g = foldBatchIntoRows(geometryOf(ctx.node, a.type.shape, b.type.shape));
   const epi = epilogueOf(ctx.node, ctx.opset, c?.type.shape, g);
@@ -86,7 +86,7 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
  * the chunks and applies the epilogue. Every part of B writes its columns of the scratch.
  */
 function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>, epi: ReturnType<typeof epilogueOf>, columnSplits: readonly number[], kChunk: number): void {
-  const [a, c, y] = [ctx.inputs[0]!, ctx.node.opType === 'Gemm' ? ctx.inputs[2] : undefined, ctx.outputs[0]!];
+  const [a, c, y] = [ctx.inputs[0]!, biasOperand(ctx.node, ctx.inputs), ctx.outputs[0]!];
   const type = wgslType(a.type.dtype);
   const rowTile = chooseRowTile(g.M);
   const chunks = Math.ceil(g.K / kChunk);
@@ -133,6 +133,9 @@ function matmulDef(opType: 'Gemm' | 'MatMul'): OpDef {
 }
 
 export const matmulOps: readonly OpDef[] = [matmulDef('Gemm'), matmulDef('MatMul')];
+
+/** MatMul + constant bias (FUSED_DOMAIN, passes/fuse-matmul-bias.ts): the MatMul kernels with the bias in their epilogue. */
+export const matmulBiasOp: OpDef = { ...matmulDef('MatMul'), opTypes: [MATMUL_BIAS] };
 
 // ---------------------------------------------------------------------------------------------
 // SplitMatMul (FUSED_DOMAIN, built by the split-large-weights pass)

@@ -10,7 +10,7 @@ import { kernel, LID, WID } from '../../kernel/builder.js';
 import { isTextureShape, packTexels, TEXEL_VALUES, texelLoad, textureShapeFor } from '../../kernel/texture-layout.js';
 import type { KernelSpec, LowerTensor, TextureShape } from '../../kernel/types.js';
 import type { LowerContext, ShapeContext, TextureWeightCandidate } from '../op.js';
-import { foldBatchIntoRows, geometryOf, usesBias, type Epilogue, type MatmulGeometry } from './geometry.js';
+import { biasOperand, foldBatchIntoRows, geometryOf, usesBias, type Epilogue, type MatmulGeometry } from './geometry.js';
 import type { BPart } from './packing.js';
 import { bindOperands, chooseRowTile, chooseWorkgroupSize, storeStatement, type KernelPlan } from './epilogue.js';
 
@@ -91,7 +91,7 @@ function textureKernel(label: string, p: KernelPlan, shape: TextureShape, ctx: L
 /** Lowers with B as a texture; false when it cannot be one after all (then the buffer kernel runs). */
 export function lowerTexture(ctx: LowerContext, g: MatmulGeometry, epi: Epilogue): boolean {
   const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
-  const c = ctx.node.opType === 'Gemm' ? ctx.inputs[2] : undefined;
+  const c = biasOperand(ctx.node, ctx.inputs);
   if (!b.data || !ctx.textureConstant || !isFloat(a.type.dtype) || g.b.batchStrides.some((s) => s !== 0)) return false;
   const shape = textureShapeFor(g.N, g.K, ctx.limits);
   if (!isTextureShape(shape)) return false;
