@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getHeapStatistics } from 'node:v8';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { topFrame } from './exec.js';
+import { startFuzzWorker, terminateFuzzWorker, topFrame } from './exec.js';
 
 export type BundleCrashReason =
   | 'exception' | 'hang' | 'memory' | 'worker-exit' | 'internal' | 'schema-disagreement' | 'inconsistent' | 'gpu-over-bound';
@@ -418,29 +418,11 @@ export class BundleExecutor {
 
   private start(): Promise<void> {
     if (this.ready) return this.ready;
-    const worker = new Worker(workerBootstrap(), {
-      eval: true,
-      workerData: { flashmemBundleFuzzWorker: true, planted: this.planted },
-      resourceLimits: { maxOldGenerationSizeMb: Math.ceil((this.memoryLimitBytes * 1.5) / 2 ** 20) },
-      stdout: true,
-      stderr: true,
-    });
-    worker.stdout.resume();
-    worker.stderr.resume();
+    const heapMb = Math.ceil((this.memoryLimitBytes * 1.5) / 2 ** 20);
+    const { worker, ready } = startFuzzWorker(workerBootstrap(), { flashmemBundleFuzzWorker: true, planted: this.planted }, heapMb);
     this.worker = worker;
-    this.ready = new Promise<void>((resolve, reject) => {
-      const onMessage = (m: unknown) => {
-        if (m === 'ready') {
-          worker.off('message', onMessage);
-          worker.off('error', onError);
-          resolve();
-        }
-      };
-      const onError = (e: Error) => reject(e);
-      worker.on('message', onMessage);
-      worker.once('error', onError);
-    });
-    return this.ready;
+    this.ready = ready;
+    return ready;
   }
 
   private async stopWorker(restart: boolean): Promise<void> {
@@ -449,9 +431,7 @@ export class BundleExecutor {
     this.ready = undefined;
     if (!w) return;
     if (restart) this.restarts++;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([w.terminate(), new Promise((resolve) => { timer = setTimeout(resolve, 5000); })]);
-    clearTimeout(timer);
+    await terminateFuzzWorker(w);
   }
 
   /** Verifies the bundle folder `dir` in the worker. */

@@ -19,6 +19,7 @@
  */
 import { appendFileSync, existsSync, linkSync, mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { parseFuzzArgs, type CommonFuzzOptions } from './args.js';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { BundleExecutor, bundleCrashSignature, type BundleExecutorOptions, type BundleOutcome, type GpuResult, type VerifyResult } from './bundle-exec.js';
@@ -409,40 +410,20 @@ export function logRun(file: string, row: { target: string; seed: number | strin
   appendFileSync(file, `| ${date} | ${row.target} | ${row.seed} | ${row.seconds.toFixed(0)} | ${row.executions} | ${row.crashers} | \`${row.command.replace(/\|/g, '\\|')}\` |\n`);
 }
 
-function parseArgs(argv: readonly string[]): BundleFuzzOptions & { help?: boolean; runsLog?: string } {
-  const out: BundleFuzzOptions & { help?: boolean; runsLog?: string } = { outDir: path.join(FUZZ_DIR, 'crashers') };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const num = (v: string) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`${a}: not a non-negative number: ${v}`);
-      return n;
-    };
-    if (a === '--seconds') out.seconds = num(value());
-    else if (a === '--seed') out.seed = Math.trunc(num(value()));
-    else if (a === '--out') out.outDir = path.resolve(value());
-    else if (a === '--no-save') out.outDir = undefined;
-    else if (a === '--max-execs') out.maxExecs = Math.trunc(num(value()));
-    else if (a === '--timeout-ms') out.timeoutMs = num(value());
-    else if (a === '--gpu-rate') out.gpuRate = Math.min(1, num(value()));
-    else if (a === '--run-timeout-ms') out.runTimeoutMs = num(value());
-    else if (a === '--max-gpu-bytes') out.maxGpuBytes = Math.trunc(num(value()));
-    else if (a === '--quick-seeds') out.quickSeeds = true;
-    else if (a === '--schema-rate') out.schemaRate = Math.min(1, num(value()));
-    else if (a === '--jobs') out.jobs = Math.max(1, Math.trunc(num(value())));
-    else if (a === '--corpus-out') out.corpusDir = path.resolve(value());
-    else if (a === '--corpus-limit') out.corpusLimit = Math.trunc(num(value()));
-    else if (a === '--runs-log') out.runsLog = path.resolve(value());
-    else if (a === '--target') { if (value() !== 'bundle') throw new Error('--target: this is the bundle fuzzer'); }
-    else if (a === '--help' || a === '-h') out.help = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return out;
+function parseArgs(argv: readonly string[]): BundleFuzzOptions & CommonFuzzOptions {
+  const out: BundleFuzzOptions & CommonFuzzOptions = { outDir: path.join(FUZZ_DIR, 'crashers') };
+  return parseFuzzArgs(argv, 'bundle', out, (o, a, value, num) => {
+    if (a === '--gpu-rate') o.gpuRate = Math.min(1, num(value()));
+    else if (a === '--run-timeout-ms') o.runTimeoutMs = num(value());
+    else if (a === '--max-gpu-bytes') o.maxGpuBytes = Math.trunc(num(value()));
+    else if (a === '--quick-seeds') o.quickSeeds = true;
+    else if (a === '--schema-rate') o.schemaRate = Math.min(1, num(value()));
+    else if (a === '--jobs') o.jobs = Math.max(1, Math.trunc(num(value())));
+    else if (a === '--corpus-out') o.corpusDir = path.resolve(value());
+    else if (a === '--corpus-limit') o.corpusLimit = Math.trunc(num(value()));
+    else return false;
+    return true;
+  });
 }
 
 export async function bundleFuzzMain(argv: readonly string[]): Promise<void> {

@@ -254,44 +254,19 @@ export class Executor {
 
   private start(): Promise<void> {
     if (this.ready) return this.ready;
-    const worker = new Worker(bootstrapSource(), {
-      eval: true,
-      workerData: { flashmemFuzzWorker: true },
-      // a runaway JS heap becomes ERR_WORKER_OUT_OF_MEMORY instead of taking the fuzzer down
-      resourceLimits: { maxOldGenerationSizeMb: Math.ceil((this.memoryLimitBytes * 1.25) / 2 ** 20) },
-      stdout: true,
-      stderr: true,
-    });
-    // op code may log; drop it rather than buffer it without bound
-    worker.stdout.resume();
-    worker.stderr.resume();
+    // a runaway JS heap becomes ERR_WORKER_OUT_OF_MEMORY instead of taking the fuzzer down
+    const { worker, ready } = startFuzzWorker(bootstrapSource(), { flashmemFuzzWorker: true }, Math.ceil((this.memoryLimitBytes * 1.25) / 2 ** 20));
     this.worker = worker;
-    this.ready = new Promise<void>((resolve, reject) => {
-      const onMessage = (m: unknown) => {
-        if (m === 'ready') {
-          worker.off('message', onMessage);
-          worker.off('error', onError);
-          resolve();
-        }
-      };
-      const onError = (e: Error) => reject(e);
-      worker.on('message', onMessage);
-      worker.once('error', onError);
-    });
-    return this.ready;
+    this.ready = ready;
+    return ready;
   }
 
   private async stop(restart: boolean): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
     this.ready = undefined;
-    if (w) {
-      if (restart) this.restarts++;
-      // terminate() waits for native work in progress (a huge TypedArray fill); do not wait forever
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([w.terminate(), new Promise((resolve) => { timer = setTimeout(resolve, 5000); })]);
-      clearTimeout(timer);
-    }
+    if (w && restart) this.restarts++;
+    if (w) await terminateFuzzWorker(w);
   }
 
   /** Compiles `input` in the worker and classifies the result. */
@@ -363,4 +338,35 @@ export class Executor {
     await this.stop(false);
     rmSync(this.tmpRoot, { recursive: true, force: true });
   }
+}
+
+/**
+ * A fuzz worker evaluating its bootstrap `source` with `data`, its JS heap capped at `heapMb`
+ * (a runaway heap becomes ERR_WORKER_OUT_OF_MEMORY instead of taking the fuzzer down); `ready`
+ * resolves at its 'ready' message. Its output is dropped rather than buffered without bound.
+ */
+export function startFuzzWorker(source: string, data: Record<string, unknown>, heapMb: number): { worker: Worker; ready: Promise<void> } {
+  const worker = new Worker(source, { eval: true, workerData: data, resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: true, stderr: true });
+  worker.stdout.resume();
+  worker.stderr.resume();
+  const ready = new Promise<void>((resolve, reject) => {
+    const onMessage = (m: unknown) => {
+      if (m === 'ready') {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        resolve();
+      }
+    };
+    const onError = (e: Error) => reject(e);
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+  });
+  return { worker, ready };
+}
+
+/** terminate() waits for native work in progress (a huge TypedArray fill): wait at most 5 s. */
+export async function terminateFuzzWorker(worker: Worker): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([worker.terminate(), new Promise((resolve) => { timer = setTimeout(resolve, 5000); })]);
+  clearTimeout(timer);
 }

@@ -13,6 +13,7 @@
  * Exit code 1 when crashers were found.
  */
 import { createHash } from 'node:crypto';
+import { parseFuzzArgs, type CommonFuzzOptions } from './args.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -261,33 +262,13 @@ export function formatStats(stats: FuzzStats): string {
   return lines.join('\n');
 }
 
-function parseArgs(argv: readonly string[]): FuzzOptions & { help?: boolean; runsLog?: string } {
-  const out: FuzzOptions & { help?: boolean; runsLog?: string } = { outDir: path.join(FUZZ_DIR, 'crashers') };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const num = (v: string) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new Error(`${a}: not a non-negative number: ${v}`);
-      return n;
-    };
-    if (a === '--seconds') out.seconds = num(value());
-    else if (a === '--seed') out.seed = Math.trunc(num(value()));
-    else if (a === '--out') out.outDir = path.resolve(value());
-    else if (a === '--no-save') out.outDir = undefined;
-    else if (a === '--max-execs') out.maxExecs = Math.trunc(num(value()));
-    else if (a === '--timeout-ms') out.timeoutMs = num(value());
-    else if (a === '--no-conformance') out.conformance = false;
-    else if (a === '--runs-log') out.runsLog = path.resolve(value());
-    else if (a === '--target') { if (value() !== 'onnx') throw new Error('--target: onnx or bundle'); }
-    else if (a === '--help' || a === '-h') out.help = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return out;
+function parseArgs(argv: readonly string[]): FuzzOptions & CommonFuzzOptions {
+  const out: FuzzOptions & CommonFuzzOptions = { outDir: path.join(FUZZ_DIR, 'crashers') };
+  return parseFuzzArgs(argv, 'onnx', out, (o, a) => {
+    if (a !== '--no-conformance') return false;
+    o.conformance = false;
+    return true;
+  });
 }
 
 async function main(): Promise<void> {
