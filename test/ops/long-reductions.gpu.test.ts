@@ -10,10 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { buildModel, seededRandom, type ModelSpec } from '../../fixtures/onnx-builder.js';
 import { compileAndOpen } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
-import { maxViolation } from '../harness/single-node.js';
+import { maxViolation, expectFlashmemError } from '../harness/single-node.js';
 import { tempDir } from '../harness/paths.js';
 import { compileToContents } from '../../compiler/compile.js';
-import { FlashmemError } from '../../compiler/errors.js';
 
 const K = 70_000;
 
@@ -87,15 +86,7 @@ describe('loops that cannot be split yet are refused, never truncated', () => {
       nodes: [{ opType: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'wide_conv' }],
     }));
     try {
-      let error: unknown;
-      try {
-        compileToContents(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(FlashmemError);
-      expect((error as FlashmemError).code).toBe('FM_LIMIT');
-      expect((error as Error).message).toMatch(/wide_conv.*loop iterations in one invocation/);
+      expectFlashmemError(() => compileToContents(path), 'FM_LIMIT', /wide_conv.*loop iterations in one invocation/);
     } finally {
       tmp.cleanup();
     }

@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildModel, type ModelSpec } from '../../fixtures/onnx-builder.js';
 import { compileToContents } from '../../compiler/compile.js';
-import { FlashmemError } from '../../compiler/errors.js';
 import { compileAndOpen } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
-import { maxViolation } from '../harness/single-node.js';
+import { maxViolation, expectFlashmemError } from '../harness/single-node.js';
 import { tempDir } from '../harness/paths.js';
 import type { CompileOptions } from '../../compiler/compile.js';
 
@@ -103,15 +102,7 @@ describe('If with a constant condition', () => {
         }],
       };
       writeFileSync(path, buildModel(reshaped));
-      let error: unknown;
-      try {
-        compileToContents(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(FlashmemError);
-      expect((error as FlashmemError).code).toBe('FM_UNSUPPORTED_OP');
-      expect((error as Error).message).toMatch(/"by_rate" \(If\).*run time.*\[2,3\].*\[6\].*--input-value/);
+      expectFlashmemError(() => compileToContents(path), 'FM_UNSUPPORTED_OP', /"by_rate" \(If\).*run time.*\[2,3\].*\[6\].*--input-value/);
     } finally {
       tmp.cleanup();
     }

@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildModel, type ModelSpec, type NodeSpec } from '../../fixtures/onnx-builder.js';
 import { compileToContents } from '../../compiler/compile.js';
-import { FlashmemError } from '../../compiler/errors.js';
 import { compileAndOpen } from '../harness/compile-run.js';
 import { runOrt } from '../harness/ort.js';
-import { maxViolation } from '../harness/single-node.js';
+import { maxViolation, expectFlashmemError } from '../harness/single-node.js';
 import { tempDir } from '../harness/paths.js';
 
 const f32 = (name: string, shape: number[]) => ({ name, dtype: 'float32' as const, shape });
@@ -84,15 +83,7 @@ describe('Loop with compile-time trip counts', () => {
     try {
       const path = join(tmp.dir, 'model.onnx');
       writeFileSync(path, buildModel(loopModel(0, { opType: 'Identity', inputs: ['c'], outputs: ['c_out'] }, true)));
-      let error: unknown;
-      try {
-        compileToContents(path);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(FlashmemError);
-      expect((error as FlashmemError).code).toBe('FM_UNSUPPORTED_OP');
-      expect((error as Error).message).toMatch(/"steps" \(Loop\).*trip count is computed at run time/);
+      expectFlashmemError(() => compileToContents(path), 'FM_UNSUPPORTED_OP', /"steps" \(Loop\).*trip count is computed at run time/);
     } finally {
       tmp.cleanup();
     }
