@@ -33,12 +33,12 @@ async function expectIoFailure(...options: string[]): Promise<string> {
 
 describe('run: output files that cannot be written are FM_IO', () => {
   it('--timeline into a full device (/dev/full: ENOSPC)', async (context) => {
-    if (!existsSync('/dev/full')) return context.skip();
+    if (!existsSync('/dev/full')) return context.skip('no /dev/full on this system');
     expect(await expectIoFailure('--timeline', '/dev/full')).toContain('ENOSPC');
   });
 
   it('--save-outputs whose output file leads to a full device (ENOSPC)', async (context) => {
-    if (!existsSync('/dev/full')) return context.skip();
+    if (!existsSync('/dev/full')) return context.skip('no /dev/full on this system');
     const outputs = join(tmp.dir, 'outputs-full');
     mkdirSync(outputs);
     symlinkSync('/dev/full', join(outputs, 'y.npy'));
@@ -54,7 +54,7 @@ describe('run: output files that cannot be written are FM_IO', () => {
 
 describe('profile: a profile file that cannot be written is FM_IO', () => {
   it('--out into a full device (/dev/full: ENOSPC), after measuring', async (context) => {
-    if (!existsSync('/dev/full')) return context.skip();
+    if (!existsSync('/dev/full')) return context.skip('no /dev/full on this system');
     const r = await cli('profile', '--quick', '--quiet', '--out', '/dev/full');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('FM_IO: writing --out file "/dev/full" failed (ENOSPC): the disk is full');

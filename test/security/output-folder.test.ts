@@ -254,7 +254,8 @@ describe('output path failures are FM_IO', () => {
   });
 
   it('a read-only folder (EACCES), where permissions bind (not as root)', async (context) => {
-    if (process.getuid?.() === 0) context.skip();
+    // root bypasses file permissions, so EACCES cannot happen (ENOTDIR/EISDIR/ENOSPC/EROFS cover root below)
+    if (process.getuid?.() === 0) context.skip('running as root: permissions do not bind, EACCES cannot be produced');
     const tmp = await tempDir();
     mkdirSync(join(tmp, 'ro'), { mode: 0o555 });
     await expectRefusal(writeBundle(join(tmp, 'ro', 'bundle'), contents(), STUB_RUNTIME), 'FM_IO', 'EACCES');
@@ -262,7 +263,7 @@ describe('output path failures are FM_IO', () => {
 
   it('a full disk (ENOSPC) and a read-only file system (EROFS), on a small tmpfs', async (context) => {
     const disk = mountTmpfs('256k');
-    if (!disk) return context.skip();
+    if (!disk) return context.skip('cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)');
     try {
       const out = join(disk.dir, 'bundle');
       const message = await expectRefusal(writeBundle(out, largeContents(), STUB_RUNTIME), 'FM_IO', 'ENOSPC');
@@ -279,7 +280,7 @@ describe('output path failures are FM_IO', () => {
   });
 
   it('inspect --svg into a full device (/dev/full) is FM_IO', async (context) => {
-    if (!existsSync('/dev/full')) return context.skip();
+    if (!existsSync('/dev/full')) return context.skip('no /dev/full on this system');
     const r = await cli('inspect', await bundleDir(), '--svg', '/dev/full');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('FM_IO');
@@ -351,7 +352,7 @@ describe('every file the CLI writes: failures are FM_IO with the path and what t
     writeFileSync(join(tmp, 'file'), 'x');
     expectIo(await cli('keygen', '--out', join(tmp, 'file', 'release')), join(tmp, 'file', 'release.key'), 'ENOTDIR', NOT_A_FOLDER);
     const disk = fullTmpfs();
-    if (!disk) return context.skip();
+    if (!disk) return context.skip('cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)');
     try {
       expectIo(await cli('keygen', '--out', join(disk.dir, 'release')), join(disk.dir, 'release.key'), 'ENOSPC', DISK_FULL);
       expect(readdirSync(disk.dir)).toEqual(['fill']);
@@ -373,7 +374,7 @@ describe('every file the CLI writes: failures are FM_IO with the path and what t
     rmSync(join(bundle, 'signature.json'), { recursive: true });
 
     const disk = mountTmpfs('2m');
-    if (!disk) return context.skip();
+    if (!disk) return context.skip('cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)');
     try {
       const onDisk = join(disk.dir, 'bundle');
       await writeBundle(onDisk, contents());
