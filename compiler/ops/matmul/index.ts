@@ -31,7 +31,7 @@ import type { LowerTensor } from '../../kernel/types.js';
 import { fail, quoteName } from '../../errors.js';
 import type { LowerContext, OpDef, ShapeContext } from '../op.js';
 import { biasOperand, epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, MATMUL_BIAS, usesBias } from './geometry.js';
-import { prepareB } from './packing.js';
+import { prepareB, type BPart } from './packing.js';
 import { chooseRowTile, chooseWorkgroupSize, type KernelPlan } from './epilogue.js';
 import { tiledKernel } from './tiled.js';
 import { blockedFits, blockedKernels } from './blocked.js';
@@ -52,13 +52,14 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const epi = epilogueOf(ctx.node, ctx.opset, c?.type.shape, g);
   checkBindingSizes(ctx, [a, c, y]);
   const kChunk = kChunkRows(g);
-  if (kChunk) return lowerKChunks(ctx, g, epi, columnSplits, kChunk);
-  if (columnSplits.length === 0 && ctx.weightLayout === 'texture' && lowerTexture(ctx, g, epi)) return;
+  if (!kChunk && columnSplits.length === 0 && ctx.weightLayout === 'texture' && lowerTexture(ctx, g, epi)) return;
   const type = wgslType(a.type.dtype);
   const rowTile = chooseRowTile(g.M);
   const label = `${ctx.node.opType.toLowerCase()}${g.M === 1 ? '_gemv' : ''}`;
   const bounds = [0, ...columnSplits, g.N];
   const ranges = bounds.slice(1).map((n1, i) => [bounds[i]!, n1] as const);
+  // split-K gemv and the blocked GEMM bound their own loops; only the tiled kernel needs K chunks
+  const chunked: BPart[] = [];
   for (const part of prepareB(ctx, g, ranges)) {
     const bindings = [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y];
     const gemv = ctx.kernelChoices?.gemv !== 'tiled' ? splitK(label, g, type, part, epi, ctx, bindings) : undefined;
@@ -71,6 +72,10 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
       for (const k of blockedKernels(label, plan, ctx, bindings)) ctx.kernel(k);
       continue;
     }
+    if (kChunk) {
+      chunked.push(part);
+      continue;
+    }
     const columnTiles = Math.ceil(part.width / 4);
     const plan: KernelPlan = { g, type, part, epi, rowTile, workgroupSize: chooseWorkgroupSize(columnTiles) };
     const workgroups: [number, number, number] = [
@@ -78,6 +83,7 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
     ];
     ctx.kernel(tiledKernel(label, plan, ctx, bindings, workgroups));
   }
+  if (chunked.length > 0) lowerKChunks(ctx, g, epi, chunked, kChunk!);
 }
 
 /**
@@ -85,7 +91,7 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
  * tiled kernel sums each chunk of K rows into a partial-sum scratch, raw, and sumChunksKernel adds
  * the chunks and applies the epilogue. Every part of B writes its columns of the scratch.
  */
-function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>, epi: ReturnType<typeof epilogueOf>, columnSplits: readonly number[], kChunk: number): void {
+function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>, epi: ReturnType<typeof epilogueOf>, parts: readonly BPart[], kChunk: number): void {
   const [a, c, y] = [ctx.inputs[0]!, biasOperand(ctx.node, ctx.inputs), ctx.outputs[0]!];
   const type = wgslType(a.type.dtype);
   const rowTile = chooseRowTile(g.M);
@@ -94,11 +100,9 @@ function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>
   const partial = ctx.scratch('k_chunks', { dtype: y.type.dtype, shape: [batch * chunks, g.M, g.N] });
   checkBindingSizes(ctx, [partial]);
   const label = `${ctx.node.opType.toLowerCase()}_k_chunks`;
-  const bounds = [0, ...columnSplits, g.N];
-  const ranges = bounds.slice(1).map((n1, i) => [bounds[i]!, n1] as const);
   // the chunks store raw sums: no alpha, no C, no activation until they are added up
   const raw = { ...ctx, activation: undefined };
-  for (const part of prepareB(ctx, g, ranges)) {
+  for (const part of parts) {
     const columnTiles = Math.ceil(part.width / 4);
     const plan: KernelPlan = { g, type, part, epi: { alpha: 1, beta: 0 }, rowTile, workgroupSize: chooseWorkgroupSize(columnTiles) };
     const workgroups: [number, number, number] = [Math.ceil(columnTiles / plan.workgroupSize), Math.ceil(g.M / rowTile), batch * chunks];
