@@ -5,7 +5,7 @@
 import { buildModel, type AttrSpec } from '../../fixtures/onnx-builder.js';
 import { hostTyped, prepareKernels, type Upload } from './gpu.js';
 import { opFor } from '../../compiler/ops/index.js';
-import { DEFAULT_LIMITS, type TargetLimits } from '../../compiler/target/limits.js';
+import { DEFAULT_LIMITS, type KernelChoices, type TargetLimits } from '../../compiler/target/limits.js';
 import { type KernelSpec, type LowerTensor } from '../../compiler/kernel/types.js';
 import { type LowerContext, type WeightLayout } from '../../compiler/ops/op.js';
 import type { Attrs, ConstTensor, DType, Node, TensorType } from '../../compiler/ir/types.js';
@@ -57,6 +57,8 @@ export interface GpuRunOptions {
   /** the layout-selection decision handed to lowering (texture: the 2.5D texture variant) */
   weightLayout?: WeightLayout;
   limits?: TargetLimits;
+  /** the device profile's kernel variants (default: none, as for llvmpipe) */
+  kernelChoices?: KernelChoices;
   /** receives the kernels lowering emitted (to assert which variant ran) */
   onKernels?: (kernels: readonly KernelSpec[]) => void;
 }
@@ -84,7 +86,7 @@ export async function runNodeOnGpu(c: SingleNodeCase, options: GpuRunOptions = {
   const kernels: KernelSpec[] = [];
   const extra: LowerTensor[] = [];
   const ctx: LowerContext = {
-    node, opset, inputs, outputs, limits: options.limits ?? DEFAULT_LIMITS, weightLayout: options.weightLayout,
+    node, opset, inputs, outputs, limits: options.limits ?? DEFAULT_LIMITS, weightLayout: options.weightLayout, kernelChoices: options.kernelChoices,
     kernel: (k) => kernels.push(k),
     constant: (label, t) => { const lt = { id: `const_${extra.length}_${label}`, type: { dtype: t.dtype, shape: t.shape }, data: t }; extra.push(lt); return lt; },
     textureConstant: (label, texture, texels) => {

@@ -4,6 +4,7 @@ import { randomFloats } from '../../fixtures/onnx-builder.js';
 import { convOp, convTransposeOp, lowerConvWithTiles, type ConvTiles } from '../../compiler/ops/conv/index.js';
 import type { FusedActivation } from '../../compiler/ir/types.js';
 import type { OpDef } from '../../compiler/ops/op.js';
+import type { KernelChoices } from '../../compiler/target/limits.js';
 
 let seed = 1;
 function tensor(shape: number[], options: { constant?: boolean; lo?: number; hi?: number } = {}): HarnessInput {
@@ -101,6 +102,55 @@ describe('Conv matches onnxruntime', () => {
     expectFusedMatches(convOp, conv([1, 4, 8, 8], [8, 4, 3, 3], { pads: [1, 1, 1, 1] }), { opType: 'Sigmoid', attrs: {} }, (v) => 1 / (1 + Math.exp(-v))));
   it('applies a fused activation in the pointwise kernel', () =>
     expectFusedMatches(convOp, conv([1, 8, 4, 4], [8, 8, 1, 1]), { opType: 'Clip', attrs: { min: { type: 'float', value: -0.2 }, max: { type: 'float', value: 0.3 } } }, (v) => Math.min(0.3, Math.max(-0.2, v))));
+});
+
+describe('Conv as an implicit GEMM (real-GPU profiles) matches onnxruntime', () => {
+  const BLOCKED: KernelChoices = { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: 64 };
+  /** runs `c` with the blocked kernel choices and returns the labels of the kernels it ran */
+  async function implicit(c: SingleNodeCase): Promise<string[]> {
+    let labels: string[] = [];
+    await expectMatchesOrt(c, 1e-3, 1e-3, { kernelChoices: BLOCKED, onKernels: (ks) => { labels = ks.map((k) => k.label); } });
+    return labels;
+  }
+  it('3x3, pads, bias; K (5 x 9) not a multiple of 4 and channels not of the block', async () =>
+    expect(await implicit(conv([1, 5, 9, 11], [20, 5, 3, 3], { pads: [1, 1, 1, 1] }))).toEqual(['conv2d_3x3_igemm']));
+  it('batch 2, strides, asymmetric pads, dilations, no bias', async () =>
+    expect(await implicit(conv([2, 6, 13, 10], [24, 6, 3, 2], { strides: [2, 1], pads: [0, 1, 2, 1], dilations: [2, 1] }, false))).toEqual(['conv2d_3x2_igemm']));
+  it('K split across workgroups (partial sums, then the epilogue)', async () =>
+    expect(await implicit(conv([1, 64, 8, 8], [32, 64, 3, 3], { pads: [1, 1, 1, 1] }))).toEqual(['conv2d_3x3_igemm', 'conv2d_3x3_igemm_sum']));
+  it('pointwise 1x1 read in place as vec4 (36 pixels)', async () => {
+    let wgsl = '';
+    await expectMatchesOrt(conv([1, 16, 6, 6], [24, 16, 1, 1]), 1e-3, 1e-3, { kernelChoices: BLOCKED, onKernels: (ks) => { wgsl = ks[0]!.wgsl; } });
+    expect(wgsl).toMatch(/var<storage, read(_write)?> b: array<vec4<f32>>/);
+  });
+  it('pointwise 1x1 over 7x7 (scalar pixels)', async () =>
+    expect(await implicit(conv([1, 20, 7, 7], [32, 20, 1, 1]))).toEqual(['conv2d_1x1_igemm']));
+  it('1x1 stride 2 (ResNet downsample) goes through im2col', async () =>
+    expect(await implicit(conv([1, 16, 9, 9], [32, 16, 1, 1], { strides: [2, 2] }))).toEqual(['conv2d_1x1_igemm']));
+  it('1-D and 3-D', async () => {
+    expect(await implicit(conv([2, 4, 40], [16, 4, 5], { strides: [2], pads: [2, 1] }))).toEqual(['conv1d_5_igemm']);
+    expect(await implicit(conv([1, 3, 5, 6, 7], [16, 3, 3, 2, 3], { strides: [1, 2, 1], pads: [1, 0, 1, 1, 1, 0] }))).toEqual(['conv3d_3x2x3_igemm']);
+  });
+  it('runtime weights', async () =>
+    expect(await implicit({ opType: 'Conv', opset: 13, attrs: { pads: [1, 1, 1, 1] }, inputs: [tensor([1, 4, 6, 6]), tensor([16, 4, 3, 3]), tensor([16])] })).toEqual(['conv2d_3x3_igemm']));
+  it('grouped convs and tiny outputs keep the direct kernels', async () => {
+    expect(await implicit(conv([1, 8, 7, 7], [16, 4, 3, 3], { group: 2, pads: [1, 1, 1, 1] }))).not.toContain('conv2d_3x3_igemm');
+    expect(await implicit(conv([1, 5, 9, 11], [7, 5, 3, 3], { pads: [1, 1, 1, 1] }))).not.toContain('conv2d_3x3_igemm');
+  });
+  it('applies a fused activation in the epilogue', async () => {
+    const relu: FusedActivation = { opType: 'Relu', attrs: {} };
+    const original = convOp.lower!;
+    (convOp as { lower: OpDef['lower'] }).lower = (ctx) => original.call(convOp, { ...ctx, activation: relu });
+    try {
+      const c = conv([1, 6, 8, 8], [16, 6, 3, 3], { pads: [1, 1, 1, 1] });
+      const [gpu] = await runNodeOnGpu(c, { kernelChoices: BLOCKED });
+      const [ref] = await runNodeOnOrt(c);
+      expect(maxViolation(gpu!.data, ref!.data.map((v) => Math.max(0, v)))).toBeLessThanOrEqual(1);
+      expect(ref!.data.some((v) => v < 0)).toBe(true);
+    } finally {
+      (convOp as { lower: OpDef['lower'] }).lower = original;
+    }
+  });
 });
 
 describe('Conv shape errors', () => {

@@ -25,6 +25,7 @@ import type { ConvTensors } from './tiled.js';
 import { rowsKernel } from './rows.js';
 import { pointwiseKernel } from './pointwise.js';
 import { gatherKernel } from './gather.js';
+import { implicitGemmApplies, lowerImplicitGemm } from './implicit-gemm.js';
 import { convReduction, convTextureKernel, convTextureWorkgroups, convTexels, type ConvTextureGeometry } from './texture.js';
 
 export type { ConvTiles } from './plan.js';
@@ -92,7 +93,9 @@ function convTextureCandidate(ctx: ShapeContext): TextureWeightCandidate | undef
   const [x, w] = ctx.inputs;
   if (!x || !w || !ctx.consts[1] || !isFloat(w.dtype)) return undefined;
   const shapes = convShapes(ctx);
-  return { costKind: 'conv', rows: shapes.outChannels, reduction: convReduction(textureGeometry(shapes)) };
+  const g = textureGeometry(shapes);
+  // the implicit GEMM (blocked core) outruns the texture kernel wherever it applies
+  return { costKind: 'conv', rows: shapes.outChannels, reduction: convReduction(g), bufferKernelIsTiled: (choices) => implicitGemmApplies(g, choices) };
 }
 
 /** The texture variant; false when this node's weight cannot be a texture after all (then buffers). */
@@ -112,6 +115,18 @@ function lowerConvTexture(ctx: LowerContext, shapes: ConvShapes): boolean {
   return true;
 }
 
+/** The implicit-GEMM variant (implicit-gemm.ts) where the profile's kernels are blocked; false otherwise. */
+function lowerConvImplicitGemm(ctx: LowerContext, shapes: ConvShapes): boolean {
+  const [x, w, bias] = ctx.inputs;
+  const g = textureGeometry(shapes);
+  if (!implicitGemmApplies(g, ctx.kernelChoices) || x!.type.dtype !== 'float32' || w!.type.dtype !== 'float32') return false;
+  const y = ctx.outputs[0]!;
+  checkBindable(describeNode(ctx.node), [x!, w!, y], ctx.limits, BINDING_ADVICE);
+  const label = `conv${shapes.geometry.inShape.length}d_${shapes.geometry.kernel.join('x')}_igemm`;
+  lowerImplicitGemm(label, g, ctx, { x: x!, w: w!, b: bias, y }, ctx.activation);
+  return true;
+}
+
 export const convOp: OpDef = {
   opTypes: ['Conv'],
   costClass: 'reusable',
@@ -121,6 +136,7 @@ export const convOp: OpDef = {
   lower(ctx) {
     const shapes = convShapes({ node: ctx.node, inputs: ctx.inputs.map((t) => t?.type) });
     if (ctx.weightLayout === 'texture' && lowerConvTexture(ctx, shapes)) return;
+    if (lowerConvImplicitGemm(ctx, shapes)) return;
     lowerConvLike(ctx, makePlan('conv', shapes));
   },
 };

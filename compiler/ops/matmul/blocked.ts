@@ -70,8 +70,16 @@ export function chooseBlockShape(M: number, width: number, occupancy: number | u
   return big ? BLOCK_128x64 : BLOCK_64;
 }
 
+/**
+ * A B operand that is not a tensor in memory: WGSL statements that set `v` (vec4 of B at row `k`,
+ * columns n0 .. n0 + 3; `bBase` is the batch entry's offset) for k < K. Conv's implicit GEMM reads
+ * its im2col matrix this way (conv/implicit-gemm.ts).
+ */
+export type BLoader = (p: KernelPlan) => string;
+
 interface BlockedPlan extends KernelPlan {
   shape: BlockShape;
+  loadB?: BLoader;
   /** workgroups along K (1: the whole K loop, stores through the epilogue) and rows of K each */
   chunks: number;
   chunkRows: number;
@@ -107,11 +115,12 @@ function stageA(p: BlockedPlan): string[] {
 function stageB(p: BlockedPlan, lastTile: number): string[] {
   const tilesPerRow = blockCols(p.shape) / 4;
   const loads = (tilesPerRow * p.shape.bk) / WORKGROUP_SIZE;
-  const bRow = p.part.vec4 ? ` let bRow = ${vec4RowStart(p, 'bBase')};` : '';
+  const bRow = p.part.vec4 && !p.loadB ? ` let bRow = ${vec4RowStart(p, 'bBase')};` : '';
+  const load = p.loadB ? p.loadB(p) : `v = ${loadBRow(p)};`;
   return Array.from({ length: loads }, (_, t) => [
     `{ let idx = lid.x + ${u(t * WORKGROUP_SIZE)}; let kk = idx / ${u(tilesPerRow)}; let ct = idx % ${u(tilesPerRow)};`,
     `  let nt = min(wid.x * ${u(tilesPerRow)} + ct, ${u(lastTile)}); let n0 = nt * 4u;${bRow} let k = k0 + kk;`,
-    `  var v = vec4<${p.type}>(); if (k < ${u(p.g.K)}) { v = ${loadBRow(p)}; }`,
+    `  var v = vec4<${p.type}>(); if (k < ${u(p.g.K)}) { ${load} }`,
     `  Bs[kk * ${u(tilesPerRow)} + ct] = v; }`,
   ].join('\n  '));
 }
@@ -213,7 +222,7 @@ function blockedKernel(label: string, p: BlockedPlan, ctx: LowerContext, binding
  * The blocked kernels of one part of B: one, or two where K is split across workgroups (only
  * unbatched products: wid.z then numbers the chunks).
  */
-export function blockedKernels(label: string, base: KernelPlan, ctx: LowerContext, bindings: readonly LowerTensor[]): KernelSpec[] {
+export function blockedKernels(label: string, base: KernelPlan, ctx: LowerContext, bindings: readonly LowerTensor[], loadB?: BLoader): KernelSpec[] {
   const { g, part } = base;
   const occupancy = ctx.kernelChoices?.occupancyWorkgroups;
   const shape = chooseBlockShape(g.M, part.width, occupancy, ctx.kernelChoices?.gemmBlock);
@@ -221,7 +230,7 @@ export function blockedKernels(label: string, base: KernelPlan, ctx: LowerContex
   const { chunks, chunkRows } = unbatched
     ? chooseChunks(g.K, blockCount(shape, g.M, part.width), occupancy, MIN_CHUNK_ROWS, shape.bk)
     : { chunks: 1, chunkRows: g.K };
-  const plan: BlockedPlan = { ...base, shape, chunks, chunkRows, aVec4: aVec4Loadable(base) };
+  const plan: BlockedPlan = { ...base, shape, chunks, chunkRows, aVec4: aVec4Loadable(base), loadB };
   if (chunks === 1) return [blockedKernel(label, plan, ctx, bindings, undefined)];
   const partial = partialsTensor(ctx, plan, chunks);
   const bias = bindings.length === 4 ? bindings[2] : undefined;
