@@ -54,7 +54,7 @@ const KERNEL_CASES: KernelCase[] = [
   { name: 'matmul-batched', input: [2, 5, 12], node: { opType: 'MatMul' }, input2: [2, 12, 7] },
   { name: 'gemm-blocked-k-chunks', input: [70, 400], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [66, 400] }, { shape: [66] }], kernelChoices: GPU_CHOICES },
   { name: 'gemm-blocked-128x64', input: [300, 40], node: { opType: 'MatMul' }, weights: [{ shape: [40, 100] }], kernelChoices: { ...GPU_CHOICES, occupancyWorkgroups: 2 } },
-  { name: 'gemv-k-chunks', input: [1, 1500], node: { opType: 'MatMul' }, weights: [{ shape: [1500, 40] }], kernelChoices: GPU_CHOICES },
+  { name: 'gemv-k-chunks', input: [1, 2500], node: { opType: 'MatMul' }, weights: [{ shape: [2500, 40] }], kernelChoices: GPU_CHOICES },
   { name: 'conv2d-3x3-texture', input: [1, 8, 10, 10], node: { opType: 'Conv', attrs: { pads: [1, 1, 1, 1] } }, weights: [{ shape: [8, 8, 3, 3] }, { shape: [8] }], weightLayout: 'texture' },
   { name: 'conv2d-1x1-texture', input: [1, 16, 7, 7], node: { opType: 'Conv' }, weights: [{ shape: [8, 16, 1, 1] }], weightLayout: 'texture' },
   { name: 'gemm-transb-texture', input: [1, 64], node: { opType: 'Gemm', attrs: { transB: 1 } }, weights: [{ shape: [10, 64] }, { shape: [10] }], weightLayout: 'texture' },

@@ -236,10 +236,17 @@ describe('few rows x long K (gemv): K split across a workgroup', () => {
   it('K chunked across workgroups (an occupancy target as on a real GPU): partial sums, then their sum through the epilogue', async () => {
     const choices: KernelChoices = { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: 64 };
     const run = await expectLoweredMatches(
-      { opType: 'Gemm', opset: 13, attrs: { transB: 1 }, inputs: [floats([2, 1100]), floats([45, 1100], true), floats([45], true)] },
+      { opType: 'Gemm', opset: 13, attrs: { transB: 1 }, inputs: [floats([2, 2200]), floats([45, 2200], true), floats([45], true)] },
       DEFAULT_LIMITS, (x) => Math.max(x, 0), { opType: 'Relu', attrs: {} }, choices);
     expect(run.kernels.map((k) => k.label)).toEqual(['gemm', 'gemm_sum']);
-    expect(run.kernels[0]!.workgroups[1]).toBe(3);
+    expect(run.kernels[0]!.workgroups[1]).toBe(6);
+  });
+  it('K below 2048 stays one kernel per panel whatever the occupancy target (no partial sums)', async () => {
+    const choices: KernelChoices = { gemv: 'split-k', gemm: 'blocked', occupancyWorkgroups: 64, gemvUnroll: 16 };
+    const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([1, 1100]), floats([1100, 45], true)] }, DEFAULT_LIMITS, undefined, undefined, choices);
+    expect(run.kernels.map((k) => k.label)).toEqual(['matmul_gemv']);
+    // 4 rows a trip (8 slices x 3 = 24 is the last unrolled offset), not 16
+    expect(run.kernels[0]!.wgsl).not.toContain('k + 480u');
   });
   it('Gemm with transB, bias and a fused Relu', async () => {
     const run = await expectLoweredMatches(
@@ -300,7 +307,7 @@ describe('the workgroup-tiled (blocked) GEMM of real-GPU profiles matches onnxru
     expect(() => lowerNode({ opType: 'MatMul', inputs: [floats([130, 70]), floats([70, 130])] }, DEFAULT_LIMITS, undefined, { ...BLOCKED, gemmBlock: { rm: 1, rn: 2, bk: 8 } })).toThrow(/K step 8/);
   });
   it('the gemv of a real-GPU profile: 16 rows per trip and K chunks across workgroups', async () => {
-    const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([1, 1500]), floats([1500, 40], true)] }, DEFAULT_LIMITS, undefined, undefined, { ...BLOCKED, occupancyWorkgroups: 8, gemvUnroll: 16 });
+    const run = await expectLoweredMatches({ opType: 'MatMul', inputs: [floats([1, 2500]), floats([2500, 40], true)] }, DEFAULT_LIMITS, undefined, undefined, { ...BLOCKED, occupancyWorkgroups: 8, gemvUnroll: 16 });
     expect(run.kernels.map((k) => k.label)).toEqual(['matmul_gemv', 'matmul_gemv_sum']);
     expect(run.kernels[0]!.wgsl).toContain('k + 480u');
   });

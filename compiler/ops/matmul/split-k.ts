@@ -45,12 +45,24 @@ interface SplitKPlan extends KernelPlan {
 /** Each chunk of K at least this many rows: fewer would make the partial sums outweigh the loads. */
 const MIN_CHUNK_ROWS = 256;
 
-function splitKPlan(g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue, targetWorkgroups: number | undefined, unroll: number): SplitKPlan {
+/**
+ * K shorter than this stays in one workgroup per panel, at UNCHUNKED_UNROLL rows a trip: on the
+ * H200 (bench/results/h200/kernels.md) the single kernel beat partial sums plus their reduction for
+ * GPT-Neo's 768-row gemvs (768x768: 4.9 us against 5.6-6.9; 768x3072: 5.2 against 6.6-7.5), while
+ * 3072 and 4096 rows gained from K chunks (3072x768: 6.9 against 11.8). In a decode step every
+ * partial-sum reduction is also one more dispatch.
+ */
+const CHUNKED_MIN_K = 2048;
+const UNCHUNKED_UNROLL = 4;
+
+function splitKPlan(g: MatmulGeometry, type: WgslScalar, part: BPart, epi: Epilogue, targetWorkgroups: number | undefined, chunkedUnroll: number): SplitKPlan {
   const tiles = part.panel! / 4;
   let slices = 1;
   while (slices * 2 * tiles <= SPLIT_K_INVOCATIONS) slices *= 2;
   const panels = Math.ceil(part.width / part.panel!);
-  const { chunks, chunkRows } = chooseChunks(g.K, panels, targetWorkgroups, MIN_CHUNK_ROWS, unroll * slices);
+  const long = g.K >= CHUNKED_MIN_K;
+  const unroll = long ? chunkedUnroll : Math.min(chunkedUnroll, UNCHUNKED_UNROLL);
+  const { chunks, chunkRows } = chooseChunks(g.K, panels, long ? targetWorkgroups : undefined, MIN_CHUNK_ROWS, unroll * slices);
   return { g, type, part, epi, rowTile: g.M, workgroupSize: tiles * slices, tiles, slices, chunks, chunkRows, unroll };
 }
 

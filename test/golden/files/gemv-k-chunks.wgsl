@@ -1,4 +1,4 @@
-// kernel 0: matmul_gemv workgroups [2,3,1]
+// kernel 0: matmul_gemv workgroups [2,5,1]
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;
 @group(0) @binding(1) var<storage, read_write> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> partial: array<vec4<f32>>;
@@ -8,9 +8,9 @@ var<workgroup> sums: array<vec4<f32>, 256>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let tile = lid.x % 8u;
   let kslice = lid.x / 8u;
-  let bPanel = wid.x * 12000u + tile;
+  let bPanel = wid.x * 20000u + tile;
   let kStart = wid.y * 512u;
-  let kEnd = min(kStart + 512u, 1500u);
+  let kEnd = min(kStart + 512u, 2500u);
   var acc0 = vec4<f32>();
   var k = kStart + kslice;
   for (; k + 480u < kEnd; k += 512u) {
@@ -62,7 +62,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = nt * 4u;
   let yBase = 0u;
   var acc0 = vec4<f32>();
-  for (var s = 0u; s < 3u; s++) { acc0 += partial[(s * 1u + m0) * 10u + nt]; }
+  for (var s = 0u; s < 5u; s++) { acc0 += partial[(s * 1u + m0) * 10u + nt]; }
   { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 40u + n] = acc0[0]; }
   { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 40u + n] = acc0[1]; }
   { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 40u + n] = acc0[2]; }
