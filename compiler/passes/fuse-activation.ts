@@ -4,6 +4,7 @@
  * pre-activation value: one kernel and one activation round trip through memory fewer.
  */
 import { consumers, producers } from '../ir/graph.js';
+import { residualOperand } from '../ops/matmul/geometry.js';
 import type { Graph, Node } from '../ir/types.js';
 import { clipBoundsAsAttrs, isFusableActivation } from '../ops/activation.js';
 import { opFor } from '../ops/index.js';
@@ -22,6 +23,8 @@ export function fuseActivations(graph: Graph): Graph {
     if (!original) continue;
     const producer = fused.get(original) ?? original;
     if (producer.fusedActivation || producer.outputs.length !== 1) continue;
+    // a fused residual is added after the activation: fusing one now would apply it to the sum
+    if (residualOperand(producer, producer.inputs)) continue;
     if (!opFor(producer, graph.opset).fusesActivation) continue;
     if (uses.get(source)?.length !== 1 || graph.outputs.includes(source)) continue;
     if (values.get(source)?.type.dtype !== 'float32') continue;

@@ -20,6 +20,7 @@ import { fuseLayerNorm } from './fuse-layernorm.js';
 import { inferShapesAndFold } from './infer-shapes.js';
 import { defaultMaxWeightBytes, splitLargeWeights } from './split-weights.js';
 import { fuseMatMulBias } from './fuse-matmul-bias.js';
+import { fuseResidualAdd } from './fuse-residual-add.js';
 import { dumpLayouts, selectWeightLayouts, type LayoutCosts, type LayoutDecisions, type WeightLayoutMode } from './select-weight-layout.js';
 
 export interface CompileState {
@@ -80,6 +81,7 @@ export const PIPELINE: readonly Pass[] = [
     dump: (state) => dumpGraph(state.graph),
   },
   graphPass('fuse-activations', fuseActivations),
+  graphPass('fuse-residual-add', fuseResidualAdd),
   graphPass('eliminate-dead-nodes', eliminateDeadNodes),
   {
     name: 'split-large-weights',

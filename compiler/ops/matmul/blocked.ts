@@ -21,7 +21,7 @@ import { kernel, LID, WID } from '../../kernel/builder.js';
 import type { KernelSpec, LowerTensor } from '../../kernel/types.js';
 import { numElements } from '../../ir/types.js';
 import type { LowerContext } from '../op.js';
-import { bindOperands, storeStatement, type KernelPlan } from './epilogue.js';
+import { bindOperands, epilogueOperands, storeStatement, type KernelPlan } from './epilogue.js';
 import { chooseChunks, partialsTensor, reducePartialsKernel, storePartial } from './partials.js';
 import { loadBRow, vec4RowStart } from './tiled.js';
 
@@ -204,7 +204,7 @@ function blockedKernel(label: string, p: BlockedPlan, ctx: LowerContext, binding
     k.bind('b', bindings[1]!, p.part.vec4 ? `vec4<${type}>` : type);
     k.bind('partial', partial, `vec4<${type}>`);
   } else {
-    bindOperands(k, bindings, type, p.part.vec4 ? 'vec4' : 'scalar', p.aVec4);
+    bindOperands(k, bindings, type, p.part.vec4 ? 'vec4' : 'scalar', p.aVec4, p.epi);
   }
   const shared = [
     k.workgroupArray('As', `vec4<${type}>`, (blockRows(shape) / 4) * shape.bk),
@@ -233,9 +233,8 @@ export function blockedKernels(label: string, base: KernelPlan, ctx: LowerContex
   const plan: BlockedPlan = { ...base, shape, chunks, chunkRows, aVec4: aVec4Loadable(base), loadB };
   if (chunks === 1) return [blockedKernel(label, plan, ctx, bindings, undefined)];
   const partial = partialsTensor(ctx, plan, chunks);
-  const bias = bindings.length === 4 ? bindings[2] : undefined;
   return [
     blockedKernel(label, plan, ctx, bindings, partial),
-    reducePartialsKernel(label, plan, ctx, partial, bias, bindings[bindings.length - 1]!, chunks),
+    reducePartialsKernel(label, plan, ctx, partial, epilogueOperands(plan.epi, bindings), bindings[bindings.length - 1]!, chunks),
   ];
 }

@@ -36,7 +36,16 @@ export function chooseWorkgroupSize(columnTiles: number): number {
   return size;
 }
 
-export function storeExpr(p: KernelPlan, acc: string, ctx: LowerContext): string {
+/**
+ * The stored value of accumulator `acc`; `at` is the output element's index (the residual's too).
+ * Needs `m` and `n` in scope where the epilogue reads C.
+ */
+export function storeExpr(p: KernelPlan, acc: string, ctx: LowerContext, at: string): string {
+  const value = epilogueExpr(p, acc, ctx);
+  return p.epi.residual ? `${value} + r[${at}]` : value;
+}
+
+function epilogueExpr(p: KernelPlan, acc: string, ctx: LowerContext): string {
   const { type, epi } = p;
   const scaled = (value: string, factor: number) =>
     factor === 1 ? value : type === 'f32' ? `${lit(factor, 'f32')} * ${value}` : `i32(${lit(factor, 'f32')} * f32(${value}))`;
@@ -55,21 +64,43 @@ export function storeStatement(p: KernelPlan, ctx: LowerContext, i: number, j: n
     ...(g.M % p.rowTile === 0 ? [] : [`m0 + ${u(i)} < ${u(g.M)}`]),
     ...(part.width % 4 === 0 || j === 0 ? [] : [`n0 + ${u(j)} < ${u(part.width)}`]),
   ];
-  const store = `{ let m = m0 + ${u(i)}; let n = ${u(part.n0)} + n0 + ${u(j)}; y[yBase + m * ${u(g.N)} + n] = ${storeExpr(p, `acc${i}[${j}]`, ctx)}; }`;
+  const store = `{ let m = m0 + ${u(i)}; let n = ${u(part.n0)} + n0 + ${u(j)}; let at = yBase + m * ${u(g.N)} + n; y[at] = ${storeExpr(p, `acc${i}[${j}]`, ctx, 'at')}; }`;
   return conditions.length === 0 ? store : `if (${conditions.join(' && ')}) ${store}`;
 }
 
 export type BOperand = 'scalar' | 'vec4' | 'texture';
 
 /**
- * Binds a matmul kernel's operands in binding order: a, b, [c], y (`bindings` holds C only where
- * the epilogue reads it). B is an array of scalars or of vec4 column tiles, or a weight texture.
+ * A matmul kernel's bindings are [a, b, c?, r?, y]: C only where the epilogue reads it, R only
+ * with a fused residual. These are the epilogue's operands of such a list.
  */
-export function bindOperands(k: KernelBuilder, bindings: readonly LowerTensor[], type: WgslScalar, b: BOperand, aVec4 = false): void {
+export function epilogueOperands(epi: Epilogue, bindings: readonly LowerTensor[]): { c?: LowerTensor; r?: LowerTensor } {
+  let next = 2;
+  const c = usesBias(epi) ? bindings[next++] : undefined;
+  const r = epi.residual ? bindings[next++] : undefined;
+  return { c, r };
+}
+
+/** The binding list [a, b, c?, r?, y] of a matmul kernel (see epilogueOperands). */
+export function operandList(a: LowerTensor, b: LowerTensor, epi: Epilogue, c: LowerTensor | undefined, r: LowerTensor | undefined, y: LowerTensor): LowerTensor[] {
+  return [a, b, ...(c && usesBias(epi) ? [c] : []), ...(r && epi.residual ? [r] : []), y];
+}
+
+/** Binds the epilogue's C and R (where present) under the names storeExpr reads. */
+export function bindEpilogue(k: KernelBuilder, type: WgslScalar, operands: { c?: LowerTensor; r?: LowerTensor }): void {
+  if (operands.c) k.bind('c', operands.c, type);
+  if (operands.r) k.bind('r', operands.r, type);
+}
+
+/**
+ * Binds a matmul kernel's operands in binding order: a, b, [c], [r], y (see operandList). B is an
+ * array of scalars or of vec4 column tiles, or a weight texture.
+ */
+export function bindOperands(k: KernelBuilder, bindings: readonly LowerTensor[], type: WgslScalar, b: BOperand, aVec4: boolean, epi: Epilogue): void {
   const vec4 = `vec4<${type}>` as ElementType;
   k.bind('a', bindings[0]!, aVec4 ? vec4 : type);
   if (b === 'texture') k.bindTexture('b', bindings[1]!);
   else k.bind('b', bindings[1]!, b === 'vec4' ? vec4 : type);
-  if (bindings.length === 4) k.bind('c', bindings[2]!, type);
+  bindEpilogue(k, type, epilogueOperands(epi, bindings));
   k.bind('y', bindings[bindings.length - 1]!, type);
 }

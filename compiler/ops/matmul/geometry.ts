@@ -140,6 +140,10 @@ export function inferTypes(ctx: ShapeContext): TensorType[] {
   if (c && ctx.node.opType === MATMUL_BIAS && (numElements(c.shape) !== g.N || c.shape[c.shape.length - 1] !== g.N)) {
     fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: the fused bias [${c.shape}] must hold one value per output column (${g.N})`);
   }
+  const r = residualOperand(ctx.node, ctx.inputs);
+  if (r && (r.dtype !== a.dtype || r.shape.length !== g.outShape.length || r.shape.some((d, i) => d !== g.outShape[i]))) {
+    fail('FM_ONNX_INVALID', `${describeNode(ctx.node)}: the fused residual ${r.dtype} [${r.shape}] must have the output's type and shape, ${a.dtype} [${g.outShape}]`);
+  }
   return [{ dtype: a.dtype, shape: g.outShape }];
 }
 
@@ -151,6 +155,11 @@ export interface Epilogue {
   alpha: number;
   beta: number;
   bias?: BiasLayout;
+  /**
+   * A residual tensor of the output's shape added last, after the activation (MatMulBias's 4th
+   * input, fused by passes/fuse-residual-add.ts): y = act(alpha A B + beta C) + R.
+   */
+  residual?: boolean;
 }
 
 /** beta = 0 drops C entirely (and its binding: unused bindings vanish from an 'auto' layout) */
@@ -169,6 +178,11 @@ export function biasOperand<T>(node: Node, inputs: readonly T[]): T | undefined 
   return node.opType === 'Gemm' || node.opType === MATMUL_BIAS ? inputs[2] : undefined;
 }
 
+/** MatMulBias's optional 4th input: the residual added after the epilogue. */
+export function residualOperand<T>(node: Node, inputs: readonly T[]): T | undefined {
+  return node.opType === MATMUL_BIAS ? inputs[3] : undefined;
+}
+
 export function epilogueOf(node: Node, opset: number, cShape: readonly number[] | undefined, g: MatmulGeometry): Epilogue {
   // the bias is one value per output column, whatever the rows and batches
   if (node.opType === MATMUL_BIAS) return { alpha: 1, beta: 1, bias: { strideM: 0, strideN: 1 } };
@@ -179,7 +193,7 @@ export function epilogueOf(node: Node, opset: number, cShape: readonly number[] 
 }
 
 export function fold(ctx: ShapeContext, inputs: readonly (ConstTensor | undefined)[]): ConstTensor[] {
-  const [a, b, c] = [inputs[0]!, inputs[1]!, biasOperand(ctx.node, inputs)];
+  const [a, b, c, r] = [inputs[0]!, inputs[1]!, biasOperand(ctx.node, inputs), residualOperand(ctx.node, inputs)];
   const g = geometryOf(ctx.node, a.shape, b.shape);
   const epi = epilogueOf(ctx.node, ctx.opset, c?.shape, g);
   const { M, K, N } = g;
@@ -198,6 +212,7 @@ export function fold(ctx: ShapeContext, inputs: readonly (ConstTensor | undefine
         }
         let v = epi.alpha * acc;
         if (c && epi.bias) v += epi.beta * c.data[m * epi.bias.strideM + n * epi.bias.strideN]!;
+        if (r) v += Number(r.data[(batch * M + m) * N + n]);
         out[(batch * M + m) * N + n] = normalizeValue(a.dtype, v);
       }
     }

@@ -30,9 +30,9 @@ import { checkBindable } from '../../kernel/limits.js';
 import type { LowerTensor } from '../../kernel/types.js';
 import { fail, quoteName } from '../../errors.js';
 import type { LowerContext, OpDef, ShapeContext } from '../op.js';
-import { biasOperand, epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, MATMUL_BIAS, usesBias } from './geometry.js';
+import { biasOperand, epilogueOf, fold, foldBatchIntoRows, geometryOf, inferTypes, MATMUL_BIAS, residualOperand, usesBias, type Epilogue } from './geometry.js';
 import { prepareB, type BPart } from './packing.js';
-import { chooseRowTile, chooseWorkgroupSize, type KernelPlan } from './epilogue.js';
+import { chooseRowTile, chooseWorkgroupSize, operandList, type KernelPlan } from './epilogue.js';
 import { tiledKernel } from './tiled.js';
 import { blockedFits, blockedKernels } from './blocked.js';
 import { kChunkRows, splitK, sumChunksKernel } from './split-k.js';
@@ -47,10 +47,11 @@ function checkBindingSizes(ctx: LowerContext, tensors: readonly (LowerTensor | u
 function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   const [a, b] = [ctx.inputs[0]!, ctx.inputs[1]!];
   const c = biasOperand(ctx.node, ctx.inputs);
+  const r = residualOperand(ctx.node, ctx.inputs);
   const y = ctx.outputs[0]!;
   const g = foldBatchIntoRows(geometryOf(ctx.node, a.type.shape, b.type.shape));
-  const epi = epilogueOf(ctx.node, ctx.opset, c?.type.shape, g);
-  checkBindingSizes(ctx, [a, c, y]);
+  const epi = { ...epilogueOf(ctx.node, ctx.opset, c?.type.shape, g), residual: r !== undefined };
+  checkBindingSizes(ctx, [a, c, r, y]);
   const kChunk = kChunkRows(g);
   if (!kChunk && columnSplits.length === 0 && ctx.weightLayout === 'texture' && lowerTexture(ctx, g, epi)) return;
   const type = wgslType(a.type.dtype);
@@ -61,7 +62,7 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
   // split-K gemv and the blocked GEMM bound their own loops; only the tiled kernel needs K chunks
   const chunked: BPart[] = [];
   for (const part of prepareB(ctx, g, ranges)) {
-    const bindings = [a, part.tensor, ...(c && usesBias(epi) ? [c] : []), y];
+    const bindings = operandList(a, part.tensor, epi, c, r, y);
     const gemv = ctx.kernelChoices?.gemv !== 'tiled' ? splitK(label, g, type, part, epi, ctx, bindings) : undefined;
     if (gemv) {
       for (const k of gemv) ctx.kernel(k);
@@ -91,8 +92,8 @@ function lower(ctx: LowerContext, columnSplits: readonly number[] = []): void {
  * tiled kernel sums each chunk of K rows into a partial-sum scratch, raw, and sumChunksKernel adds
  * the chunks and applies the epilogue. Every part of B writes its columns of the scratch.
  */
-function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>, epi: ReturnType<typeof epilogueOf>, parts: readonly BPart[], kChunk: number): void {
-  const [a, c, y] = [ctx.inputs[0]!, biasOperand(ctx.node, ctx.inputs), ctx.outputs[0]!];
+function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>, epi: Epilogue, parts: readonly BPart[], kChunk: number): void {
+  const [a, c, r, y] = [ctx.inputs[0]!, biasOperand(ctx.node, ctx.inputs), residualOperand(ctx.node, ctx.inputs), ctx.outputs[0]!];
   const type = wgslType(a.type.dtype);
   const rowTile = chooseRowTile(g.M);
   const chunks = Math.ceil(g.K / kChunk);
@@ -108,7 +109,7 @@ function lowerKChunks(ctx: LowerContext, g: ReturnType<typeof foldBatchIntoRows>
     const workgroups: [number, number, number] = [Math.ceil(columnTiles / plan.workgroupSize), Math.ceil(g.M / rowTile), batch * chunks];
     ctx.kernel(tiledKernel(label, plan, raw, [a, part.tensor, partial], workgroups, kChunk));
   }
-  ctx.kernel(sumChunksKernel(label, g, type, epi, ctx, partial, c && usesBias(epi) ? c : undefined, y, chunks));
+  ctx.kernel(sumChunksKernel(label, g, type, epi, ctx, partial, { c: c && usesBias(epi) ? c : undefined, r: epi.residual ? r : undefined }, y, chunks));
 }
 
 /** MatMul/Gemm element types: floats compute in f32; integers in i32 (wrapping past 2^31, like the rest of the GPU path). */

@@ -10,7 +10,7 @@ import { grid1D, u } from '../../kernel/wgsl.js';
 import { kernel } from '../../kernel/builder.js';
 import type { KernelSpec, LowerTensor } from '../../kernel/types.js';
 import type { LowerContext } from '../op.js';
-import { storeStatement, type KernelPlan } from './epilogue.js';
+import { bindEpilogue, storeStatement, type KernelPlan } from './epilogue.js';
 
 /** K chunks for a product of `blocks` output blocks: enough workgroups for `target`, each chunk at least `minRows` of K (a multiple of `rowStep`). */
 export function chooseChunks(K: number, blocks: number, target: number | undefined, minRows: number, rowStep: number): { chunks: number; chunkRows: number } {
@@ -34,7 +34,7 @@ export function storePartial(p: KernelPlan, chunk: string, m: string, nt: string
 }
 
 /** The kernel adding `chunks` partial sums per output vec4 and storing them through the epilogue. */
-export function reducePartialsKernel(label: string, p: KernelPlan, ctx: LowerContext, partial: LowerTensor, bias: LowerTensor | undefined, y: LowerTensor, chunks: number): KernelSpec {
+export function reducePartialsKernel(label: string, p: KernelPlan, ctx: LowerContext, partial: LowerTensor, epilogue: { c?: LowerTensor; r?: LowerTensor }, y: LowerTensor, chunks: number): KernelSpec {
   const tiles = partialTiles(p);
   const grid = grid1D(p.g.M * tiles, 64, ctx.limits.maxComputeWorkgroupsPerDimension);
   const plan: KernelPlan = { ...p, rowTile: 1 };
@@ -49,7 +49,7 @@ export function reducePartialsKernel(label: string, p: KernelPlan, ctx: LowerCon
   ];
   const k = kernel(`${label}_sum`);
   k.bind('partial', partial, `vec4<${p.type}>`);
-  if (bias) k.bind('c', bias, p.type);
+  bindEpilogue(k, p.type, epilogue);
   k.bind('y', y, p.type);
   return k.buildGrid1D(grid, body.join('\n  '));
 }

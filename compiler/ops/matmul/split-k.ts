@@ -9,7 +9,7 @@ import type { KernelSpec, LowerTensor } from '../../kernel/types.js';
 import type { LowerContext } from '../op.js';
 import type { Epilogue, MatmulGeometry } from './geometry.js';
 import type { BPart } from './packing.js';
-import { bindOperands, storeExpr, storeStatement, type KernelPlan } from './epilogue.js';
+import { bindEpilogue, bindOperands, epilogueOperands, storeExpr, storeStatement, type KernelPlan } from './epilogue.js';
 import { chooseChunks, partialsTensor, reducePartialsKernel, storePartial } from './partials.js';
 
 /**
@@ -120,7 +120,7 @@ function splitKKernel(label: string, p: SplitKPlan, ctx: LowerContext, bindings:
     k.bind('b', bindings[1]!, `vec4<${type}>`);
     k.bind('partial', partial, `vec4<${type}>`);
   } else {
-    bindOperands(k, bindings, type, 'vec4');
+    bindOperands(k, bindings, type, 'vec4', false, p.epi);
   }
   const sums = k.workgroupArray('sums', `vec4<${type}>`, M * p.workgroupSize);
   return k.build({
@@ -139,10 +139,9 @@ export function splitK(label: string, g: MatmulGeometry, type: WgslScalar, part:
   const plan = splitKPlan(g, type, part, epi, ctx.kernelChoices?.occupancyWorkgroups, ctx.kernelChoices?.gemvUnroll ?? 4);
   if (plan.chunks === 1) return [splitKKernel(label, plan, ctx, bindings)];
   const partial = partialsTensor(ctx, plan, plan.chunks);
-  const bias = bindings.length === 4 ? bindings[2] : undefined;
   return [
     splitKKernel(label, plan, ctx, bindings, partial),
-    reducePartialsKernel(label, plan, ctx, partial, bias, bindings[bindings.length - 1]!, plan.chunks),
+    reducePartialsKernel(label, plan, ctx, partial, epilogueOperands(epi, bindings), bindings[bindings.length - 1]!, plan.chunks),
   ];
 }
 
@@ -159,14 +158,14 @@ export function kChunkRows(g: MatmulGeometry): number | undefined {
  * each output through the epilogue (alpha, beta * C, fused activation): one invocation per
  * output element, `chunks` loop trips (K / MAX_LOOP_TRIPS, a few).
  */
-export function sumChunksKernel(label: string, g: MatmulGeometry, type: WgslScalar, epi: Epilogue, ctx: LowerContext, partial: LowerTensor, c: LowerTensor | undefined, y: LowerTensor, chunks: number): KernelSpec {
+export function sumChunksKernel(label: string, g: MatmulGeometry, type: WgslScalar, epi: Epilogue, ctx: LowerContext, partial: LowerTensor, epilogue: { c?: LowerTensor; r?: LowerTensor }, y: LowerTensor, chunks: number): KernelSpec {
   const { M, N } = g;
   const total = numElements(g.batchShape) * M * N;
   const grid = grid1D(total);
   const plan = { g, type, epi } as KernelPlan;
   const k = kernel(`${label}_sum_k_chunks`);
   k.bind('partial', partial, type);
-  if (c) k.bind('c', c, type);
+  bindEpilogue(k, type, epilogue);
   k.bind('y', y, type);
   const body = [
     `let mn = i % ${u(M * N)};`,
@@ -175,7 +174,7 @@ export function sumChunksKernel(label: string, g: MatmulGeometry, type: WgslScal
     'let n = mn % ' + u(N) + ';',
     `var acc = partial[base];`,
     `for (var j = 1u; j < ${u(chunks)}; j++) { acc += partial[base + j * ${u(M * N)}]; }`,
-    `y[i] = ${storeExpr(plan, 'acc', ctx)};`,
+    `y[i] = ${storeExpr(plan, 'acc', ctx, 'i')};`,
   ];
   return k.buildGrid1D(grid, body.join('\n  '));
 }

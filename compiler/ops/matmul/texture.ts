@@ -10,9 +10,9 @@ import { kernel, LID, WID } from '../../kernel/builder.js';
 import { isTextureShape, packTexels, TEXEL_VALUES, texelLoad, textureShapeFor } from '../../kernel/texture-layout.js';
 import type { KernelSpec, LowerTensor, TextureShape } from '../../kernel/types.js';
 import type { LowerContext, ShapeContext, TextureWeightCandidate } from '../op.js';
-import { biasOperand, foldBatchIntoRows, geometryOf, usesBias, type Epilogue, type MatmulGeometry } from './geometry.js';
+import { biasOperand, foldBatchIntoRows, geometryOf, residualOperand, type Epilogue, type MatmulGeometry } from './geometry.js';
 import type { BPart } from './packing.js';
-import { bindOperands, chooseRowTile, chooseWorkgroupSize, storeStatement, type KernelPlan } from './epilogue.js';
+import { bindOperands, chooseRowTile, chooseWorkgroupSize, operandList, storeStatement, type KernelPlan } from './epilogue.js';
 
 export function textureCandidate(ctx: ShapeContext): TextureWeightCandidate | undefined {
   const [a, b] = ctx.inputs;
@@ -80,7 +80,7 @@ function textureKernel(label: string, p: KernelPlan, shape: TextureShape, ctx: L
     ...rows.flatMap((i) => [0, 1, 2, 3].map((j) => storeStatement(p, ctx, i, j))),
   ];
   const k = kernel(label);
-  bindOperands(k, bindings, 'f32', 'texture', aVec4);
+  bindOperands(k, bindings, 'f32', 'texture', aVec4, p.epi);
   return k.build({
     header: `${k.declarations()}\n\n// ${ctx.node.opType.toLowerCase()} (texture ${shape.width}x${shape.height}x${shape.layers}): ${rowTile} rows x 4 columns per invocation\n`,
     entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') },
@@ -104,6 +104,6 @@ export function lowerTexture(ctx: LowerContext, g: MatmulGeometry, epi: Epilogue
   if (workgroups.some((w) => w > ctx.limits.maxComputeWorkgroupsPerDimension)) return false;
   const texture = ctx.textureConstant('weights_texels', shape, texelsOfB(g, shape, b.data));
   const label = `${ctx.node.opType.toLowerCase()}${g.M === 1 ? '_gemv' : ''}_tex`;
-  ctx.kernel(textureKernel(label, plan, shape, ctx, [a, texture, ...(c && usesBias(epi) ? [c] : []), ctx.outputs[0]!], workgroups));
+  ctx.kernel(textureKernel(label, plan, shape, ctx, operandList(a, texture, epi, c, residualOperand(ctx.node, ctx.inputs), ctx.outputs[0]!), workgroups));
   return true;
 }

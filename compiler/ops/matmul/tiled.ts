@@ -70,6 +70,6 @@ export function tiledKernel(label: string, p: KernelPlan, ctx: LowerContext, bin
     ...rows.flatMap((i) => [0, 1, 2, 3].map((j) => storeStatement(p, ctx, i, j))),
   ];
   const k = kernel(label);
-  bindOperands(k, bindings, type, part.vec4 ? 'vec4' : 'scalar');
+  bindOperands(k, bindings, type, part.vec4 ? 'vec4' : 'scalar', false, p.epi);
   return k.build({ entry: { workgroupSize: p.workgroupSize, params: [WID, LID], body: body.join('\n  ') }, workgroups, loopTrips: kChunk ?? K });
 }

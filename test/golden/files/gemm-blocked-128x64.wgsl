@@ -68,22 +68,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let acc1 = acc0_0_1;
       let acc2 = acc0_0_2;
       let acc3 = acc0_0_3;
-      { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc0[0]; }
-      { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc0[1]; }
-      { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc0[2]; }
-      { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc0[3]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc1[0]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc1[1]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc1[2]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc1[3]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc2[0]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc2[1]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc2[2]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc2[3]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc3[0]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc3[1]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc3[2]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc3[3]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc0[0]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc0[1]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc0[2]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc0[3]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc1[0]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc1[1]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc1[2]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc1[3]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc2[0]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc2[1]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc2[2]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc2[3]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc3[0]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc3[1]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc3[2]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc3[3]; }
     } }
   { let m0 = mBase + 64u; let n0 = nBase + 0u;
     if (m0 < 300u && n0 < 100u) {
@@ -91,21 +91,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let acc1 = acc1_0_1;
       let acc2 = acc1_0_2;
       let acc3 = acc1_0_3;
-      { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc0[0]; }
-      { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc0[1]; }
-      { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc0[2]; }
-      { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc0[3]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc1[0]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc1[1]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc1[2]; }
-      { let m = m0 + 1u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc1[3]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc2[0]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc2[1]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc2[2]; }
-      { let m = m0 + 2u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc2[3]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 0u; y[yBase + m * 100u + n] = acc3[0]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 1u; y[yBase + m * 100u + n] = acc3[1]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 2u; y[yBase + m * 100u + n] = acc3[2]; }
-      { let m = m0 + 3u; let n = 0u + n0 + 3u; y[yBase + m * 100u + n] = acc3[3]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc0[0]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc0[1]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc0[2]; }
+      { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc0[3]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc1[0]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc1[1]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc1[2]; }
+      { let m = m0 + 1u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc1[3]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc2[0]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc2[1]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc2[2]; }
+      { let m = m0 + 2u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc2[3]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 0u; let at = yBase + m * 100u + n; y[at] = acc3[0]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 1u; let at = yBase + m * 100u + n; y[at] = acc3[1]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 2u; let at = yBase + m * 100u + n; y[at] = acc3[2]; }
+      { let m = m0 + 3u; let n = 0u + n0 + 3u; let at = yBase + m * 100u + n; y[at] = acc3[3]; }
     } }
 }

@@ -69,8 +69,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let yBase = 0u;
   var acc0 = vec4<f32>();
   for (var s = 0u; s < 3u; s++) { acc0 += partial[(s * 70u + m0) * 17u + nt]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 66u + n] = acc0[0] + c[n]; }
-  if (n0 + 1u < 66u) { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 66u + n] = acc0[1] + c[n]; }
-  if (n0 + 2u < 66u) { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 66u + n] = acc0[2] + c[n]; }
-  if (n0 + 3u < 66u) { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 66u + n] = acc0[3] + c[n]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 66u + n; y[at] = acc0[0] + c[n]; }
+  if (n0 + 1u < 66u) { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 66u + n; y[at] = acc0[1] + c[n]; }
+  if (n0 + 2u < 66u) { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 66u + n; y[at] = acc0[2] + c[n]; }
+  if (n0 + 3u < 66u) { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 66u + n; y[at] = acc0[3] + c[n]; }
 }

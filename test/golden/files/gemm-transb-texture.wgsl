@@ -27,8 +27,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let av0 = a[(ar0) / 4u + t];
     acc0 += vec4<f32>(dot(av0, wv0), dot(av0, wv1), dot(av0, wv2), dot(av0, wv3));
   }
-  { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 10u + n] = acc0[0] + c[n]; }
-  if (n0 + 1u < 10u) { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 10u + n] = acc0[1] + c[n]; }
-  if (n0 + 2u < 10u) { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 10u + n] = acc0[2] + c[n]; }
-  if (n0 + 3u < 10u) { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 10u + n] = acc0[3] + c[n]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 10u + n; y[at] = acc0[0] + c[n]; }
+  if (n0 + 1u < 10u) { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 10u + n; y[at] = acc0[1] + c[n]; }
+  if (n0 + 2u < 10u) { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 10u + n; y[at] = acc0[2] + c[n]; }
+  if (n0 + 3u < 10u) { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 10u + n; y[at] = acc0[3] + c[n]; }
 }

@@ -63,8 +63,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let yBase = 0u;
   var acc0 = vec4<f32>();
   for (var s = 0u; s < 5u; s++) { acc0 += partial[(s * 1u + m0) * 10u + nt]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 40u + n] = acc0[0]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 40u + n] = acc0[1]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 40u + n] = acc0[2]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 40u + n] = acc0[3]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 40u + n; y[at] = acc0[0]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 40u + n; y[at] = acc0[1]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 40u + n; y[at] = acc0[2]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 40u + n; y[at] = acc0[3]; }
 }

@@ -36,8 +36,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let m0 = 0u;
   let yBase = 0u;
   acc0 = sums[0u + lid.x];
-  { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 40u + n] = acc0[0] + c[n]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 40u + n] = acc0[1] + c[n]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 40u + n] = acc0[2] + c[n]; }
-  { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 40u + n] = acc0[3] + c[n]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 40u + n; y[at] = acc0[0] + c[n]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 40u + n; y[at] = acc0[1] + c[n]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 40u + n; y[at] = acc0[2] + c[n]; }
+  { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 40u + n; y[at] = acc0[3] + c[n]; }
 }

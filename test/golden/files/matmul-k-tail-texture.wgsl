@@ -39,20 +39,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let av3 = vec4<f32>(select(0.0, a[ar3 + min(k0 + 0u, 6u) * 1u], k0 + 0u < 7u), select(0.0, a[ar3 + min(k0 + 1u, 6u) * 1u], k0 + 1u < 7u), select(0.0, a[ar3 + min(k0 + 2u, 6u) * 1u], k0 + 2u < 7u), select(0.0, a[ar3 + min(k0 + 3u, 6u) * 1u], k0 + 3u < 7u));
     acc3 += vec4<f32>(dot(av3, wv0), dot(av3, wv1), dot(av3, wv2), dot(av3, wv3));
   }
-  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 0u; y[yBase + m * 12u + n] = acc0[0]; }
-  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 1u; y[yBase + m * 12u + n] = acc0[1]; }
-  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 2u; y[yBase + m * 12u + n] = acc0[2]; }
-  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 3u; y[yBase + m * 12u + n] = acc0[3]; }
-  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 0u; y[yBase + m * 12u + n] = acc1[0]; }
-  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 1u; y[yBase + m * 12u + n] = acc1[1]; }
-  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 2u; y[yBase + m * 12u + n] = acc1[2]; }
-  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 3u; y[yBase + m * 12u + n] = acc1[3]; }
-  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 0u; y[yBase + m * 12u + n] = acc2[0]; }
-  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 1u; y[yBase + m * 12u + n] = acc2[1]; }
-  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 2u; y[yBase + m * 12u + n] = acc2[2]; }
-  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 3u; y[yBase + m * 12u + n] = acc2[3]; }
-  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 0u; y[yBase + m * 12u + n] = acc3[0]; }
-  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 1u; y[yBase + m * 12u + n] = acc3[1]; }
-  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 2u; y[yBase + m * 12u + n] = acc3[2]; }
-  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 3u; y[yBase + m * 12u + n] = acc3[3]; }
+  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 0u; let at = yBase + m * 12u + n; y[at] = acc0[0]; }
+  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 1u; let at = yBase + m * 12u + n; y[at] = acc0[1]; }
+  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 2u; let at = yBase + m * 12u + n; y[at] = acc0[2]; }
+  if (m0 + 0u < 6u) { let m = m0 + 0u; let n = 0u + n0 + 3u; let at = yBase + m * 12u + n; y[at] = acc0[3]; }
+  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 0u; let at = yBase + m * 12u + n; y[at] = acc1[0]; }
+  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 1u; let at = yBase + m * 12u + n; y[at] = acc1[1]; }
+  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 2u; let at = yBase + m * 12u + n; y[at] = acc1[2]; }
+  if (m0 + 1u < 6u) { let m = m0 + 1u; let n = 0u + n0 + 3u; let at = yBase + m * 12u + n; y[at] = acc1[3]; }
+  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 0u; let at = yBase + m * 12u + n; y[at] = acc2[0]; }
+  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 1u; let at = yBase + m * 12u + n; y[at] = acc2[1]; }
+  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 2u; let at = yBase + m * 12u + n; y[at] = acc2[2]; }
+  if (m0 + 2u < 6u) { let m = m0 + 2u; let n = 0u + n0 + 3u; let at = yBase + m * 12u + n; y[at] = acc2[3]; }
+  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 0u; let at = yBase + m * 12u + n; y[at] = acc3[0]; }
+  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 1u; let at = yBase + m * 12u + n; y[at] = acc3[1]; }
+  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 2u; let at = yBase + m * 12u + n; y[at] = acc3[2]; }
+  if (m0 + 3u < 6u) { let m = m0 + 3u; let n = 0u + n0 + 3u; let at = yBase + m * 12u + n; y[at] = acc3[3]; }
 }
