@@ -63,6 +63,10 @@ function withoutLoop(dir: string, out: string): void {
   const schedule = JSON.parse(readFileSync(join(out, 'schedule.json'), 'utf8'));
   const loop = schedule.decoder.loop;
   delete schedule.decoder.loop;
+  // shaders only the loop dispatched keep no recorded grid (verification bounds it by their dispatches: none)
+  const dispatched = new Set<number>();
+  for (const model of schedule.models) for (const step of [...model.init, ...model.run]) if (step.op === 'dispatch') dispatched.add(step.shader);
+  if (schedule.maxWorkgroups) schedule.maxWorkgroups = schedule.maxWorkgroups.map((n: number, i: number) => (dispatched.has(i) ? n : 0));
   schedule.plannedPeakBytes -= loop.buffers.reduce((s: number, b: { size: number }) => s + b.size, 0) + loop.tokenReadbacks * 16;
   const bytes = Buffer.from(JSON.stringify(schedule));
   writeFileSync(join(out, 'schedule.json'), bytes);
