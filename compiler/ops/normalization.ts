@@ -66,7 +66,7 @@ function batchNormPlan(ctx: Pick<ShapeContext, 'node' | 'opset' | 'inputs'>): Ba
 }
 
 /** (scale / sqrt(var + eps), bias - mean * scale / sqrt(var + eps)) per parameter, in float64. */
-function scaleShift(scale: ConstTensor, bias: ConstTensor, mean: ConstTensor, variance: ConstTensor, epsilon: number): { scale: Float64Array; shift: Float64Array } {
+export function batchNormScaleShift(scale: ConstTensor, bias: ConstTensor, mean: ConstTensor, variance: ConstTensor, epsilon: number): { scale: Float64Array; shift: Float64Array } {
   const n = scale.data.length;
   const s = new Float64Array(n), t = new Float64Array(n);
   for (let p = 0; p < n; p++) {
@@ -91,7 +91,7 @@ export function foldBatchNormIntoConv(
       fail('FM_SHAPE', `BatchNormalization folding: ${name} has ${t.data.length} values, the Conv has ${outChannels} output channels`);
     }
   }
-  const { scale, shift } = scaleShift(bn.scale, bn.bias, bn.mean, bn.var, bn.epsilon);
+  const { scale, shift } = batchNormScaleShift(bn.scale, bn.bias, bn.mean, bn.var, bn.epsilon);
   const perChannel = numElements(convWeight.shape) / outChannels;
   const weight = new Float32Array(convWeight.data.length);
   const bias = new Float32Array(outChannels);
@@ -144,7 +144,7 @@ function batchNormOutputTypes(ctx: ShapeContext): TensorType[] {
 
 function foldBatchNorm(p: BatchNormPlan, inputs: readonly (ConstTensor | undefined)[]): ConstTensor {
   const [x, scale, bias, mean, variance] = inputs as ConstTensor[];
-  const ss = scaleShift(scale!, bias!, mean!, variance!, p.epsilon);
+  const ss = batchNormScaleShift(scale!, bias!, mean!, variance!, p.epsilon);
   const out = new Array<number>(x!.data.length);
   for (let i = 0; i < out.length; i++) {
     const q = Math.floor(i / p.inner) % p.params;
@@ -174,7 +174,7 @@ export const batchNormOp: OpDef = {
     const y = ctx.outputs[0]!;
     checkBindingSizes(ctx, [x!, y, scale!]);
     if (scale!.data && bias!.data && mean!.data && variance!.data) {
-      const ss = scaleShift(scale!.data, bias!.data, mean!.data, variance!.data, p.epsilon);
+      const ss = batchNormScaleShift(scale!.data, bias!.data, mean!.data, variance!.data, p.epsilon);
       const packed = new Float32Array(2 * p.params);
       for (let q = 0; q < p.params; q++) { packed[2 * q] = ss.scale[q]!; packed[2 * q + 1] = ss.shift[q]!; }
       const ssTensor = ctx.constant('batchnorm_scale_shift', { dtype: 'float32', shape: [p.params, 2], data: packed });

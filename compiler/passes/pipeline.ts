@@ -12,7 +12,7 @@ import type { KernelChoices, TargetLimits } from '../target/limits.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory-plan.js';
 import { dumpGraph, dumpPlan, dumpProgram } from './dump.js';
 import { eliminateDeadNodes } from './eliminate-dead.js';
-import { foldBatchNorm } from './fold-batchnorm.js';
+import { foldChannelAffine } from './fold-channel-affine.js';
 import { fuseActivations } from './fuse-activation.js';
 import { fuseAttention } from './fuse-attention.js';
 import { fuseGelu } from './fuse-gelu.js';
@@ -68,7 +68,7 @@ const graphPass = (name: string, fn: (g: Graph) => Graph): Pass => ({
 export const PIPELINE: readonly Pass[] = [
   graphPass('prune-unused', eliminateDeadNodes),
   graphPass('infer-shapes-and-fold-constants', inferShapesAndFold),
-  graphPass('fold-batchnorm-into-conv', foldBatchNorm),
+  graphPass('fold-channel-affine', foldChannelAffine),
   graphPass('fuse-layernorm', fuseLayerNorm),
   graphPass('fuse-gelu', fuseGelu),
   graphPass('fuse-attention', fuseAttention),

@@ -59,7 +59,7 @@ const range = (n: number, scale = 0.1, offset = 0) => Array.from({ length: n }, 
 
 // ------------------------------------------------------------------------------------------------
 
-describe('fold-batchnorm-into-conv', () => {
+describe('fold-channel-affine', () => {
   const bn = (convOutIsGraphOutput: boolean) => graphOf({
     inputs: [input('x', [1, 2, 4, 4])],
     outputs: [output('y'), ...(convOutIsGraphOutput ? [output('c')] : [])],
@@ -75,7 +75,7 @@ describe('fold-batchnorm-into-conv', () => {
 
   it('folds an inference BatchNormalization into the Conv before it', () => {
     const graph = bn(false);
-    const { before, after } = dumps(graph, 'fold-batchnorm-into-conv');
+    const { before, after } = dumps(graph, 'fold-channel-affine');
     expect(before).toBe(dump`
       graph "g" opset 17
       input "x": float32[1,2,4,4]
@@ -92,13 +92,13 @@ describe('fold-batchnorm-into-conv', () => {
       output "y": float32[1,3,4,4]
     `);
     // bias' = bias - mean * scale / sqrt(var + eps); weights scaled per output channel by scale / sqrt(var + eps)
-    const folded = through(graph, 'fold-batchnorm-into-conv');
+    const folded = through(graph, 'fold-channel-affine');
     expect(Array.from(folded.values.get('conv__bnbias')!.data!.data)).toEqual([0.1 - 0.5 * 1 / 2, -0.2 + 1 * 2 / 1, 0.3].map(Math.fround));
     expect(folded.values.get('w__bnfolded')!.data!.data[27]).toBeCloseTo(range(54)[27]! * 2, 6);
   });
 
   it('leaves the pair when the Conv output is also a graph output', () => {
-    const { before, after } = dumps(bn(true), 'fold-batchnorm-into-conv');
+    const { before, after } = dumps(bn(true), 'fold-channel-affine');
     expect(before).toBe(dump`
       graph "g" opset 17
       input "x": float32[1,2,4,4]
@@ -121,7 +121,7 @@ describe('fold-batchnorm-into-conv', () => {
         node('bn', 'BatchNormalization', ['c', 'scale', 'bias', 'mean', 'var'], ['y']),
       ],
     });
-    const { before, after } = dumps(graph, 'fold-batchnorm-into-conv');
+    const { before, after } = dumps(graph, 'fold-channel-affine');
     expect(before).toBe(dump`
       graph "g" opset 17
       input "x": float32[1,2,4,4]
